@@ -1,0 +1,215 @@
+//! Protocol newtypes parsed at the edge: info-hashes, piece indices and piece lengths.
+//!
+//! Handlers turn raw strings into these once; everything behind them works with typed values.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// A v2 info-hash (SHA-256 of the info dictionary): the canonical id of a torrent.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InfoHashV2(pub [u8; 32]);
+
+/// A v1 info-hash (SHA-1 of the info dictionary), accepted wherever an info-hash is taken.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InfoHashV1(pub [u8; 20]);
+
+/// An info-hash as a client may give it: either version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InfoHash {
+    V1(InfoHashV1),
+    V2(InfoHashV2),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed info-hash {0:?}: expected 40 (v1) or 64 (v2) hexadecimal characters")]
+pub struct InfoHashParseError(pub String);
+
+impl InfoHash {
+    /// Parses 40 or 64 hex characters (either case).
+    pub fn parse(s: &str) -> Result<Self, InfoHashParseError> {
+        let err = || InfoHashParseError(truncate_for_message(s));
+        match s.len() {
+            40 => {
+                let mut bytes = [0u8; 20];
+                hex::decode_to_slice(s, &mut bytes).map_err(|_| err())?;
+                Ok(InfoHash::V1(InfoHashV1(bytes)))
+            }
+            64 => {
+                let mut bytes = [0u8; 32];
+                hex::decode_to_slice(s, &mut bytes).map_err(|_| err())?;
+                Ok(InfoHash::V2(InfoHashV2(bytes)))
+            }
+            _ => Err(err()),
+        }
+    }
+}
+
+impl FromStr for InfoHash {
+    type Err = InfoHashParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+/// Keeps error messages bounded when a client sends something huge.
+pub(crate) fn truncate_for_message(s: &str) -> String {
+    const MAX: usize = 100;
+    match s.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
+    }
+}
+
+macro_rules! hex_display {
+    ($t:ty) => {
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&hex::encode(self.0))
+            }
+        }
+        impl fmt::Debug for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($t), self)
+            }
+        }
+        impl Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+    };
+}
+hex_display!(InfoHashV1);
+hex_display!(InfoHashV2);
+
+impl fmt::Display for InfoHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InfoHash::V1(h) => h.fmt(f),
+            InfoHash::V2(h) => h.fmt(f),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for InfoHash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        InfoHash::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The index of a piece (a chunk) within a torrent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PieceIndex(pub u32);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed piece index {0:?}: expected a non-negative decimal number")]
+pub struct PieceIndexParseError(pub String);
+
+impl PieceIndex {
+    pub fn parse(s: &str) -> Result<Self, PieceIndexParseError> {
+        // u32::from_str accepts a leading '+'; a piece index is digits only.
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(PieceIndexParseError(truncate_for_message(s)));
+        }
+        s.parse()
+            .map(PieceIndex)
+            .map_err(|_| PieceIndexParseError(truncate_for_message(s)))
+    }
+}
+
+/// A piece length: a power of two of at least 16 KiB (BEP 52).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PieceLength(u64);
+
+/// The BEP 52 merkle block size; also the smallest piece length.
+pub const BLOCK_SIZE: u64 = 16 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid piece length {0}: must be a power of two of at least 16384 bytes (16 KiB)")]
+pub struct PieceLengthError(pub u64);
+
+impl PieceLength {
+    /// The largest piece length accepted (1 GiB), so piece arithmetic never overflows `u32`/`usize`.
+    pub const MAX: u64 = 1 << 30;
+
+    pub fn new(bytes: u64) -> Result<Self, PieceLengthError> {
+        if bytes >= BLOCK_SIZE && bytes <= Self::MAX && bytes.is_power_of_two() {
+            Ok(PieceLength(bytes))
+        } else {
+            Err(PieceLengthError(bytes))
+        }
+    }
+
+    pub fn get(self) -> u64 {
+        self.0
+    }
+
+    /// How many 16 KiB merkle blocks make one piece.
+    pub fn blocks_per_piece(self) -> u64 {
+        self.0 / BLOCK_SIZE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn parses_both_info_hash_versions_in_any_case() {
+        let v1 = InfoHash::parse(&"aB".repeat(20)).unwrap();
+        assert_eq!(v1, InfoHash::V1(InfoHashV1([0xab; 20])));
+        let v2 = InfoHash::parse(&"0F".repeat(32)).unwrap();
+        assert_eq!(v2.to_string(), "0f".repeat(32));
+    }
+
+    #[test]
+    fn rejects_malformed_info_hashes_with_the_value_in_the_message() {
+        for bad in ["", "abc", &"g".repeat(40), &"a".repeat(41), &"é".repeat(20)] {
+            let err = InfoHash::parse(bad).unwrap_err();
+            assert!(err.to_string().contains("malformed info-hash"));
+        }
+    }
+
+    #[test]
+    fn piece_index_is_digits_only() {
+        assert_eq!(PieceIndex::parse("0").unwrap(), PieceIndex(0));
+        assert_eq!(
+            PieceIndex::parse("4294967295").unwrap(),
+            PieceIndex(u32::MAX)
+        );
+        for bad in ["", "+1", "-1", "1.0", "4294967296", " 1", "x"] {
+            assert!(PieceIndex::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn piece_length_must_be_a_power_of_two_from_16_kib() {
+        assert!(PieceLength::new(16 * 1024).is_ok());
+        assert!(PieceLength::new(1 << 20).is_ok());
+        for bad in [0, 1, 8 * 1024, 16 * 1024 + 1, 3 << 20, 1 << 31] {
+            assert!(PieceLength::new(bad).is_err(), "{bad}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn info_hash_parse_never_panics(s in ".{0,80}") {
+            let _ = InfoHash::parse(&s);
+        }
+
+        #[test]
+        fn info_hash_display_round_trips(bytes in proptest::array::uniform32(any::<u8>())) {
+            let h = InfoHash::V2(InfoHashV2(bytes));
+            prop_assert_eq!(InfoHash::parse(&h.to_string()).unwrap(), h);
+        }
+
+        #[test]
+        fn piece_index_round_trips(n in any::<u32>()) {
+            prop_assert_eq!(PieceIndex::parse(&n.to_string()).unwrap(), PieceIndex(n));
+        }
+    }
+}

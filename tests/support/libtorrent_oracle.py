@@ -1,0 +1,19 @@
+#!/usr/bin/env python3
+"""Prints libtorrent's v1 and v2 info-hashes for one file and piece length.
+
+The reference implementation is the oracle for our .torrent encoding:
+    libtorrent_oracle.py FILE PIECE_LENGTH  ->  "<v1 hex> <v2 hex>"
+"""
+import os
+import sys
+
+import libtorrent as lt
+
+path, piece_length = os.path.abspath(sys.argv[1]), int(sys.argv[2])
+fs = lt.file_storage()
+lt.add_files(fs, path)
+t = lt.create_torrent(fs, piece_length)
+lt.set_piece_hashes(t, os.path.dirname(path))
+info = lt.torrent_info(lt.bencode(t.generate()))
+hashes = info.info_hashes()
+print(str(hashes.v1), str(hashes.v2))
