@@ -5,5 +5,13 @@
 //! `types` are pure protocol code shared by all of them and by the CLI.
 
 pub mod bencode;
+pub mod cli;
+pub mod db;
 pub mod metainfo;
+pub mod seeder;
+pub mod server;
+pub mod settings;
+pub mod storage;
+pub mod telemetry;
+pub mod tracker;
 pub mod types;

@@ -153,6 +153,43 @@ impl PieceLength {
     }
 }
 
+/// A seeder's base URL as announced to the tracker: http(s), with a host, no credentials, query
+/// or fragment, kept without a trailing '/'.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct SeederUrl(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid seeder URL {0:?}: expected an http:// or https:// base URL with a host and no credentials, query or fragment")]
+pub struct SeederUrlError(pub String);
+
+impl SeederUrl {
+    pub fn parse(s: &str) -> Result<Self, SeederUrlError> {
+        let err = || SeederUrlError(truncate_for_message(s));
+        let url = url::Url::parse(s).map_err(|_| err())?;
+        let acceptable = matches!(url.scheme(), "http" | "https")
+            && url.host().is_some()
+            && url.username().is_empty()
+            && url.password().is_none()
+            && url.query().is_none()
+            && url.fragment().is_none()
+            && s.len() <= 2048;
+        if !acceptable {
+            return Err(err());
+        }
+        Ok(SeederUrl(url.as_str().trim_end_matches('/').to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SeederUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +229,22 @@ mod tests {
         assert!(PieceLength::new(1 << 20).is_ok());
         for bad in [0, 1, 8 * 1024, 16 * 1024 + 1, 3 << 20, 1 << 31] {
             assert!(PieceLength::new(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn seeder_urls_are_normalised_and_checked() {
+        let url = SeederUrl::parse("http://127.0.0.1:8080/").unwrap();
+        assert_eq!(url.as_str(), "http://127.0.0.1:8080");
+        for bad in [
+            "",
+            "ftp://x",
+            "http://u:p@x",
+            "http://x/?q",
+            "not a url",
+            "http:///",
+        ] {
+            assert!(SeederUrl::parse(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -48,7 +48,7 @@ pub struct FileHashes {
 pub fn from_path(
     path: &Path,
     piece_length: PieceLength,
-    announce: Option<String>,
+    trackers: Vec<String>,
     url_list: Vec<String>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Metainfo, CreateError> {
@@ -62,7 +62,7 @@ pub fn from_path(
     };
     let file = File::open(path).map_err(io_err)?;
     let hashes = hash_reader(file, piece_length, progress).map_err(io_err)?;
-    build(name, hashes, piece_length, announce, url_list).map_err(|source| CreateError::Metainfo {
+    build(name, hashes, piece_length, trackers, url_list).map_err(|source| CreateError::Metainfo {
         path: path.to_owned(),
         source,
     })
@@ -73,18 +73,18 @@ pub fn from_bytes(
     name: &str,
     data: &[u8],
     piece_length: PieceLength,
-    announce: Option<String>,
+    trackers: Vec<String>,
     url_list: Vec<String>,
 ) -> Result<Metainfo, MetainfoError> {
     let hashes = hash_reader(data, piece_length, &|_| {}).expect("reading a slice cannot fail");
-    build(name, hashes, piece_length, announce, url_list)
+    build(name, hashes, piece_length, trackers, url_list)
 }
 
 fn build(
     name: &str,
     hashes: FileHashes,
     piece_length: PieceLength,
-    announce: Option<String>,
+    trackers: Vec<String>,
     url_list: Vec<String>,
 ) -> Result<Metainfo, MetainfoError> {
     Metainfo::new(
@@ -93,7 +93,7 @@ fn build(
         piece_length,
         hashes.v1_pieces,
         hashes.piece_hashes,
-        announce,
+        trackers,
         url_list,
     )
 }
@@ -221,7 +221,7 @@ mod tests {
     #[test]
     fn an_empty_input_is_a_clear_error() {
         let pl = PieceLength::new(16384).unwrap();
-        let err = from_bytes("empty", b"", pl, None, vec![]).unwrap_err();
+        let err = from_bytes("empty", b"", pl, vec![], vec![]).unwrap_err();
         assert!(matches!(err, MetainfoError::EmptyFile));
     }
 

@@ -28,7 +28,9 @@ pub struct Metainfo {
     /// BEP 52 hash of each piece: the piece layer, or just the pieces root for a one-piece file.
     pub piece_hashes: Vec<Hash256>,
     pub pieces_root: Hash256,
-    pub announce: Option<String>,
+    /// Tracker announce URLs: the first is `announce`; more make a BEP 12 `announce-list`.
+    pub trackers: Vec<String>,
+    /// BEP 19 web seeds.
     pub url_list: Vec<String>,
     pub info_hash_v1: InfoHashV1,
     pub info_hash_v2: InfoHashV2,
@@ -74,7 +76,7 @@ impl Metainfo {
         piece_length: PieceLength,
         v1_pieces: Vec<[u8; 20]>,
         piece_hashes: Vec<Hash256>,
-        announce: Option<String>,
+        trackers: Vec<String>,
         url_list: Vec<String>,
     ) -> Result<Self, MetainfoError> {
         validate_name(name)?;
@@ -84,8 +86,15 @@ impl Metainfo {
         let pieces_root = merkle::pieces_root(&piece_hashes, piece_length);
         let info = info_dict(name, length, piece_length, &v1_pieces, &pieces_root);
         let mut top = BTreeMap::new();
-        if let Some(announce) = &announce {
-            top.insert(b"announce".to_vec(), Value::bytes(announce.as_str()));
+        if let Some(first) = trackers.first() {
+            top.insert(b"announce".to_vec(), Value::bytes(first.as_str()));
+        }
+        if trackers.len() > 1 {
+            let tiers = trackers
+                .iter()
+                .map(|t| Value::List(vec![Value::bytes(t.as_str())]))
+                .collect();
+            top.insert(b"announce-list".to_vec(), Value::List(tiers));
         }
         top.insert(b"info".to_vec(), info);
         if piece_hashes.len() > 1 {
@@ -182,10 +191,20 @@ impl Metainfo {
             hashes
         };
 
-        let announce = top
-            .get("announce")
-            .and_then(Value::as_str)
-            .map(String::from);
+        let mut trackers: Vec<String> = top
+            .get("announce-list")
+            .and_then(Value::as_list)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_list)
+            .flatten()
+            .filter_map(|t| t.as_str().map(String::from))
+            .collect();
+        if let Some(announce) = top.get("announce").and_then(Value::as_str) {
+            if !trackers.iter().any(|t| t == announce) {
+                trackers.insert(0, announce.to_owned());
+            }
+        }
         let url_list = match top.get("url-list") {
             Some(Value::List(items)) => items
                 .iter()
@@ -202,7 +221,7 @@ impl Metainfo {
             v1_pieces,
             piece_hashes,
             pieces_root,
-            announce,
+            trackers,
             url_list,
             info_hash_v1: InfoHashV1(Sha1::digest(raw_info).into()),
             info_hash_v2: InfoHashV2(Sha256::digest(raw_info).into()),
@@ -300,7 +319,7 @@ mod tests {
     fn sample(len: usize, piece_length: u64) -> (Vec<u8>, Metainfo) {
         let data: Vec<u8> = (0..len).map(|i| (i * 7 % 256) as u8).collect();
         let pl = PieceLength::new(piece_length).unwrap();
-        let meta = create::from_bytes("a file.bin", &data, pl, None, vec![]).unwrap();
+        let meta = create::from_bytes("a file.bin", &data, pl, vec![], vec![]).unwrap();
         (data, meta)
     }
 
@@ -324,6 +343,23 @@ mod tests {
             .unwrap();
         bytes[layer_at + 60] ^= 1;
         assert!(Metainfo::from_bytes(&bytes).is_err());
+    }
+
+    #[test]
+    fn trackers_and_web_seeds_round_trip_without_changing_the_info_hash() {
+        let (data, plain) = sample(40_000, 16384);
+        let pl = plain.piece_length;
+        let trackers = vec![
+            "http://a/announce".to_owned(),
+            "http://b/announce".to_owned(),
+        ];
+        let seeds = vec!["http://a/files/".to_owned()];
+        let meta =
+            create::from_bytes("a file.bin", &data, pl, trackers.clone(), seeds.clone()).unwrap();
+        let again = Metainfo::from_bytes(&meta.bytes).unwrap();
+        assert_eq!(again.trackers, trackers);
+        assert_eq!(again.url_list, seeds);
+        assert_eq!(again.info_hash_v2, plain.info_hash_v2);
     }
 
     #[test]

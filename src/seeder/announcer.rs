@@ -1,0 +1,161 @@
+//! Keeps the tracker informed of what this seeder shares: registers each torrent, announces at
+//! start and every interval (sooner when the catalog changes), and says "stopped" on shutdown.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+use url::Url;
+
+use super::Seeder;
+use crate::metainfo::Metainfo;
+use crate::tracker::swarm::Event;
+use crate::tracker::Tracker;
+use crate::types::{InfoHash, InfoHashV2, SeederUrl};
+
+/// The tracker a seeder reports to: this process's own, or another server over HTTP.
+#[derive(Clone)]
+pub enum TrackerClient {
+    Local(Arc<Tracker>),
+    Remote { base: Url, http: reqwest::Client },
+}
+
+#[derive(Serialize)]
+struct AnnounceBody<'a> {
+    info_hash: String,
+    url: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event: Option<Event>,
+}
+
+#[derive(Deserialize)]
+struct AnnounceReply {
+    interval: u64,
+}
+
+impl TrackerClient {
+    fn endpoint(base: &Url, path: &str) -> Url {
+        let mut url = base.clone();
+        url.path_segments_mut()
+            .expect("http URLs have a path")
+            .pop_if_empty()
+            .push(path);
+        url
+    }
+
+    pub async fn register(&self, meta: &Metainfo) -> anyhow::Result<()> {
+        match self {
+            TrackerClient::Local(tracker) => {
+                let tracker = tracker.clone();
+                let meta = meta.clone();
+                tokio::task::spawn_blocking(move || tracker.register(meta)).await??;
+            }
+            TrackerClient::Remote { base, http } => {
+                http.post(Self::endpoint(base, "torrents"))
+                    .header("content-type", "application/x-bittorrent")
+                    .body(meta.bytes.to_vec())
+                    .send()
+                    .await?
+                    .error_for_status()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Announces and returns the interval the tracker asks for.
+    pub async fn announce(
+        &self,
+        hash: InfoHashV2,
+        url: &SeederUrl,
+        event: Option<Event>,
+    ) -> anyhow::Result<Duration> {
+        match self {
+            TrackerClient::Local(tracker) => {
+                tracker.announce(&InfoHash::V2(hash), url.clone(), event);
+                Ok(tracker.interval())
+            }
+            TrackerClient::Remote { base, http } => {
+                let body = AnnounceBody {
+                    info_hash: hash.to_string(),
+                    url: url.as_str(),
+                    event,
+                };
+                let reply: AnnounceReply = http
+                    .post(Self::endpoint(base, "announce"))
+                    .json(&body)
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .json()
+                    .await?;
+                Ok(Duration::from_secs(reply.interval.max(1)))
+            }
+        }
+    }
+}
+
+/// Runs until `shutdown` is notified, then announces "stopped" for everything it announced.
+pub struct Announcer {
+    pub seeder: Arc<Seeder>,
+    pub client: TrackerClient,
+    pub own_url: SeederUrl,
+    pub default_interval: Duration,
+    /// Notified by rescans that change the catalog.
+    pub catalog_changed: Arc<Notify>,
+    pub shutdown: Arc<Notify>,
+}
+
+impl Announcer {
+    pub async fn run(self) {
+        let mut registered: HashSet<InfoHashV2> = HashSet::new();
+        let mut announced: HashSet<InfoHashV2> = HashSet::new();
+        let mut interval = self.default_interval;
+        loop {
+            let files = self.seeder.catalog().files();
+            let current: HashSet<InfoHashV2> = files.iter().map(|f| f.meta.info_hash_v2).collect();
+            for gone in announced.difference(&current).copied().collect::<Vec<_>>() {
+                self.announce(gone, Some(Event::Stopped)).await;
+                announced.remove(&gone);
+            }
+            for file in &files {
+                let hash = file.meta.info_hash_v2;
+                if !registered.contains(&hash) {
+                    match self.client.register(&file.meta).await {
+                        Ok(()) => {
+                            registered.insert(hash);
+                        }
+                        Err(e) => {
+                            tracing::warn!(name = %file.name, error = %e, "registering torrent with tracker failed");
+                            continue;
+                        }
+                    }
+                }
+                let event = (!announced.contains(&hash)).then_some(Event::Started);
+                if let Some(asked) = self.announce(hash, event).await {
+                    interval = asked;
+                    announced.insert(hash);
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = self.catalog_changed.notified() => {}
+                _ = self.shutdown.notified() => break,
+            }
+        }
+        for hash in announced {
+            self.announce(hash, Some(Event::Stopped)).await;
+        }
+    }
+
+    async fn announce(&self, hash: InfoHashV2, event: Option<Event>) -> Option<Duration> {
+        match self.client.announce(hash, &self.own_url, event).await {
+            Ok(interval) => Some(interval),
+            Err(e) => {
+                tracing::warn!(info_hash = %hash, error = %e, "announce failed; will retry");
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! The API's errors and their one mapping to HTTP: every 4xx/5xx body is JSON `{error, message}`.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::db::DbError;
+use crate::metainfo::MetainfoError;
+use crate::storage::StorageError;
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// A stable machine-readable code, e.g. `not_found`.
+    #[schema(example = "not_found")]
+    pub error: &'static str,
+    /// What went wrong, naming the offending value.
+    #[schema(example = "no shared file or torrent named \"a.bin\"")]
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    InvalidTorrent(#[from] MetainfoError),
+    #[error("requested range not satisfiable: the representation is {length} bytes")]
+    RangeNotSatisfiable { length: u64 },
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    Storage(#[from] StorageError),
+    #[error("{0}")]
+    Db(#[from] DbError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::NotFound(_) => "not_found",
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::InvalidTorrent(_) => "invalid_torrent",
+            ApiError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::Storage(StorageError::Missing { .. } | StorageError::Changed { .. }) => {
+                "file_unavailable"
+            }
+            ApiError::Storage(StorageError::Io { .. })
+            | ApiError::Db(_)
+            | ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::InvalidTorrent(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            // The file changed or vanished since it was hashed: a rescan will fix the catalog.
+            ApiError::Storage(StorageError::Missing { .. } | StorageError::Changed { .. }) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Storage(StorageError::Io { .. })
+            | ApiError::Db(_)
+            | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let mut response = HttpResponse::build(status);
+        match self {
+            ApiError::RangeNotSatisfiable { length } => {
+                response.insert_header((header::CONTENT_RANGE, format!("bytes */{length}")));
+            }
+            ApiError::Storage(StorageError::Missing { .. } | StorageError::Changed { .. }) => {
+                response.insert_header((header::RETRY_AFTER, "30"));
+            }
+            _ => {}
+        }
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        // Paths on disk are for the log, not for clients.
+        let message = match self {
+            ApiError::Storage(_) | ApiError::Db(_) | ApiError::Internal(_) => {
+                status.canonical_reason().unwrap_or("error").to_owned()
+            }
+            _ => self.to_string(),
+        };
+        response.json(ErrorBody {
+            error: self.code(),
+            message,
+        })
+    }
+}
+
+/// Turns actix-web's extractor errors (bad JSON, query, path, oversized body) into our JSON errors.
+pub fn extractor_error(
+    err: impl std::fmt::Display + Into<actix_web::Error>,
+    _: &HttpRequest,
+) -> actix_web::Error {
+    let message = err.to_string();
+    let error: actix_web::Error = err.into();
+    let api = match error.as_response_error().status_code() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(message),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType(message),
+        StatusCode::NOT_FOUND => ApiError::NotFound(message),
+        _ => ApiError::BadRequest(message),
+    };
+    api.into()
+}

@@ -1,0 +1,119 @@
+//! Prometheus metrics and the per-request log line, recorded by one middleware.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{web, Error};
+use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+
+use super::AppState;
+
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    pub bytes_served: IntCounter,
+    torrents: IntGauge,
+    shared_files: IntGauge,
+    live_seeders: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry =
+            Registry::new_custom(Some("gotorrent".into()), None).expect("a valid metric prefix");
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by route pattern, method and status",
+            ),
+            &["route", "method", "status"],
+        )
+        .expect("valid metric");
+        let bytes_served = IntCounter::new(
+            "bytes_served_total",
+            "File and chunk body bytes sent to clients",
+        )
+        .expect("valid metric");
+        let torrents = IntGauge::new("torrents", "Torrents known: registered or shared")
+            .expect("valid metric");
+        let shared_files =
+            IntGauge::new("shared_files", "Files this seeder shares").expect("valid metric");
+        let live_seeders = IntGauge::new("live_seeders", "Seeders announced and not expired")
+            .expect("valid metric");
+        for collector in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(bytes_served.clone()),
+            Box::new(torrents.clone()),
+            Box::new(shared_files.clone()),
+            Box::new(live_seeders.clone()),
+        ] {
+            registry
+                .register(collector)
+                .expect("metric names are unique");
+        }
+        Metrics {
+            registry,
+            requests,
+            bytes_served,
+            torrents,
+            shared_files,
+            live_seeders,
+        }
+    }
+
+    /// Refreshes the gauges from current state and renders the text exposition format.
+    pub fn render(&self, state: &AppState) -> String {
+        let shared = state.seeder.as_ref().map_or(0, |s| s.catalog().len());
+        self.shared_files.set(shared as i64);
+        self.torrents
+            .set(super::routes::known_torrents(state).len() as i64);
+        self.live_seeders
+            .set(state.tracker.as_ref().map_or(0, |t| t.total_live_seeders()) as i64);
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding into memory cannot fail");
+        String::from_utf8(out).expect("the text format is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Counts the request by route pattern (not raw path, so label cardinality stays bounded) and
+/// logs one line with method, path, status and duration.
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.path().to_owned();
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let res = next.call(req).await?;
+    let status = res.status();
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".into());
+    if let Some(state) = state {
+        state
+            .metrics
+            .requests
+            .with_label_values(&[route.as_str(), method.as_str(), status.as_str()])
+            .inc();
+    }
+    tracing::info!(
+        method = %method,
+        path = %path,
+        status = status.as_u16(),
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    Ok(res)
+}

@@ -1,0 +1,257 @@
+//! The HTTP transport: one actix-web server carrying the seeder and tracker APIs, OpenAPI and
+//! Swagger UI. [`Application::build`] binds first, so callers (and tests on port 0) learn the
+//! real port before anything runs.
+
+mod error;
+mod metrics;
+pub mod openapi;
+pub mod range;
+mod routes;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use tokio::sync::Notify;
+use url::Url;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::db::StateDb;
+use crate::seeder::announcer::{Announcer, TrackerClient};
+use crate::seeder::{Seeder, TorrentUrls};
+use crate::settings::Validated;
+use crate::storage::{LocalStorage, Storage};
+use crate::tracker::Tracker;
+use crate::types::SeederUrl;
+pub use error::{ApiError, ErrorBody};
+pub use metrics::Metrics;
+
+/// Shared by every handler. A role that is switched off is `None`, and its routes are not mounted.
+pub struct AppState {
+    pub seeder: Option<Arc<Seeder>>,
+    pub tracker: Option<Arc<Tracker>>,
+    pub storage: Arc<dyn Storage>,
+    pub metrics: Arc<Metrics>,
+    pub max_body_bytes: usize,
+}
+
+pub struct Application {
+    port: u16,
+    public_url: Url,
+    server: Server,
+    shutdown: Arc<Notify>,
+    announcer: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Application {
+    /// Binds, opens the state, and prepares the server and its background tasks (rescans,
+    /// announces, peer expiry). Nothing is served until [`Application::run_until_stopped`].
+    pub async fn build(settings: Validated, seed_files: Vec<PathBuf>) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.bind)
+            .with_context(|| format!("cannot bind server.bind = {}", settings.bind))?;
+        let local = listener.local_addr()?;
+        let public_url = settings
+            .public_url
+            .clone()
+            .unwrap_or_else(|| derived_public_url(local));
+        let raw = &settings.raw;
+
+        let db = Arc::new(StateDb::open(&raw.storage.state_dir)?);
+        let tracker = if raw.tracker.enabled {
+            let store = db.clone();
+            Some(Arc::new(Tracker::load(
+                store,
+                settings.announce_interval,
+                raw.tracker.max_peers,
+            )?))
+        } else {
+            None
+        };
+        let client = match (&settings.tracker, &tracker) {
+            (Some(base), _) => Some(TrackerClient::Remote {
+                base: base.clone(),
+                http: reqwest::Client::builder()
+                    .timeout(Duration::from_secs(30))
+                    .build()?,
+            }),
+            (None, Some(local_tracker)) => Some(TrackerClient::Local(local_tracker.clone())),
+            (None, None) => None,
+        };
+        let tracker_base = settings
+            .tracker
+            .clone()
+            .or_else(|| tracker.as_ref().map(|_| public_url.clone()));
+        let announce_url = tracker_base.map(|base| join(&base, "announce"));
+
+        let seeder = if raw.seeder.enabled {
+            let urls = TorrentUrls {
+                announce: announce_url,
+                public_url: public_url.clone(),
+            };
+            Some(Arc::new(Seeder::new(
+                &raw.storage.data_dir,
+                &seed_files,
+                db.clone(),
+                settings.piece_length,
+                urls,
+            )?))
+        } else {
+            if !seed_files.is_empty() {
+                anyhow::bail!("files to seed were given, but the seeder role is off (--no-seeder)");
+            }
+            None
+        };
+
+        let metrics = Arc::new(Metrics::new());
+        let state = web::Data::new(AppState {
+            seeder: seeder.clone(),
+            tracker: tracker.clone(),
+            storage: Arc::new(LocalStorage),
+            metrics: metrics.clone(),
+            max_body_bytes: raw.server.max_body_bytes,
+        });
+        let workers = match raw.server.workers {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
+        let server = HttpServer::new(move || {
+            let state = state.clone();
+            App::new()
+                .app_data(state.clone())
+                .wrap(actix_web::middleware::from_fn(metrics::observe))
+                .configure(|cfg| routes::configure(cfg, &state))
+                .service(
+                    SwaggerUi::new("/swagger-ui/{_:.*}")
+                        .url("/api-docs/openapi.json", openapi::ApiDoc::openapi()),
+                )
+                .default_service(web::to(routes::not_found))
+        })
+        .workers(workers)
+        .shutdown_timeout(10)
+        .listen(listener)?
+        .run();
+
+        let shutdown = Arc::new(Notify::new());
+        let catalog_changed = Arc::new(Notify::new());
+        if let Some(seeder) = &seeder {
+            actix_web::rt::spawn(rescan_loop(
+                seeder.clone(),
+                settings.rescan_interval,
+                catalog_changed.clone(),
+            ));
+        }
+        if let Some(tracker) = &tracker {
+            actix_web::rt::spawn(expiry_loop(tracker.clone(), settings.announce_interval));
+        }
+        let announcer = match (&seeder, client) {
+            (Some(seeder), Some(client)) => {
+                let own_url = SeederUrl::parse(public_url.as_str())
+                    .context("server.public_url is not usable as a seeder URL")?;
+                let announcer = Announcer {
+                    seeder: seeder.clone(),
+                    client,
+                    own_url,
+                    default_interval: settings.announce_interval,
+                    catalog_changed,
+                    shutdown: shutdown.clone(),
+                };
+                Some(actix_web::rt::spawn(announcer.run()))
+            }
+            (Some(_), None) => {
+                tracing::warn!("no tracker: the tracker role is off and seeder.tracker is unset, so nothing is announced");
+                None
+            }
+            _ => None,
+        };
+
+        Ok(Application {
+            port: local.port(),
+            public_url,
+            server,
+            shutdown,
+            announcer,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn public_url(&self) -> &Url {
+        &self.public_url
+    }
+
+    /// Serves until SIGINT/SIGTERM (or the server handle stops it), then finishes in-flight
+    /// responses and tells the tracker this seeder has stopped.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let served = self.server.await;
+        self.shutdown.notify_one();
+        if let Some(announcer) = self.announcer {
+            if tokio::time::timeout(Duration::from_secs(10), announcer)
+                .await
+                .is_err()
+            {
+                tracing::warn!("gave up sending 'stopped' announces after 10 s");
+            }
+        }
+        served
+    }
+}
+
+/// With no public URL configured, the server's own address; an unspecified bind address
+/// (0.0.0.0) is not dialable, so loopback stands in for it.
+fn derived_public_url(local: SocketAddr) -> Url {
+    let ip = match local.ip() {
+        ip if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        ip => ip,
+    };
+    Url::parse(&format!("http://{}", SocketAddr::new(ip, local.port())))
+        .expect("a socket address makes a valid URL")
+}
+
+/// `base` with one more path segment.
+pub fn join(base: &Url, segment: &str) -> Url {
+    let mut url = base.clone();
+    url.path_segments_mut()
+        .expect("http URLs have a path")
+        .pop_if_empty()
+        .push(segment);
+    url
+}
+
+async fn rescan_loop(seeder: Arc<Seeder>, every: Duration, changed: Arc<Notify>) {
+    let mut first = true;
+    loop {
+        let scanning = seeder.clone();
+        match tokio::task::spawn_blocking(move || scanning.rescan()).await {
+            Ok(true) => changed.notify_one(),
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %e, "rescan failed"),
+        }
+        if first {
+            first = false;
+            for file in seeder.catalog().files() {
+                tracing::info!(
+                    name = %file.name,
+                    info_hash = %file.meta.info_hash_v2,
+                    url = %crate::seeder::file_url(&seeder.urls().public_url, &file.name),
+                    torrent = %join(&join(&seeder.urls().public_url, "torrents"), &file.meta.info_hash_v2.to_string()),
+                    "sharing"
+                );
+            }
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+async fn expiry_loop(tracker: Arc<Tracker>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        tracker.expire();
+    }
+}

@@ -1,0 +1,182 @@
+//! Seeder endpoints: `GET /chunks/{file}/{index}` (one piece) and `GET /files/{name}` (the whole
+//! file, a BEP 19 web seed). Both stream from storage and honour a single `Range`.
+
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use actix_web::body::SizedStream;
+use actix_web::http::header::{self, HttpDate};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+
+use crate::seeder::SharedFile;
+use crate::server::error::{ApiError, ErrorBody};
+use crate::server::range::{self, RangeOutcome};
+use crate::server::AppState;
+use crate::storage::FileRef;
+use crate::types::PieceIndex;
+
+/// Content addressed by info-hash never changes, so caches may keep it for a year.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// A name can point at new content after a rescan: caches must revalidate.
+const REVALIDATE: &str = "no-cache";
+
+/// The raw bytes of one piece (chunk).
+#[utoipa::path(
+    get,
+    path = "/chunks/{file}/{index}",
+    tag = "seeder",
+    params(
+        ("file" = String, Path, description = "A shared file's name (a nested name with '/' encoded as %2F) or its v1/v2 info-hash in hex"),
+        ("index" = u32, Path, description = "Piece index, from 0"),
+        ("Range" = Option<String>, Header, description = "A single byte range inside the piece, e.g. bytes=0-1023"),
+    ),
+    responses(
+        (status = 200, description = "The piece's bytes; the ETag is its BEP 52 SHA-256 piece hash", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 206, description = "The requested range of the piece", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 304, description = "Not modified (If-None-Match matched the ETag)"),
+        (status = 400, description = "Malformed piece index", body = ErrorBody),
+        (status = 404, description = "Unknown file or piece index past the end", body = ErrorBody),
+        (status = 416, description = "Range outside the piece", body = ErrorBody),
+        (status = 503, description = "The file changed on disk since it was hashed", body = ErrorBody),
+    )
+)]
+pub async fn chunk(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (file, index) = path.into_inner();
+    let index = PieceIndex::parse(&index).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let catalog = seeder(&state)?.catalog();
+    let (shared, by_hash) = catalog.resolve(&file).ok_or_else(|| not_shared(&file))?;
+    let (offset, len) = shared.meta.piece_span(index).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "piece index {} is past the end of {:?}, which has {} pieces",
+            index.0,
+            shared.name,
+            shared.meta.piece_count()
+        ))
+    })?;
+    let etag = format!(
+        "\"{}\"",
+        hex::encode(shared.meta.piece_hashes[index.0 as usize])
+    );
+    let cache = if by_hash { IMMUTABLE } else { REVALIDATE };
+    serve(&req, &state, shared, offset, len, &etag, cache).await
+}
+
+/// A whole shared file: the BEP 19 web-seed URL (`url-list` = `<public url>/files/`).
+#[utoipa::path(
+    get,
+    path = "/files/{name}",
+    tag = "seeder",
+    params(
+        ("name" = String, Path, description = "The shared file's name; a nested name is given as a path, e.g. dir/a.bin"),
+        ("Range" = Option<String>, Header, description = "A single byte range, e.g. bytes=1048576-2097151"),
+        ("If-Range" = Option<String>, Header, description = "Honour Range only if this ETag or date still matches"),
+    ),
+    responses(
+        (status = 200, description = "The file; the ETag is its v2 info-hash", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 206, description = "The requested range, with Content-Range", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 304, description = "Not modified (If-None-Match matched the ETag)"),
+        (status = 404, description = "No shared file of that name", body = ErrorBody),
+        (status = 416, description = "Range not satisfiable; Content-Range gives the length", body = ErrorBody),
+        (status = 503, description = "The file changed on disk since it was hashed", body = ErrorBody),
+    )
+)]
+pub async fn file(
+    req: HttpRequest,
+    name: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let name = name.into_inner();
+    let catalog = seeder(&state)?.catalog();
+    let shared = catalog.by_name(&name).ok_or_else(|| not_shared(&name))?;
+    let etag = format!("\"{}\"", shared.meta.info_hash_v2);
+    serve(&req, &state, shared, 0, shared.size, &etag, REVALIDATE).await
+}
+
+fn seeder(state: &AppState) -> Result<&Arc<crate::seeder::Seeder>, ApiError> {
+    state
+        .seeder
+        .as_ref()
+        .ok_or_else(|| ApiError::NotFound("the seeder role is off".into()))
+}
+
+fn not_shared(name: &str) -> ApiError {
+    ApiError::NotFound(format!(
+        "no shared file or info-hash {:?}",
+        crate::types::truncate_for_message(name)
+    ))
+}
+
+/// Streams `len` bytes of `shared` from `offset`, applying conditional and range headers to that
+/// window as the representation.
+async fn serve(
+    req: &HttpRequest,
+    state: &AppState,
+    shared: &SharedFile,
+    offset: u64,
+    len: u64,
+    etag: &str,
+    cache_control: &str,
+) -> Result<HttpResponse, ApiError> {
+    let last_modified =
+        HttpDate::from(UNIX_EPOCH + Duration::from_nanos(shared.mtime_ns.max(0) as u64));
+    let header_str = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+
+    let mut response = HttpResponse::Ok();
+    response
+        .insert_header((header::ETAG, etag))
+        .insert_header((header::LAST_MODIFIED, last_modified))
+        .insert_header((header::CACHE_CONTROL, cache_control))
+        .insert_header((header::ACCEPT_RANGES, "bytes"));
+
+    if header_str(header::IF_NONE_MATCH).is_some_and(|v| etag_matches(v, etag)) {
+        return Ok(response.status(StatusCode::NOT_MODIFIED).finish());
+    }
+
+    // If-Range: the Range applies only to the representation the client already has part of.
+    let range_applies = header_str(header::IF_RANGE)
+        .is_none_or(|v| v == etag || v.parse::<HttpDate>().is_ok_and(|d| d == last_modified));
+    let range_header = header_str(header::RANGE).filter(|_| range_applies);
+    let (start, count) = match range::resolve(range_header, len) {
+        RangeOutcome::Full => (0, len),
+        RangeOutcome::Partial { start, len: part } => {
+            response.status(StatusCode::PARTIAL_CONTENT).insert_header((
+                header::CONTENT_RANGE,
+                format!("bytes {}-{}/{}", start, start + part - 1, len),
+            ));
+            (start, part)
+        }
+        RangeOutcome::Unsatisfiable => return Err(ApiError::RangeNotSatisfiable { length: len }),
+    };
+
+    let file_ref = FileRef {
+        path: shared.path.clone(),
+        size: shared.size,
+        mtime_ns: shared.mtime_ns,
+    };
+    let opened = state.storage.open(file_ref).await?;
+    response.content_type("application/octet-stream");
+    if req.method() == actix_web::http::Method::HEAD {
+        return Ok(response.no_chunking(count).finish());
+    }
+    let counter = state.metrics.bytes_served.clone();
+    let body = opened.stream(offset + start, count).inspect(move |block| {
+        if let Ok(bytes) = block {
+            counter.inc_by(bytes.len() as u64);
+        }
+    });
+    Ok(response.body(SizedStream::new(count, body)))
+}
+
+/// `If-None-Match` holds `*` or a list of entity tags.
+fn etag_matches(header_value: &str, etag: &str) -> bool {
+    header_value
+        .split(',')
+        .map(str::trim)
+        .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == etag)
+}

@@ -1,0 +1,88 @@
+//! Route table. Handlers are thin: parse into typed values, call the seeder or tracker, shape the
+//! response. A role that is off has no routes, so its paths answer 404.
+
+pub mod files;
+pub mod ops;
+pub mod torrents;
+pub mod tracker;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use actix_web::{web, HttpRequest};
+
+use super::error::{extractor_error, ApiError};
+use super::AppState;
+use crate::metainfo::Metainfo;
+
+pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(64 * 1024)
+            .error_handler(extractor_error),
+    )
+    .app_data(web::QueryConfig::default().error_handler(extractor_error))
+    .app_data(web::PathConfig::default().error_handler(extractor_error))
+    .app_data(web::PayloadConfig::default().limit(state.max_body_bytes))
+    .route("/health", web::get().to(ops::health))
+    .route("/metrics", web::get().to(ops::metrics))
+    .route("/torrents", web::get().to(torrents::list))
+    .route("/torrents/{info_hash}", web::get().to(torrents::metainfo))
+    .route(
+        "/torrents/{info_hash}/manifest",
+        web::get().to(torrents::manifest),
+    );
+    if state.seeder.is_some() {
+        cfg.service(
+            web::resource("/chunks/{file}/{index}")
+                .route(web::get().to(files::chunk))
+                .route(web::head().to(files::chunk)),
+        )
+        .service(
+            web::resource("/files/{name:.+}")
+                .route(web::get().to(files::file))
+                .route(web::head().to(files::file)),
+        );
+    }
+    if state.tracker.is_some() {
+        cfg.route("/torrents", web::post().to(torrents::register))
+            .route("/announce", web::post().to(tracker::announce))
+            .route("/peers", web::get().to(tracker::peers));
+    }
+}
+
+pub async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::NotFound(format!(
+        "no route for {} {}",
+        req.method(),
+        crate::types::truncate_for_message(req.path())
+    )))
+}
+
+/// Every torrent this server knows, shared ones first (their copies carry our web seed), then
+/// registered ones, each once.
+pub fn known_torrents(state: &AppState) -> Vec<Arc<Metainfo>> {
+    let mut seen = HashSet::new();
+    let shared = state
+        .seeder
+        .iter()
+        .flat_map(|s| s.catalog().files())
+        .map(|f| f.meta.clone());
+    let registered = state.tracker.iter().flat_map(|t| t.torrents());
+    shared
+        .chain(registered)
+        .filter(|m| seen.insert(m.info_hash_v2))
+        .collect()
+}
+
+/// Finds a torrent by either info-hash, preferring this seeder's copy.
+pub fn find_torrent(state: &AppState, raw_hash: &str) -> Result<Arc<Metainfo>, ApiError> {
+    let hash =
+        crate::types::InfoHash::parse(raw_hash).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    state
+        .seeder
+        .as_ref()
+        .and_then(|s| s.catalog().by_hash(&hash).map(|f| f.meta.clone()))
+        .or_else(|| state.tracker.as_ref().and_then(|t| t.lookup(&hash)))
+        .ok_or_else(|| ApiError::NotFound(format!("no torrent with info-hash {hash}")))
+}

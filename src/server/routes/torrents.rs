@@ -1,0 +1,157 @@
+//! Torrent endpoints: the list, one .torrent, its manifest, and registration (tracker role).
+
+use std::sync::Arc;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpResponse};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{find_torrent, known_torrents};
+use crate::metainfo::Metainfo;
+use crate::server::error::{ApiError, ErrorBody};
+use crate::server::AppState;
+use crate::tracker::Registered;
+use crate::types::InfoHash;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TorrentSummary {
+    #[schema(example = "ubuntu.iso")]
+    pub name: String,
+    /// File size in bytes.
+    pub length: u64,
+    /// Piece (chunk) size in bytes.
+    pub piece_length: u64,
+    pub piece_count: u32,
+    /// SHA-1 info-hash, 40 hex characters.
+    #[schema(value_type = String)]
+    pub info_hash_v1: crate::types::InfoHashV1,
+    /// SHA-256 info-hash, 64 hex characters: the canonical id.
+    #[schema(value_type = String)]
+    pub info_hash_v2: crate::types::InfoHashV2,
+    /// Live seeders known to this server's tracker (0 when the tracker role is off).
+    pub seeders: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Manifest {
+    #[serde(flatten)]
+    pub summary: TorrentSummary,
+    /// BEP 52 pieces root of the file, hex.
+    pub pieces_root: String,
+    /// BEP 52 SHA-256 hash of each piece, hex, in order: what a chunk is verified against.
+    pub piece_hashes: Vec<String>,
+    /// Tracker announce URLs, first = `announce`.
+    pub trackers: Vec<String>,
+    /// Web seeds (BEP 19).
+    pub url_list: Vec<String>,
+}
+
+fn summary(state: &AppState, meta: &Metainfo) -> TorrentSummary {
+    TorrentSummary {
+        name: meta.name.clone(),
+        length: meta.length,
+        piece_length: meta.piece_length.get(),
+        piece_count: meta.piece_count(),
+        info_hash_v1: meta.info_hash_v1,
+        info_hash_v2: meta.info_hash_v2,
+        seeders: state
+            .tracker
+            .as_ref()
+            .map_or(0, |t| t.live_seeders(&InfoHash::V2(meta.info_hash_v2))),
+    }
+}
+
+/// Torrents this server knows: files it shares and torrents registered with its tracker.
+#[utoipa::path(
+    get,
+    path = "/torrents",
+    tag = "torrents",
+    responses((status = 200, body = Vec<TorrentSummary>))
+)]
+pub async fn list(state: web::Data<AppState>) -> web::Json<Vec<TorrentSummary>> {
+    let torrents = known_torrents(&state);
+    web::Json(torrents.iter().map(|m| summary(&state, m)).collect())
+}
+
+/// The .torrent file (bencoded hybrid v1 + v2 metainfo).
+#[utoipa::path(
+    get,
+    path = "/torrents/{info_hash}",
+    tag = "torrents",
+    params(("info_hash" = String, Path, description = "v2 (64 hex) or v1 (40 hex) info-hash")),
+    responses(
+        (status = 200, content_type = "application/x-bittorrent", body = Vec<u8>),
+        (status = 400, description = "Malformed info-hash", body = ErrorBody),
+        (status = 404, description = "Unknown torrent", body = ErrorBody),
+    )
+)]
+pub async fn metainfo(
+    info_hash: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let meta = find_torrent(&state, &info_hash)?;
+    let filename = format!("{}.torrent", meta.name);
+    Ok(HttpResponse::Ok()
+        .content_type("application/x-bittorrent")
+        .insert_header(header::ContentDisposition::attachment(filename))
+        .body(meta.bytes.to_vec()))
+}
+
+/// A JSON view of a torrent, with every piece hash.
+#[utoipa::path(
+    get,
+    path = "/torrents/{info_hash}/manifest",
+    tag = "torrents",
+    params(("info_hash" = String, Path, description = "v2 (64 hex) or v1 (40 hex) info-hash")),
+    responses(
+        (status = 200, body = Manifest),
+        (status = 400, description = "Malformed info-hash", body = ErrorBody),
+        (status = 404, description = "Unknown torrent", body = ErrorBody),
+    )
+)]
+pub async fn manifest(
+    info_hash: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<web::Json<Manifest>, ApiError> {
+    let meta = find_torrent(&state, &info_hash)?;
+    Ok(web::Json(Manifest {
+        summary: summary(&state, &meta),
+        pieces_root: hex::encode(meta.pieces_root),
+        piece_hashes: meta.piece_hashes.iter().map(hex::encode).collect(),
+        trackers: meta.trackers.clone(),
+        url_list: meta.url_list.clone(),
+    }))
+}
+
+/// Registers a .torrent with the tracker so downloaders can fetch it by info-hash.
+#[utoipa::path(
+    post,
+    path = "/torrents",
+    tag = "tracker",
+    request_body(content = Vec<u8>, content_type = "application/x-bittorrent", description = "A bencoded single-file hybrid v1 + v2 .torrent"),
+    responses(
+        (status = 201, description = "Registered", body = TorrentSummary),
+        (status = 200, description = "Already registered", body = TorrentSummary),
+        (status = 413, description = "Body larger than server.max_body_bytes", body = ErrorBody),
+        (status = 422, description = "Not a usable torrent", body = ErrorBody),
+    )
+)]
+pub async fn register(
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let tracker = state
+        .tracker
+        .clone()
+        .ok_or_else(|| ApiError::NotFound("the tracker role is off".into()))?;
+    let meta = Metainfo::from_bytes(&body)?;
+    let (outcome, meta): (Registered, Arc<Metainfo>) = web::block(move || tracker.register(meta))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let status = match outcome {
+        Registered::Created => StatusCode::CREATED,
+        Registered::Existing => StatusCode::OK,
+    };
+    Ok(HttpResponse::build(status).json(summary(&state, &meta)))
+}

@@ -1,0 +1,341 @@
+//! Typed configuration, loaded in layers and validated once at start-up.
+//!
+//! Order (later wins): config/default.toml compiled into the binary, an optional `--config` file,
+//! `GOTORRENT__SECTION__KEY` environment variables, the PaaS variables `PORT` and
+//! `RAILWAY_PUBLIC_DOMAIN`, then command-line flags.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use config::{Config, Environment, File, FileFormat};
+use serde::Deserialize;
+use url::Url;
+
+use crate::types::PieceLength;
+
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub storage: StorageSettings,
+    pub seeder: SeederSettings,
+    pub tracker: TrackerSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    pub bind: String,
+    pub public_url: Option<String>,
+    pub workers: usize,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StorageSettings {
+    pub data_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub rescan_interval_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SeederSettings {
+    pub enabled: bool,
+    pub piece_length: u64,
+    pub tracker: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TrackerSettings {
+    pub enabled: bool,
+    pub announce_interval_secs: u64,
+    pub max_peers: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Auto,
+    Text,
+    Json,
+}
+
+/// Values from command-line flags, applied last.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub bind: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
+    pub public_url: Option<String>,
+    pub tracker: Option<String>,
+    pub no_tracker: bool,
+    pub no_seeder: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration key {key}: {message} (got {value:?})")]
+    Invalid {
+        key: &'static str,
+        value: String,
+        message: String,
+    },
+}
+
+/// Settings after validation: parsed addresses and URLs, derived defaults filled in.
+#[derive(Debug, Clone)]
+pub struct Validated {
+    pub raw: Settings,
+    pub bind: SocketAddr,
+    /// `None` until the listener is bound, when it may be derived from the real port.
+    pub public_url: Option<Url>,
+    /// Base URL of the external tracker; `None` means this server is its own tracker.
+    pub tracker: Option<Url>,
+    pub piece_length: PieceLength,
+    pub announce_interval: Duration,
+    pub rescan_interval: Duration,
+}
+
+impl Settings {
+    /// Loads every layer from the process environment.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Validated, SettingsError> {
+        Self::load_with_env(file, overrides, std::env::vars().collect())
+    }
+
+    /// Loads with an explicit environment, so tests need not touch the process environment.
+    pub fn load_with_env(
+        file: Option<&Path>,
+        overrides: &Overrides,
+        env: HashMap<String, String>,
+    ) -> Result<Validated, SettingsError> {
+        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        if let Some(path) = file {
+            builder = builder.add_source(File::from(path).required(true));
+        }
+        let var = |name: &str| env.get(name).filter(|v| !v.is_empty()).cloned();
+        let (port, railway_domain) = (var("PORT"), var("RAILWAY_PUBLIC_DOMAIN"));
+        builder = builder.add_source(
+            Environment::with_prefix("GOTORRENT")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(env)),
+        );
+        if let Some(port) = port {
+            builder = builder.set_override("server.bind", format!("0.0.0.0:{port}"))?;
+        }
+        if let Some(domain) = railway_domain {
+            builder = builder.set_default("server.public_url", format!("https://{domain}"))?;
+        }
+        let flags = [
+            ("server.bind", overrides.bind.clone()),
+            ("server.public_url", overrides.public_url.clone()),
+            ("seeder.tracker", overrides.tracker.clone()),
+            (
+                "storage.data_dir",
+                overrides.data_dir.as_ref().map(path_string),
+            ),
+            (
+                "storage.state_dir",
+                overrides.state_dir.as_ref().map(path_string),
+            ),
+        ];
+        for (key, value) in flags {
+            if let Some(value) = value {
+                builder = builder.set_override(key, value)?;
+            }
+        }
+        if overrides.no_tracker {
+            builder = builder.set_override("tracker.enabled", false)?;
+        }
+        if overrides.no_seeder {
+            builder = builder.set_override("seeder.enabled", false)?;
+        }
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.validate()
+    }
+
+    fn validate(self) -> Result<Validated, SettingsError> {
+        let bind = self
+            .server
+            .bind
+            .parse()
+            .map_err(|_| SettingsError::Invalid {
+                key: "server.bind",
+                value: self.server.bind.clone(),
+                message: "expected HOST:PORT with a numeric IP address, e.g. 127.0.0.1:8080".into(),
+            })?;
+        let public_url = self
+            .server
+            .public_url
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| parse_http_url("server.public_url", s))
+            .transpose()?;
+        let tracker = self
+            .seeder
+            .tracker
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| parse_http_url("seeder.tracker", s).map(tracker_base))
+            .transpose()?;
+        let piece_length =
+            PieceLength::new(self.seeder.piece_length).map_err(|e| SettingsError::Invalid {
+                key: "seeder.piece_length",
+                value: self.seeder.piece_length.to_string(),
+                message: e.to_string(),
+            })?;
+        let positive = |key: &'static str, n: u64| {
+            if n == 0 {
+                Err(SettingsError::Invalid {
+                    key,
+                    value: n.to_string(),
+                    message: "must be at least 1".into(),
+                })
+            } else {
+                Ok(Duration::from_secs(n))
+            }
+        };
+        let announce_interval = positive(
+            "tracker.announce_interval_secs",
+            self.tracker.announce_interval_secs,
+        )?;
+        let rescan_interval = positive(
+            "storage.rescan_interval_secs",
+            self.storage.rescan_interval_secs,
+        )?;
+        if self.tracker.max_peers == 0 {
+            return Err(SettingsError::Invalid {
+                key: "tracker.max_peers",
+                value: "0".into(),
+                message: "must be at least 1".into(),
+            });
+        }
+        Ok(Validated {
+            raw: self,
+            bind,
+            public_url,
+            tracker,
+            piece_length,
+            announce_interval,
+            rescan_interval,
+        })
+    }
+}
+
+fn path_string(p: &PathBuf) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+fn parse_http_url(key: &'static str, value: &str) -> Result<Url, SettingsError> {
+    let invalid = |message: &str| SettingsError::Invalid {
+        key,
+        value: value.to_owned(),
+        message: message.to_owned(),
+    };
+    let url = Url::parse(value).map_err(|e| invalid(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(invalid("expected an http:// or https:// URL with a host"));
+    }
+    Ok(url)
+}
+
+/// Accepts a tracker's base URL or its /announce URL and returns the base.
+pub fn tracker_base(mut url: Url) -> Url {
+    let path = url.path().trim_end_matches('/');
+    let base = path.strip_suffix("/announce").unwrap_or(path).to_owned();
+    url.set_path(&base);
+    url.set_query(None);
+    url
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(env: &[(&str, &str)], overrides: Overrides) -> Result<Validated, SettingsError> {
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::load_with_env(None, &overrides, env)
+    }
+
+    #[test]
+    fn compiled_in_defaults_are_valid() {
+        let s = load(&[], Overrides::default()).unwrap();
+        assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.piece_length.get(), 1 << 20);
+        assert!(s.public_url.is_none() && s.tracker.is_none());
+        assert!(s.raw.seeder.enabled && s.raw.tracker.enabled);
+    }
+
+    #[test]
+    fn paas_variables_set_bind_and_public_url() {
+        let s = load(
+            &[
+                ("PORT", "9999"),
+                ("RAILWAY_PUBLIC_DOMAIN", "x.up.railway.app"),
+            ],
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(s.bind.to_string(), "0.0.0.0:9999");
+        assert_eq!(s.public_url.unwrap().as_str(), "https://x.up.railway.app/");
+    }
+
+    #[test]
+    fn flags_win_over_the_environment() {
+        let overrides = Overrides {
+            bind: Some("127.0.0.1:0".into()),
+            public_url: Some("http://example.com".into()),
+            no_tracker: true,
+            ..Overrides::default()
+        };
+        let s = load(
+            &[("PORT", "9999"), ("RAILWAY_PUBLIC_DOMAIN", "x")],
+            overrides,
+        )
+        .unwrap();
+        assert_eq!(s.bind.port(), 0);
+        assert_eq!(s.public_url.unwrap().host_str(), Some("example.com"));
+        assert!(!s.raw.tracker.enabled);
+    }
+
+    #[test]
+    fn errors_name_the_key_and_value() {
+        let overrides = Overrides {
+            bind: Some("nonsense".into()),
+            ..Overrides::default()
+        };
+        let err = load(&[], overrides).unwrap_err().to_string();
+        assert!(
+            err.contains("server.bind") && err.contains("nonsense"),
+            "{err}"
+        );
+
+        let overrides = Overrides {
+            tracker: Some("ftp://x".into()),
+            ..Overrides::default()
+        };
+        let err = load(&[], overrides).unwrap_err().to_string();
+        assert!(err.contains("seeder.tracker"), "{err}");
+    }
+
+    #[test]
+    fn tracker_announce_url_becomes_its_base() {
+        let url = Url::parse("http://t.example:8080/x/announce?a=1").unwrap();
+        assert_eq!(tracker_base(url).as_str(), "http://t.example:8080/x");
+    }
+}

@@ -1,0 +1,170 @@
+//! Live seeders per torrent: a pure structure. Time comes in as an argument, nothing here does I/O,
+//! so expiry and every announce rule are unit-testable without clocks or sockets.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::types::{InfoHash, SeederUrl};
+
+/// What an announce says about the seeder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Event {
+    Started,
+    Completed,
+    Stopped,
+}
+
+/// A live seeder as reported by `GET /peers`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct PeerView {
+    /// Base URL of the seeder; chunks are at `{url}/chunks/{info_hash}/{index}`.
+    #[schema(value_type = String, example = "http://127.0.0.1:8080")]
+    pub url: SeederUrl,
+    /// Unix time (seconds) of its last announce.
+    pub last_announce: u64,
+    /// Unix time (seconds) of its first announce in this session of the tracker.
+    pub first_seen: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct PeerRecord {
+    first_seen: u64,
+    last_announce: u64,
+}
+
+#[derive(Debug)]
+pub struct Swarms {
+    swarms: HashMap<InfoHash, HashMap<SeederUrl, PeerRecord>>,
+    /// A peer silent for longer than this many seconds is gone.
+    peer_ttl: u64,
+}
+
+impl Swarms {
+    pub fn new(peer_ttl_secs: u64) -> Self {
+        Swarms {
+            swarms: HashMap::new(),
+            peer_ttl: peer_ttl_secs,
+        }
+    }
+
+    fn is_live(&self, record: &PeerRecord, now: u64) -> bool {
+        now.saturating_sub(record.last_announce) <= self.peer_ttl
+    }
+
+    /// Records an announce; "stopped" removes the seeder at once.
+    pub fn announce(&mut self, torrent: InfoHash, url: SeederUrl, event: Option<Event>, now: u64) {
+        if event == Some(Event::Stopped) {
+            if let Some(swarm) = self.swarms.get_mut(&torrent) {
+                swarm.remove(&url);
+                if swarm.is_empty() {
+                    self.swarms.remove(&torrent);
+                }
+            }
+            return;
+        }
+        let swarm = self.swarms.entry(torrent).or_default();
+        let record = swarm.entry(url).or_insert(PeerRecord {
+            first_seen: now,
+            last_announce: now,
+        });
+        record.last_announce = now;
+    }
+
+    /// Up to `max` live seeders of a torrent, most recently announced first.
+    pub fn peers(&self, torrent: &InfoHash, now: u64, max: usize) -> Vec<PeerView> {
+        let Some(swarm) = self.swarms.get(torrent) else {
+            return Vec::new();
+        };
+        let mut live: Vec<PeerView> = swarm
+            .iter()
+            .filter(|(_, r)| self.is_live(r, now))
+            .map(|(url, r)| PeerView {
+                url: url.clone(),
+                last_announce: r.last_announce,
+                first_seen: r.first_seen,
+            })
+            .collect();
+        live.sort_by(|a, b| {
+            b.last_announce
+                .cmp(&a.last_announce)
+                .then_with(|| a.url.cmp(&b.url))
+        });
+        live.truncate(max);
+        live
+    }
+
+    pub fn live_count(&self, torrent: &InfoHash, now: u64) -> usize {
+        self.swarms.get(torrent).map_or(0, |swarm| {
+            swarm.values().filter(|r| self.is_live(r, now)).count()
+        })
+    }
+
+    pub fn total_live(&self, now: u64) -> usize {
+        self.swarms
+            .values()
+            .flat_map(HashMap::values)
+            .filter(|r| self.is_live(r, now))
+            .count()
+    }
+
+    /// Forgets expired seeders, so memory follows the live population.
+    pub fn expire(&mut self, now: u64) {
+        let ttl = self.peer_ttl;
+        self.swarms.retain(|_, swarm| {
+            swarm.retain(|_, r| now.saturating_sub(r.last_announce) <= ttl);
+            !swarm.is_empty()
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::InfoHashV2;
+
+    fn torrent() -> InfoHash {
+        InfoHash::V2(InfoHashV2([1; 32]))
+    }
+
+    fn url(n: u8) -> SeederUrl {
+        SeederUrl::parse(&format!("http://10.0.0.{n}:8080")).unwrap()
+    }
+
+    #[test]
+    fn a_silent_seeder_expires_after_the_ttl() {
+        let mut swarms = Swarms::new(120);
+        swarms.announce(torrent(), url(1), Some(Event::Started), 1000);
+        assert_eq!(swarms.peers(&torrent(), 1120, 10).len(), 1);
+        assert!(swarms.peers(&torrent(), 1121, 10).is_empty());
+        swarms.expire(1121);
+        assert_eq!(swarms.total_live(1121), 0);
+        assert!(swarms.swarms.is_empty());
+    }
+
+    #[test]
+    fn stopped_removes_at_once_and_reannounce_refreshes() {
+        let mut swarms = Swarms::new(120);
+        swarms.announce(torrent(), url(1), None, 1000);
+        swarms.announce(torrent(), url(2), None, 1000);
+        swarms.announce(torrent(), url(1), None, 1100);
+        let peers = swarms.peers(&torrent(), 1200, 10);
+        assert_eq!(peers.len(), 1, "url 2 expired, url 1 refreshed");
+        assert_eq!(peers[0].first_seen, 1000);
+        swarms.announce(torrent(), url(1), Some(Event::Stopped), 1201);
+        assert_eq!(swarms.live_count(&torrent(), 1201), 0);
+    }
+
+    #[test]
+    fn peers_are_capped_and_freshest_first() {
+        let mut swarms = Swarms::new(120);
+        for n in 1..=5 {
+            swarms.announce(torrent(), url(n), None, 1000 + u64::from(n));
+        }
+        let peers = swarms.peers(&torrent(), 1010, 2);
+        assert_eq!(peers.len(), 2);
+        assert_eq!(peers[0].url, url(5));
+    }
+}
