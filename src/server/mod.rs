@@ -186,6 +186,11 @@ impl Application {
         &self.public_url
     }
 
+    /// Stops the server as SIGTERM would (tests use it to restart on the same state).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     /// Serves until SIGINT/SIGTERM (or the server handle stops it), then finishes in-flight
     /// responses and tells the tracker this seeder has stopped.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {

@@ -162,7 +162,9 @@ async fn serve(
     let opened = state.storage.open(file_ref).await?;
     response.content_type("application/octet-stream");
     if req.method() == actix_web::http::Method::HEAD {
-        return Ok(response.no_chunking(count).finish());
+        // actix-http writes the sized body's length and never polls it for HEAD.
+        let nothing = futures_util::stream::empty::<std::io::Result<web::Bytes>>();
+        return Ok(response.body(SizedStream::new(count, nothing)));
     }
     let counter = state.metrics.bytes_served.clone();
     let body = opened.stream(offset + start, count).inspect(move |block| {

@@ -24,6 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
     .app_data(web::QueryConfig::default().error_handler(extractor_error))
     .app_data(web::PathConfig::default().error_handler(extractor_error))
     .app_data(web::PayloadConfig::default().limit(state.max_body_bytes))
+    .service(web::redirect("/swagger-ui", "/swagger-ui/").permanent())
     .route("/health", web::get().to(ops::health))
     .route("/metrics", web::get().to(ops::metrics))
     .route("/torrents", web::get().to(torrents::list))

@@ -1,0 +1,277 @@
+//! The seeder role over HTTP: chunks, whole files, ranges, caching headers, path safety.
+
+mod support;
+
+use gotorrent_http::types::PieceLength;
+use support::{assert_json_error, content, percent_encode, TestApp};
+
+const PIECE: usize = 64 * 1024;
+
+async fn app_sharing(name: &str, bytes: &[u8]) -> (TestApp, serde_json::Value) {
+    let piece_length = PieceLength::new(PIECE as u64).unwrap();
+    let app =
+        TestApp::spawn_with(&[(name, bytes)], |_| {}, |s| s.piece_length = piece_length).await;
+    let summary = app.wait_for_torrent(name.rsplit('/').next().unwrap()).await;
+    (app, summary)
+}
+
+#[actix_web::test]
+async fn chunks_by_name_and_by_either_info_hash_return_the_piece_bytes() {
+    // Arrange: 3 full pieces and a short last one, under an awkward name.
+    let data = content(3 * PIECE + 1234);
+    let (app, summary) = app_sharing("a file ü.bin", &data).await;
+    let v2 = summary["info_hash_v2"].as_str().unwrap();
+    let v1 = summary["info_hash_v1"].as_str().unwrap();
+    assert_eq!(summary["piece_count"], 4);
+
+    for (file, immutable) in [
+        (percent_encode("a file ü.bin"), false),
+        (v2.to_owned(), true),
+        (v1.to_owned(), true),
+    ] {
+        for index in 0..4 {
+            // Act
+            let response = app.get_chunk(&file, &index.to_string(), None).await;
+            // Assert
+            assert_eq!(response.status(), 200, "{file} {index}");
+            let cache = response.headers()["cache-control"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            assert_eq!(cache.contains("immutable"), immutable);
+            let etag = response.headers()["etag"].to_str().unwrap().to_owned();
+            let start = index * PIECE;
+            let end = (start + PIECE).min(data.len());
+            assert_eq!(
+                response.headers()["content-length"],
+                (end - start).to_string().as_str()
+            );
+            assert_eq!(response.bytes().await.unwrap(), &data[start..end]);
+            // The strong ETag is the BEP 52 piece hash of exactly these bytes.
+            let expected = gotorrent_http::metainfo::merkle::piece_hash(
+                &data[start..end],
+                PieceLength::new(PIECE as u64).unwrap(),
+                data.len() as u64,
+            );
+            assert_eq!(etag, format!("\"{}\"", hex::encode(expected)));
+        }
+    }
+}
+
+#[actix_web::test]
+async fn chunk_ranges_conditional_requests_and_errors() {
+    let data = content(2 * PIECE);
+    let (app, summary) = app_sharing("c.bin", &data).await;
+    let v2 = summary["info_hash_v2"].as_str().unwrap();
+
+    let partial = app.get_chunk(v2, "1", Some("bytes=10-19")).await;
+    assert_eq!(partial.status(), 206);
+    assert_eq!(
+        partial.headers()["content-range"],
+        format!("bytes 10-19/{PIECE}").as_str()
+    );
+    assert_eq!(
+        partial.bytes().await.unwrap(),
+        &data[PIECE + 10..PIECE + 20]
+    );
+
+    let etag = app.get_chunk(v2, "0", None).await.headers()["etag"].clone();
+    let not_modified = app
+        .client
+        .get(format!("{}/chunks/{v2}/0", app.url))
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_modified.status(), 304);
+
+    assert_json_error(
+        app.get_chunk(v2, "0", Some(&format!("bytes={PIECE}-")))
+            .await,
+        416,
+    )
+    .await;
+    assert_json_error(app.get_chunk(v2, "2", None).await, 404).await;
+    assert_json_error(app.get_chunk(v2, "99999999999", None).await, 400).await;
+    assert_json_error(app.get_chunk(v2, "-1", None).await, 400).await;
+    assert_json_error(app.get_chunk(v2, "one", None).await, 400).await;
+    assert_json_error(app.get_chunk("no-such-file", "0", None).await, 404).await;
+    assert_json_error(app.get_chunk(&"ab".repeat(32), "0", None).await, 404).await;
+}
+
+#[actix_web::test]
+async fn nested_names_work_with_an_encoded_slash_in_chunks_and_as_a_path_in_files() {
+    let data = content(1000);
+    let (app, _) = app_sharing("sub dir/ünï code.bin", &data).await;
+
+    let chunk = app
+        .get_chunk(&percent_encode("sub dir/ünï code.bin"), "0", None)
+        .await;
+    assert_eq!(chunk.status(), 200);
+    assert_eq!(chunk.bytes().await.unwrap(), &data[..]);
+
+    let path = format!(
+        "{}/{}",
+        percent_encode("sub dir"),
+        percent_encode("ünï code.bin")
+    );
+    let file = app.get_file(&path, &[]).await;
+    assert_eq!(file.status(), 200);
+    assert_eq!(file.bytes().await.unwrap(), &data[..]);
+}
+
+#[actix_web::test]
+async fn files_serve_whole_files_and_single_ranges_like_a_web_seed() {
+    let data = content(3 * PIECE + 7);
+    let (app, summary) = app_sharing("whole.bin", &data).await;
+    let etag = format!("\"{}\"", summary["info_hash_v2"].as_str().unwrap());
+
+    let full = app.get_file("whole.bin", &[]).await;
+    assert_eq!(full.status(), 200);
+    assert_eq!(full.headers()["accept-ranges"], "bytes");
+    assert_eq!(full.headers()["etag"], etag.as_str());
+    assert_eq!(full.bytes().await.unwrap(), &data[..]);
+
+    let cases = [
+        ("bytes=0-0", 0, 1),
+        ("bytes=65536-131071", PIECE, PIECE),
+        ("bytes=-7", data.len() - 7, 7),
+        ("bytes=196600-", 196600, data.len() - 196600),
+        ("bytes=10-999999999", 10, data.len() - 10),
+    ];
+    for (range, start, len) in cases {
+        let response = app.get_file("whole.bin", &[("range", range)]).await;
+        assert_eq!(response.status(), 206, "{range}");
+        let expected = format!("bytes {}-{}/{}", start, start + len - 1, data.len());
+        assert_eq!(
+            response.headers()["content-range"],
+            expected.as_str(),
+            "{range}"
+        );
+        assert_eq!(
+            response.bytes().await.unwrap(),
+            &data[start..start + len],
+            "{range}"
+        );
+    }
+
+    let unsatisfiable = app
+        .get_file("whole.bin", &[("range", "bytes=999999999-")])
+        .await;
+    assert_eq!(
+        unsatisfiable.headers()["content-range"],
+        format!("bytes */{}", data.len()).as_str()
+    );
+    assert_json_error(unsatisfiable, 416).await;
+
+    // If-Range with a stale validator: the whole file, not a fragment of something else.
+    let stale = app
+        .get_file(
+            "whole.bin",
+            &[("range", "bytes=0-9"), ("if-range", "\"stale\"")],
+        )
+        .await;
+    assert_eq!(stale.status(), 200);
+    let fresh = app
+        .get_file("whole.bin", &[("range", "bytes=0-9"), ("if-range", &etag)])
+        .await;
+    assert_eq!(fresh.status(), 206);
+
+    let head = app
+        .client
+        .head(format!("{}/files/whole.bin", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(
+        head.headers()["content-length"],
+        data.len().to_string().as_str()
+    );
+    assert!(head.bytes().await.unwrap().is_empty());
+
+    assert_json_error(app.get_file("missing.bin", &[]).await, 404).await;
+}
+
+#[actix_web::test]
+async fn paths_never_reach_outside_the_data_dir() {
+    let data = content(100);
+    let (app, _) = app_sharing("inside.bin", &data).await;
+    // A secret next to the data dir, and a symlink inside pointing at it.
+    let secret = app.data_dir.parent().unwrap().join("secret.txt");
+    std::fs::write(&secret, b"top secret").unwrap();
+    std::os::unix::fs::symlink(&secret, app.data_dir.join("link.txt")).unwrap();
+    std::os::unix::fs::symlink("/etc", app.data_dir.join("etc")).unwrap();
+
+    let attempts = [
+        "../secret.txt",
+        "..%2Fsecret.txt",
+        "%2e%2e/secret.txt",
+        "%2e%2e%2fsecret.txt",
+        "%252e%252e%252fsecret.txt",
+        "..%5csecret.txt",
+        "/etc/passwd",
+        "%2Fetc%2Fpasswd",
+        "link.txt",
+        "etc/passwd",
+        "inside.bin%00",
+        "inside.bin/..",
+        "./inside.bin/../../secret.txt",
+    ];
+    for attempt in attempts {
+        for response in [
+            app.get_file(attempt, &[]).await,
+            app.get_chunk(attempt, "0", None).await,
+        ] {
+            let status = response.status().as_u16();
+            let body = response.bytes().await.unwrap();
+            assert!(matches!(status, 400 | 404), "{attempt}: {status}");
+            assert!(
+                !body.windows(10).any(|w| w == b"top secret") && !body.starts_with(b"root:"),
+                "{attempt}"
+            );
+        }
+    }
+}
+
+#[actix_web::test]
+async fn files_added_while_running_are_picked_up_and_hashes_are_cached_across_restarts() {
+    // Arrange: a server rescanning every second.
+    let dirs = tempfile::tempdir().unwrap();
+    let (data_dir, state_dir) = (dirs.path().join("data"), dirs.path().join("state"));
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let settings = |_: ()| {
+        let mut s = support::test_settings(&data_dir, &state_dir, |_| {});
+        s.rescan_interval = std::time::Duration::from_secs(1);
+        s
+    };
+    let app = TestApp::start(settings(()), vec![]).await;
+
+    // Act: add a file after start.
+    app.write_file("late.bin", &content(5000));
+    let summary = app.wait_for_torrent("late.bin").await;
+    app.stop().await;
+
+    // Assert: a restart finds the same torrent without hashing again (the cache hit is logged
+    // as no "hashing" line; here we check the torrent is listed at once after the first scan).
+    let again = TestApp::start(settings(()), vec![]).await;
+    let relisted = again.wait_for_torrent("late.bin").await;
+    assert_eq!(relisted["info_hash_v2"], summary["info_hash_v2"]);
+    again.stop().await;
+}
+
+#[actix_web::test]
+async fn seed_files_outside_the_data_dir_are_shared_by_file_name() {
+    let dirs = tempfile::tempdir().unwrap();
+    let (data_dir, state_dir) = (dirs.path().join("data"), dirs.path().join("state"));
+    let extra = dirs.path().join("extra file.bin");
+    std::fs::write(&extra, content(777)).unwrap();
+    let app = TestApp::start(
+        support::test_settings(&data_dir, &state_dir, |_| {}),
+        vec![extra],
+    )
+    .await;
+    app.wait_for_torrent("extra file.bin").await;
+    let response = app.get_file(&percent_encode("extra file.bin"), &[]).await;
+    assert_eq!(response.bytes().await.unwrap(), &content(777)[..]);
+}

@@ -1,0 +1,270 @@
+//! Test harness: the real application on port 0 with temporary data and state dirs, and one
+//! helper per endpoint, so tests read like the README.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use gotorrent_http::server::Application;
+use gotorrent_http::settings::{Overrides, Settings, Validated};
+use serde_json::Value;
+
+pub struct TestApp {
+    pub url: String,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub client: reqwest::Client,
+    pub handle: actix_web::dev::ServerHandle,
+    _dirs: Option<tempfile::TempDir>,
+}
+
+/// Settings for a test server: loopback, port 0, one worker, the given dirs.
+pub fn test_settings(
+    data_dir: &Path,
+    state_dir: &Path,
+    tweak: impl FnOnce(&mut Overrides),
+) -> Validated {
+    let mut overrides = Overrides {
+        bind: Some("127.0.0.1:0".into()),
+        data_dir: Some(data_dir.to_owned()),
+        state_dir: Some(state_dir.to_owned()),
+        ..Overrides::default()
+    };
+    tweak(&mut overrides);
+    let mut settings = Settings::load_with_env(None, &overrides, Default::default()).unwrap();
+    settings.raw.server.workers = 1;
+    settings
+}
+
+impl TestApp {
+    /// A server with both roles over fresh temp dirs.
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(&[], |_| {}, |_| {}).await
+    }
+
+    /// A server whose data dir holds `files` (name, bytes) from the start.
+    pub async fn spawn_with(
+        files: &[(&str, &[u8])],
+        tweak: impl FnOnce(&mut Overrides),
+        tweak_settings: impl FnOnce(&mut Validated),
+    ) -> TestApp {
+        let dirs = tempfile::Builder::new()
+            .prefix("gotorrent test ü ")
+            .tempdir()
+            .unwrap();
+        let data_dir = dirs.path().join("data dir");
+        let state_dir = dirs.path().join("state");
+        std::fs::create_dir_all(&data_dir).unwrap();
+        for (name, bytes) in files {
+            let path = data_dir.join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, bytes).unwrap();
+        }
+        let mut settings = test_settings(&data_dir, &state_dir, tweak);
+        tweak_settings(&mut settings);
+        let mut app = Self::start(settings, vec![]).await;
+        app._dirs = Some(dirs);
+        app
+    }
+
+    /// Starts an app from explicit settings (the caller owns the dirs).
+    pub async fn start(settings: Validated, seed_files: Vec<PathBuf>) -> TestApp {
+        let data_dir = settings.raw.storage.data_dir.clone();
+        let state_dir = settings.raw.storage.state_dir.clone();
+        let app = Application::build(settings, seed_files).await.unwrap();
+        let port = app.port();
+        let handle = app.handle();
+        actix_web::rt::spawn(app.run_until_stopped());
+        let test_app = TestApp {
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            data_dir,
+            state_dir,
+            client: reqwest::Client::new(),
+            handle,
+            _dirs: None,
+        };
+        test_app.wait_until_healthy().await;
+        test_app
+    }
+
+    async fn wait_until_healthy(&self) {
+        poll("server health", || async {
+            self.health().await.status().is_success()
+        })
+        .await;
+    }
+
+    pub fn write_file(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = self.data_dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    /// Waits until a shared file of this name is listed, and returns its summary.
+    pub async fn wait_for_torrent(&self, name: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let listed = self.list_torrents().await;
+            if let Some(found) = listed
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["name"] == name)
+            {
+                return found.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for torrent {name:?}"
+            );
+            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn health(&self) -> reqwest::Response {
+        self.client
+            .get(format!("{}/health", self.url))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    pub async fn list_torrents(&self) -> Value {
+        self.client
+            .get(format!("{}/torrents", self.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get_torrent(&self, info_hash: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}/torrents/{info_hash}", self.url))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get_manifest(&self, info_hash: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}/torrents/{info_hash}/manifest", self.url))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn register_torrent(&self, bytes: Vec<u8>) -> reqwest::Response {
+        self.client
+            .post(format!("{}/torrents", self.url))
+            .header("content-type", "application/x-bittorrent")
+            .body(bytes)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `GET /chunks/{file}/{index}`; `file` is put in the URL as given (encode it yourself).
+    pub async fn get_chunk(
+        &self,
+        file: &str,
+        index: &str,
+        range: Option<&str>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .client
+            .get(format!("{}/chunks/{file}/{index}", self.url));
+        if let Some(range) = range {
+            req = req.header("range", range);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// `GET /files/{name}` with extra headers; `name` is put in the URL as given.
+    pub async fn get_file(&self, name: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut req = self.client.get(format!("{}/files/{name}", self.url));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn announce(&self, body: Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}/announce", self.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn peers(&self, info_hash: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}/peers", self.url))
+            .query(&[("info_hash", info_hash)])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn stop(&self) {
+        self.handle.stop(true).await;
+    }
+}
+
+/// Polls `check` until it holds, failing after 20 s. Readiness is polled, never slept for.
+pub async fn poll<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Deterministic, non-repeating test content.
+pub fn content(len: usize) -> Vec<u8> {
+    let mut x: u32 = 0x9e37_79b9;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+/// Asserts an error response: the status, and a JSON `{error, message}` body.
+pub async fn assert_json_error(response: reqwest::Response, status: u16) -> Value {
+    assert_eq!(response.status().as_u16(), status, "unexpected status");
+    let body: Value = response.json().await.expect("error bodies are JSON");
+    assert!(
+        body["error"].is_string() && body["message"].is_string(),
+        "{body}"
+    );
+    body
+}
+
+pub fn percent_encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
