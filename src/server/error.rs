@@ -124,3 +124,50 @@ pub fn extractor_error(
     };
     api.into()
 }
+
+/// Last line of defence for "every error body is JSON": rewrites error responses that actix-web
+/// itself produced (payload limits, unknown methods) into `{error, message}`.
+pub fn ensure_json_body<B: actix_web::body::MessageBody + 'static>(
+    res: actix_web::dev::ServiceResponse<B>,
+) -> actix_web::Result<actix_web::middleware::ErrorHandlerResponse<B>> {
+    use actix_web::middleware::ErrorHandlerResponse;
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let reason = status.canonical_reason().unwrap_or("error");
+    let message = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            let limit = res
+                .request()
+                .app_data::<actix_web::web::Data<super::AppState>>()
+                .map_or(0, |s| s.max_body_bytes);
+            format!("request body larger than the limit of {limit} bytes (server.max_body_bytes)")
+        }
+        _ => reason.to_owned(),
+    };
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        s if s.is_server_error() => "internal",
+        _ => "bad_request",
+    };
+    let (req, old) = res.into_parts();
+    let mut new = HttpResponse::build(status);
+    for (name, value) in old.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            new.append_header((name.clone(), value.clone()));
+        }
+    }
+    let new = new.json(ErrorBody {
+        error: code,
+        message,
+    });
+    Ok(ErrorHandlerResponse::Response(
+        actix_web::dev::ServiceResponse::new(req, new).map_into_right_body(),
+    ))
+}

@@ -123,6 +123,10 @@ impl Application {
             let state = state.clone();
             App::new()
                 .app_data(state.clone())
+                .wrap(
+                    actix_web::middleware::ErrorHandlers::new()
+                        .default_handler(error::ensure_json_body),
+                )
                 .wrap(actix_web::middleware::from_fn(metrics::observe))
                 .configure(|cfg| routes::configure(cfg, &state))
                 .service(

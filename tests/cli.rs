@@ -1,0 +1,184 @@
+//! The binary's commands: `create` against the libtorrent oracle, errors, `openapi`.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use support::content;
+
+fn gotorrent(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gotorrent-http"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("the binary runs")
+}
+
+/// Debian's python3-libtorrent lives in the system interpreter's dist-packages.
+fn python() -> &'static str {
+    if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    }
+}
+
+fn libtorrent_hashes(file: &Path, piece_length: u64) -> (String, String) {
+    let oracle = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/libtorrent_oracle.py");
+    let out = Command::new(python())
+        .arg(oracle)
+        .arg(file)
+        .arg(piece_length.to_string())
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "the libtorrent oracle failed (is python3-libtorrent installed? .ci/run installs it): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut parts = text.split_whitespace().map(String::from);
+    (parts.next().unwrap(), parts.next().unwrap())
+}
+
+#[test]
+fn created_torrents_have_the_same_info_hashes_as_libtorrent() {
+    let dir = tempfile::tempdir().unwrap();
+    const K16: usize = 16 * 1024;
+    let cases: &[(&str, usize, u64)] = &[
+        ("tiny ü.bin", 1, 16384),
+        ("smaller than a piece.bin", 1000, 1 << 20),
+        ("one block short.bin", K16 - 1, 16384),
+        ("exactly four pieces.bin", 4 * 65536, 65536),
+        ("short last piece.bin", 5 * 65536 + 12345, 65536),
+        ("odd blocks.bin", 3 * K16 + 5, 16384),
+        ("many pieces.bin", 3_000_000, 32768),
+        ("default piece.bin", 2_500_000, 1 << 20),
+    ];
+    for (name, len, piece_length) in cases {
+        // Arrange
+        let file = dir.path().join(name);
+        std::fs::write(&file, content(*len)).unwrap();
+        let out_path = dir.path().join(format!("{name}.torrent"));
+
+        // Act
+        let out = gotorrent(
+            &[
+                "create",
+                file.to_str().unwrap(),
+                "--piece-length",
+                &piece_length.to_string(),
+                "-o",
+                out_path.to_str().unwrap(),
+            ],
+            dir.path(),
+        );
+
+        // Assert
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let (v1, v2) = libtorrent_hashes(&file, *piece_length);
+        assert!(
+            stdout.contains(&format!("info-hash v2: {v2}")),
+            "{name}: ours {stdout} libtorrent v2 {v2}"
+        );
+        assert!(
+            stdout.contains(&format!("info-hash v1: {v1}")),
+            "{name}: ours {stdout} libtorrent v1 {v1}"
+        );
+        let meta =
+            gotorrent_http::metainfo::Metainfo::from_bytes(&std::fs::read(&out_path).unwrap())
+                .unwrap();
+        assert_eq!(meta.info_hash_v2.to_string(), v2);
+    }
+}
+
+#[test]
+fn create_writes_to_torrents_dir_by_default_with_trackers_and_web_seeds() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("movie.mkv"), content(70_000)).unwrap();
+    let out = gotorrent(
+        &[
+            "create",
+            "movie.mkv",
+            "--tracker",
+            "http://t1.example:8080",
+            "--tracker",
+            "http://t2.example/announce",
+            "--web-seed",
+            "http://s.example/files/",
+        ],
+        dir.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = dir.path().join("torrents/movie.mkv.torrent");
+    let meta =
+        gotorrent_http::metainfo::Metainfo::from_bytes(&std::fs::read(path).unwrap()).unwrap();
+    assert_eq!(
+        meta.trackers,
+        [
+            "http://t1.example:8080/announce",
+            "http://t2.example/announce"
+        ]
+    );
+    assert_eq!(meta.url_list, ["http://s.example/files/"]);
+}
+
+#[test]
+fn bad_input_exits_non_zero_with_one_line_naming_the_value() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("empty.bin"), b"").unwrap();
+    std::fs::write(dir.path().join("f.bin"), b"data").unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["create", "empty.bin"], "empty"),
+        (&["create", "missing.bin"], "missing.bin"),
+        (&["create", "f.bin", "--piece-length", "1000"], "1000"),
+        (&["create", "f.bin", "--tracker", "nota url"], "nota url"),
+        (&["serve", "--bind", "not-an-address"], "not-an-address"),
+        (&["serve", "--public-url", "ftp://x"], "ftp://x"),
+        (
+            &["seed", "no such file.bin", "--bind", "127.0.0.1:0"],
+            "no such file.bin",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = gotorrent(args, dir.path());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+        assert_eq!(errors.len(), 1, "{args:?}: {stderr}");
+        assert!(errors[0].contains(needle), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for sub in ["create", "serve", "seed", "openapi"] {
+        let out = gotorrent(&[sub, "--help"], Path::new("."));
+        assert!(out.status.success(), "{sub}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"));
+    }
+}
+
+#[test]
+fn the_committed_openapi_document_matches_the_generated_one() {
+    let out = gotorrent(&["openapi"], Path::new("."));
+    assert!(out.status.success());
+    let generated: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let committed_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi/openapi.json");
+    let committed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&committed_path).unwrap()).unwrap();
+    assert!(
+        generated == committed,
+        "openapi/openapi.json is stale: run `cargo run -- openapi > openapi/openapi.json`"
+    );
+}

@@ -1,0 +1,147 @@
+//! Both roles: health, metrics, Swagger UI and the OpenAPI document, JSON errors, deployment files.
+
+mod support;
+
+use support::{assert_json_error, content, TestApp};
+
+#[actix_web::test]
+async fn health_reports_both_roles() {
+    let app = TestApp::spawn().await;
+    let health: serde_json::Value = app.health().await.json().await.unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["seeder"], true);
+    assert_eq!(health["tracker"], true);
+}
+
+#[actix_web::test]
+async fn metrics_count_requests_by_route_and_status_and_bytes_served() {
+    let data = content(5000);
+    let app = TestApp::spawn_with(&[("m.bin", &data[..])], |_| {}, |_| {}).await;
+    app.wait_for_torrent("m.bin").await;
+    app.get_file("m.bin", &[]).await.bytes().await.unwrap();
+    app.get_file("nothing", &[]).await;
+
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains(
+            r#"gotorrent_http_requests_total{method="GET",route="/files/{name:.+}",status="200"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"route="/files/{name:.+}",status="404"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("gotorrent_bytes_served_total 5000"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("gotorrent_torrents 1"), "{metrics}");
+    assert!(metrics.contains("gotorrent_live_seeders"), "{metrics}");
+}
+
+#[actix_web::test]
+async fn swagger_ui_and_the_openapi_document_are_served() {
+    let app = TestApp::spawn().await;
+    let ui = app
+        .client
+        .get(format!("{}/swagger-ui/", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ui.status(), 200);
+    assert!(ui.text().await.unwrap().contains("swagger"));
+
+    let no_follow = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let redirect = no_follow
+        .get(format!("{}/swagger-ui", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert!(redirect.status().is_redirection());
+    assert_eq!(redirect.headers()["location"], "/swagger-ui/");
+
+    let doc: serde_json::Value = app
+        .client
+        .get(format!("{}/api-docs/openapi.json", app.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let generated: serde_json::Value =
+        serde_json::from_str(&gotorrent_http::server::openapi::json()).unwrap();
+    assert_eq!(doc, generated);
+    for path in [
+        "/chunks/{file}/{index}",
+        "/files/{name}",
+        "/torrents",
+        "/torrents/{info_hash}",
+        "/torrents/{info_hash}/manifest",
+        "/announce",
+        "/peers",
+        "/health",
+        "/metrics",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} undocumented");
+    }
+}
+
+#[actix_web::test]
+async fn unknown_routes_and_methods_get_json_errors() {
+    let app = TestApp::spawn().await;
+    assert_json_error(
+        app.client
+            .get(format!("{}/nope", app.url))
+            .send()
+            .await
+            .unwrap(),
+        404,
+    )
+    .await;
+    assert_json_error(
+        app.client
+            .delete(format!("{}/torrents", app.url))
+            .send()
+            .await
+            .unwrap(),
+        404,
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn a_role_that_is_off_has_no_routes() {
+    let app = TestApp::spawn_with(
+        &[],
+        |o| {
+            o.no_tracker = true;
+            o.no_seeder = true;
+        },
+        |_| {},
+    )
+    .await;
+    let health: serde_json::Value = app.health().await.json().await.unwrap();
+    assert_eq!(health["tracker"], false);
+    assert_json_error(app.peers(&"ab".repeat(32)).await, 404).await;
+    assert_json_error(app.get_file("x", &[]).await, 404).await;
+}
+
+#[test]
+fn railway_health_check_path_is_the_health_endpoint() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let railway = std::fs::read_to_string(root.join("railway.toml")).unwrap();
+    assert!(
+        railway.contains(r#"healthcheckPath = "/health""#),
+        "{railway}"
+    );
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    assert!(
+        dockerfile.contains("/health"),
+        "Dockerfile HEALTHCHECK should probe /health"
+    );
+}
