@@ -144,11 +144,11 @@ impl Settings {
             ("seeder.tracker", overrides.tracker.clone()),
             (
                 "storage.data_dir",
-                overrides.data_dir.as_ref().map(path_string),
+                overrides.data_dir.as_deref().map(path_string),
             ),
             (
                 "storage.state_dir",
-                overrides.state_dir.as_ref().map(path_string),
+                overrides.state_dir.as_deref().map(path_string),
             ),
         ];
         for (key, value) in flags {
@@ -234,7 +234,7 @@ impl Settings {
     }
 }
 
-fn path_string(p: &PathBuf) -> String {
+fn path_string(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
@@ -293,6 +293,32 @@ mod tests {
         .unwrap();
         assert_eq!(s.bind.to_string(), "0.0.0.0:9999");
         assert_eq!(s.public_url.unwrap().as_str(), "https://x.up.railway.app/");
+    }
+
+    #[test]
+    fn gotorrent_variables_override_the_defaults() {
+        let s = load(
+            &[
+                ("GOTORRENT__SERVER__BIND", "127.0.0.1:9000"),
+                ("GOTORRENT__TRACKER__ANNOUNCE_INTERVAL_SECS", "5"),
+                ("GOTORRENT__SEEDER__ENABLED", "false"),
+            ],
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(s.bind.port(), 9000);
+        assert_eq!(s.announce_interval, Duration::from_secs(5));
+        assert!(!s.raw.seeder.enabled);
+        let err = load(
+            &[("GOTORRENT__SEEDER__PIECE_LENGTH", "1000")],
+            Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("seeder.piece_length") && err.contains("1000"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -136,7 +136,7 @@ impl PieceLength {
     pub const MAX: u64 = 1 << 30;
 
     pub fn new(bytes: u64) -> Result<Self, PieceLengthError> {
-        if bytes >= BLOCK_SIZE && bytes <= Self::MAX && bytes.is_power_of_two() {
+        if (BLOCK_SIZE..=Self::MAX).contains(&bytes) && bytes.is_power_of_two() {
             Ok(PieceLength(bytes))
         } else {
             Err(PieceLengthError(bytes))

@@ -279,3 +279,75 @@ async fn with_the_tracker_role_off_a_seeder_announces_to_another_server() {
     })
     .await;
 }
+
+#[actix_web::test]
+async fn sigterm_makes_the_binary_announce_stopped_and_exit_cleanly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    // Arrange: an in-process tracker, and the real binary seeding one file to it.
+    let tracker = TestApp::spawn_with(&[], |o| o.no_seeder = true, |_| {}).await;
+    let dirs = tempfile::tempdir().unwrap();
+    let file = dirs.path().join("signal ü.bin");
+    std::fs::write(&file, content(30_000)).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gotorrent-http"))
+        .arg("seed")
+        .arg(&file)
+        .args([
+            "--bind",
+            "127.0.0.1:0",
+            "--no-tracker",
+            "--tracker",
+            &tracker.url,
+        ])
+        .arg("--data-dir")
+        .arg(dirs.path().join("data"))
+        .arg("--state-dir")
+        .arg(dirs.path().join("state"))
+        .env("GOTORRENT__LOG__FORMAT", "text")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("listening on port") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "the seeder exited before listening"
+        );
+    }
+    // Keep draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    let v2 = gotorrent_http::metainfo::create::from_bytes(
+        "signal ü.bin",
+        &content(30_000),
+        PieceLength::new(1 << 20).unwrap(),
+        vec![],
+        vec![],
+    )
+    .unwrap()
+    .info_hash_v2
+    .to_string();
+    poll("the seeder to announce", || async {
+        let peers: serde_json::Value = tracker.peers(&v2).await.json().await.unwrap();
+        !peers["peers"].as_array().unwrap().is_empty()
+    })
+    .await;
+
+    // Act
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = actix_web::rt::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Assert
+    assert!(status.success(), "exit status {status}");
+    let peers: serde_json::Value = tracker.peers(&v2).await.json().await.unwrap();
+    assert!(peers["peers"].as_array().unwrap().is_empty(), "{peers}");
+}
