@@ -53,6 +53,16 @@ impl FromStr for InfoHash {
     }
 }
 
+/// `base` with one more path segment (percent-encoded), whether or not `base` ends in '/'.
+pub fn join_url(base: &url::Url, segment: &str) -> url::Url {
+    let mut url = base.clone();
+    url.path_segments_mut()
+        .expect("http URLs have a path")
+        .pop_if_empty()
+        .push(segment);
+    url
+}
+
 /// Keeps error messages bounded when a client sends something huge.
 pub(crate) fn truncate_for_message(s: &str) -> String {
     const MAX: usize = 100;

@@ -54,8 +54,7 @@ async fn announced_seeders_are_listed_and_stopped_removes_them() {
 
     app.announce(json!({"info_hash": hash, "url": "http://127.0.0.1:9", "event": "stopped"}))
         .await;
-    let peers: serde_json::Value = app.peers(&hash).await.json().await.unwrap();
-    assert_eq!(peers["peers"].as_array().unwrap().len(), 1);
+    assert_eq!(app.peer_urls(&hash).await.len(), 1);
 }
 
 #[actix_web::test]
@@ -82,8 +81,7 @@ async fn a_silent_seeder_is_dropped_after_twice_the_interval() {
     );
 
     poll("the silent seeder to expire", || async {
-        let peers: serde_json::Value = app.peers(&hash).await.json().await.unwrap();
-        peers["peers"].as_array().unwrap().is_empty()
+        app.peer_urls(&hash).await.is_empty()
     })
     .await;
 }
@@ -176,8 +174,7 @@ async fn registered_torrents_are_served_by_either_hash_and_survive_a_restart() {
     // A v1 announce lands in the same swarm as the v2 one.
     app.announce(json!({"info_hash": v1, "url": "http://127.0.0.1:9"}))
         .await;
-    let peers: serde_json::Value = app.peers(&v2).await.json().await.unwrap();
-    assert_eq!(peers["peers"].as_array().unwrap().len(), 1);
+    assert_eq!(app.peer_urls(&v2).await.len(), 1);
 
     app.stop().await;
     let restarted = TestApp::start(
@@ -217,12 +214,7 @@ async fn a_seeder_registers_and_announces_its_files_to_its_own_tracker() {
     let v2 = summary["info_hash_v2"].as_str().unwrap().to_owned();
 
     poll("the seeder to announce itself", || async {
-        let peers: serde_json::Value = app.peers(&v2).await.json().await.unwrap();
-        peers["peers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|p| p["url"] == app.url.as_str())
+        app.peer_urls(&v2).await.contains(&app.url)
     })
     .await;
 
@@ -255,12 +247,7 @@ async fn with_the_tracker_role_off_a_seeder_announces_to_another_server() {
         .to_owned();
 
     poll("the remote tracker to list the seeder", || async {
-        let peers: serde_json::Value = tracker.peers(&v2).await.json().await.unwrap();
-        peers["peers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|p| p["url"] == seeder.url.as_str())
+        tracker.peer_urls(&v2).await.contains(&seeder.url)
     })
     .await;
     assert_eq!(
@@ -274,8 +261,7 @@ async fn with_the_tracker_role_off_a_seeder_announces_to_another_server() {
     // Graceful shutdown says "stopped": the tracker forgets the seeder at once.
     seeder.stop().await;
     poll("the stopped seeder to leave the swarm", || async {
-        let peers: serde_json::Value = tracker.peers(&v2).await.json().await.unwrap();
-        peers["peers"].as_array().unwrap().is_empty()
+        tracker.peer_urls(&v2).await.is_empty()
     })
     .await;
 }
@@ -330,8 +316,7 @@ async fn sigterm_makes_the_binary_announce_stopped_and_exit_cleanly() {
     .info_hash_v2
     .to_string();
     poll("the seeder to announce", || async {
-        let peers: serde_json::Value = tracker.peers(&v2).await.json().await.unwrap();
-        !peers["peers"].as_array().unwrap().is_empty()
+        !tracker.peer_urls(&v2).await.is_empty()
     })
     .await;
 
@@ -348,6 +333,5 @@ async fn sigterm_makes_the_binary_announce_stopped_and_exit_cleanly() {
 
     // Assert
     assert!(status.success(), "exit status {status}");
-    let peers: serde_json::Value = tracker.peers(&v2).await.json().await.unwrap();
-    assert!(peers["peers"].as_array().unwrap().is_empty(), "{peers}");
+    assert!(tracker.peer_urls(&v2).await.is_empty());
 }

@@ -13,7 +13,7 @@ use super::Seeder;
 use crate::metainfo::Metainfo;
 use crate::tracker::swarm::Event;
 use crate::tracker::Tracker;
-use crate::types::{InfoHash, InfoHashV2, SeederUrl};
+use crate::types::{join_url, InfoHash, InfoHashV2, SeederUrl};
 
 /// The tracker a seeder reports to: this process's own, or another server over HTTP.
 #[derive(Clone)]
@@ -36,15 +36,6 @@ struct AnnounceReply {
 }
 
 impl TrackerClient {
-    fn endpoint(base: &Url, path: &str) -> Url {
-        let mut url = base.clone();
-        url.path_segments_mut()
-            .expect("http URLs have a path")
-            .pop_if_empty()
-            .push(path);
-        url
-    }
-
     pub async fn register(&self, meta: &Metainfo) -> anyhow::Result<()> {
         match self {
             TrackerClient::Local(tracker) => {
@@ -53,7 +44,7 @@ impl TrackerClient {
                 tokio::task::spawn_blocking(move || tracker.register(meta)).await??;
             }
             TrackerClient::Remote { base, http } => {
-                http.post(Self::endpoint(base, "torrents"))
+                http.post(join_url(base, "torrents"))
                     .header("content-type", "application/x-bittorrent")
                     .body(meta.bytes.to_vec())
                     .send()
@@ -83,7 +74,7 @@ impl TrackerClient {
                     event,
                 };
                 let reply: AnnounceReply = http
-                    .post(Self::endpoint(base, "announce"))
+                    .post(join_url(base, "announce"))
                     .json(&body)
                     .send()
                     .await?

@@ -27,7 +27,7 @@ use crate::seeder::{Seeder, TorrentUrls};
 use crate::settings::Validated;
 use crate::storage::{LocalStorage, Storage};
 use crate::tracker::Tracker;
-use crate::types::SeederUrl;
+use crate::types::{join_url as join, SeederUrl};
 pub use error::{ApiError, ErrorBody};
 pub use metrics::Metrics;
 
@@ -221,16 +221,6 @@ fn derived_public_url(local: SocketAddr) -> Url {
     };
     Url::parse(&format!("http://{}", SocketAddr::new(ip, local.port())))
         .expect("a socket address makes a valid URL")
-}
-
-/// `base` with one more path segment.
-pub fn join(base: &Url, segment: &str) -> Url {
-    let mut url = base.clone();
-    url.path_segments_mut()
-        .expect("http URLs have a path")
-        .pop_if_empty()
-        .push(segment);
-    url
 }
 
 async fn rescan_loop(seeder: Arc<Seeder>, every: Duration, changed: Arc<Notify>) {

@@ -223,6 +223,17 @@ impl TestApp {
             .unwrap()
     }
 
+    /// The URLs `GET /peers` lists for a torrent.
+    pub async fn peer_urls(&self, info_hash: &str) -> Vec<String> {
+        let peers: Value = self.peers(info_hash).await.json().await.unwrap();
+        peers["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["url"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     pub async fn stop(&self) {
         self.handle.stop(true).await;
     }
