@@ -38,8 +38,43 @@ pub enum Command {
         #[command(flatten)]
         serve: ServeArgs,
     },
+    /// Download a torrent from every seeder at once, verifying each piece; resumes.
+    Download(DownloadArgs),
     /// Print the OpenAPI document (JSON).
     Openapi,
+}
+
+#[derive(Debug, Args)]
+pub struct DownloadArgs {
+    /// A .torrent path, an http(s) URL of a .torrent, or an info-hash (v1 or v2 hex) with --tracker.
+    pub source: String,
+    /// Directory the file lands in, as DIR/<name>.
+    #[arg(short, long, value_name = "DIR", default_value = "downloads")]
+    pub output_dir: PathBuf,
+    /// Tracker base or /announce URL [default: the torrent's announce URL].
+    #[arg(long, value_name = "URL")]
+    pub tracker: Option<String>,
+    /// A seeder's base URL to fetch from as well; repeatable.
+    #[arg(long = "seeder", value_name = "URL")]
+    pub seeders: Vec<String>,
+    /// Requests in flight over all seeders.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub connections: u16,
+    /// Pieces failing verification before a seeder is dropped.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub max_bad_pieces: u32,
+    /// Print only errors.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// After finishing, keep running as a seeder of the file, announcing to the tracker.
+    #[arg(long)]
+    pub seed: bool,
+    /// With --seed: listen address HOST:PORT [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "HOST:PORT", requires = "seed")]
+    pub bind: Option<String>,
+    /// With --seed: the URL others reach this seeder at.
+    #[arg(long, value_name = "URL", requires = "seed")]
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -107,6 +142,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Create(args) => create_torrent(&args),
         Command::Serve(args) => serve(&args, Vec::new()).await,
         Command::Seed { files, serve: args } => serve(&args, files).await,
+        Command::Download(args) => download(&args).await,
         Command::Openapi => {
             println!("{}", crate::server::openapi::json());
             Ok(())
@@ -170,6 +206,151 @@ fn create_torrent(args: &CreateArgs) -> anyhow::Result<()> {
     println!("info-hash v2: {}", meta.info_hash_v2);
     println!("info-hash v1: {}", meta.info_hash_v1);
     Ok(())
+}
+
+async fn download(args: &DownloadArgs) -> anyhow::Result<()> {
+    let level = if args.quiet { "error" } else { "warn" };
+    telemetry::init(&crate::settings::LogSettings {
+        format: crate::settings::LogFormat::Text,
+        level: level.into(),
+    });
+    let mut options = crate::download::Options::new(args.source.clone(), args.output_dir.clone());
+    options.tracker = args
+        .tracker
+        .as_deref()
+        .map(|t| check_http_url(t).map(crate::settings::tracker_base))
+        .transpose()
+        .with_context(|| {
+            format!(
+                "--tracker {:?}",
+                args.tracker.as_deref().unwrap_or_default()
+            )
+        })?;
+    options.seeders = args
+        .seeders
+        .iter()
+        .map(|s| check_http_url(s).with_context(|| format!("--seeder {s:?}")))
+        .collect::<anyhow::Result<_>>()?;
+    options.connections = usize::from(args.connections);
+    options.max_bad_pieces = args.max_bad_pieces;
+
+    let bar = DownloadBar::new(args.quiet);
+    let report = crate::download::download(&options, &bar).await?;
+    if !args.quiet {
+        println!("{}", summary(&report));
+    }
+    if args.seed {
+        seed_after_download(args, &report).await?;
+    }
+    Ok(())
+}
+
+/// One line: size, time, mean rate and bytes per seeder.
+pub fn summary(report: &crate::download::Report) -> String {
+    if report.already_complete {
+        return format!(
+            "{} is already complete and verified: nothing to fetch",
+            report.path.display()
+        );
+    }
+    let secs = report.elapsed.as_secs_f64().max(1e-3);
+    let per_seeder: Vec<String> = report
+        .seeders
+        .iter()
+        .filter(|s| s.bytes > 0 || s.dropped.is_some())
+        .map(|s| {
+            let dropped = s
+                .dropped
+                .as_ref()
+                .map_or(String::new(), |why| format!(" (dropped: {why})"));
+            format!("{} {}{dropped}", s.url, indicatif::HumanBytes(s.bytes))
+        })
+        .collect();
+    format!(
+        "{}: {} in {:.1} s ({}/s), {} fetched, {} pieces resumed; from {}",
+        report.path.display(),
+        indicatif::HumanBytes(report.length),
+        secs,
+        indicatif::HumanBytes((report.fetched_bytes as f64 / secs) as u64),
+        indicatif::HumanBytes(report.fetched_bytes),
+        report.resumed_pieces,
+        if per_seeder.is_empty() {
+            "no seeder".to_owned()
+        } else {
+            per_seeder.join(", ")
+        }
+    )
+}
+
+/// Turns this downloader into a seeder of the file it fetched. Its state lives in
+/// `<output dir>/.gotorrent/`, so the downloads dir itself is not scanned.
+async fn seed_after_download(
+    args: &DownloadArgs,
+    report: &crate::download::Report,
+) -> anyhow::Result<()> {
+    let home = args.output_dir.join(".gotorrent");
+    let overrides = Overrides {
+        bind: args.bind.clone(),
+        data_dir: Some(home.join("data")),
+        state_dir: Some(home.join("state")),
+        public_url: args.public_url.clone(),
+        tracker: report.tracker.as_ref().map(|t| t.to_string()),
+        no_tracker: report.tracker.is_some(),
+        no_seeder: false,
+    };
+    let mut settings = Settings::load(None, &overrides)?;
+    settings.raw.log.level = if args.quiet {
+        "error".into()
+    } else {
+        "warn".into()
+    };
+    let app = Application::build(settings, vec![report.path.clone()]).await?;
+    if !args.quiet {
+        eprintln!(
+            "seeding {} at {} (Ctrl-C to stop)",
+            report.name,
+            app.public_url()
+        );
+    }
+    app.run_until_stopped().await.context("seeder failed")
+}
+
+/// The download's progress bar: bytes, rate, ETA and seeders in use; hidden when quiet or not
+/// on a terminal.
+struct DownloadBar(ProgressBar);
+
+impl DownloadBar {
+    fn new(quiet: bool) -> Self {
+        if quiet || !std::io::stderr().is_terminal() {
+            return DownloadBar(ProgressBar::hidden());
+        }
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix} {bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta} {msg}",
+            )
+            .expect("a valid template"),
+        );
+        DownloadBar(bar)
+    }
+}
+
+impl crate::download::Progress for DownloadBar {
+    fn started(&self, name: &str, total: u64, have: u64) {
+        self.0.set_prefix(name.to_owned());
+        self.0.set_length(total);
+        self.0.set_position(have);
+        self.0.reset_eta();
+    }
+
+    fn advanced(&self, bytes: u64, seeders: usize) {
+        self.0.inc(bytes);
+        self.0.set_message(format!("{seeders} seeders"));
+    }
+
+    fn finished(&self) {
+        self.0.finish_and_clear();
+    }
 }
 
 /// A tracker given by its base URL gets /announce appended; any other URL is kept as given.

@@ -7,6 +7,7 @@
 pub mod bencode;
 pub mod cli;
 pub mod db;
+pub mod download;
 pub mod metainfo;
 pub mod seeder;
 pub mod server;

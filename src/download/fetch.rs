@@ -1,0 +1,133 @@
+//! One HTTP request for one piece, with every answer checked before its bytes are trusted.
+
+use std::time::Duration;
+
+use reqwest::header::{CONTENT_RANGE, RANGE, RETRY_AFTER};
+use reqwest::StatusCode;
+
+use super::source::Endpoint;
+use crate::metainfo::Metainfo;
+use crate::types::join_url;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("{0}")]
+    Transport(String),
+    #[error("HTTP {status}")]
+    Status {
+        status: StatusCode,
+        retry_after: Option<Duration>,
+    },
+    /// The answer is not what was asked for: a Range ignored (200 for a range), a wrong
+    /// Content-Range, or a body of the wrong length. Not trusted for this request.
+    #[error("{0}")]
+    Protocol(String),
+}
+
+impl FetchError {
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            FetchError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// Fetches piece `index` (at `offset`, `len` bytes) from `endpoint`.
+pub async fn piece(
+    http: &reqwest::Client,
+    endpoint: &Endpoint,
+    meta: &Metainfo,
+    index: u32,
+    offset: u64,
+    len: u64,
+) -> Result<Vec<u8>, FetchError> {
+    let request = match endpoint {
+        Endpoint::Native(base) => {
+            let url = join_url(
+                &join_url(&join_url(base, "chunks"), &meta.info_hash_v2.to_string()),
+                &index.to_string(),
+            );
+            http.get(url)
+        }
+        Endpoint::WebSeed(url) => http
+            .get(url.clone())
+            .header(RANGE, format!("bytes={}-{}", offset, offset + len - 1)),
+    };
+    let mut response = request
+        .send()
+        .await
+        .map_err(|e| FetchError::Transport(describe(&e)))?;
+    let status = response.status();
+    match endpoint {
+        Endpoint::Native(_) if status == StatusCode::OK => {}
+        Endpoint::WebSeed(_) if status == StatusCode::PARTIAL_CONTENT => {
+            let expected = format!("bytes {}-{}/{}", offset, offset + len - 1, meta.length);
+            let got = response
+                .headers()
+                .get(CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok());
+            if got != Some(expected.as_str()) {
+                return Err(FetchError::Protocol(format!(
+                    "wrong Content-Range {got:?}, expected {expected:?}"
+                )));
+            }
+        }
+        Endpoint::WebSeed(_) if status == StatusCode::OK => {
+            return Err(FetchError::Protocol(
+                "ignored the Range header (200 instead of 206)".into(),
+            ));
+        }
+        _ => {
+            let retry_after = response
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            return Err(FetchError::Status {
+                status,
+                retry_after,
+            });
+        }
+    }
+    if response.content_length().is_some_and(|n| n != len) {
+        return Err(FetchError::Protocol(format!(
+            "Content-Length {} for a {len}-byte piece",
+            response.content_length().unwrap_or_default()
+        )));
+    }
+    // Read at most `len` bytes, whatever the server claims, so memory stays bounded.
+    let mut data = Vec::with_capacity(len as usize);
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| FetchError::Transport(describe(&e)))?
+    {
+        if data.len() + chunk.len() > len as usize {
+            return Err(FetchError::Protocol(format!(
+                "sent more than the piece's {len} bytes"
+            )));
+        }
+        data.extend_from_slice(&chunk);
+    }
+    if data.len() as u64 != len {
+        return Err(FetchError::Protocol(format!(
+            "sent {} of the piece's {len} bytes",
+            data.len()
+        )));
+    }
+    Ok(data)
+}
+
+/// reqwest's Display hides the cause ("error sending request"); the chain says what happened.
+fn describe(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,447 @@
+//! The downloader: fetches a torrent's pieces from every seeder at once, verifies each against
+//! its BEP 52 SHA-256 piece hash, writes it into `<name>.part`, records it, and renames the file
+//! into place when every piece is verified. A rerun resumes from the record.
+//!
+//! [`scheduler`] decides what to fetch from whom (pure); [`fetch`] does one request; [`store`]
+//! owns the files; this module runs the loop that ties them together.
+
+pub mod fetch;
+pub mod scheduler;
+pub mod source;
+pub mod store;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::task::{AbortHandle, JoinSet};
+use url::Url;
+
+use crate::metainfo::Metainfo;
+use crate::types::PieceIndex;
+use scheduler::{Completion, Policy, Scheduler, SeederId, SeederStatus};
+use source::Endpoint;
+
+/// Piece buffers in flight are capped at this many bytes, so memory stays bounded whatever the
+/// piece length: with huge pieces, fewer requests run at once.
+const PIECE_BUFFER_BUDGET: u64 = 32 * 1024 * 1024;
+/// Verified pieces are made durable and recorded at least this often.
+const RECORD_EVERY: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// A .torrent path, an http(s) URL of one, or an info-hash (with `tracker`).
+    pub source: String,
+    pub output_dir: PathBuf,
+    /// Tracker base (or /announce) URL; default: the torrent's announce URL.
+    pub tracker: Option<Url>,
+    /// Extra native seeders (base URLs).
+    pub seeders: Vec<Url>,
+    /// Requests in flight over all seeders.
+    pub connections: usize,
+    /// Pieces failing verification before a seeder is dropped.
+    pub max_bad_pieces: u32,
+    /// How often the tracker is asked for new seeders.
+    pub refresh_interval: Duration,
+    pub connect_timeout: Duration,
+    /// A response silent this long is abandoned.
+    pub stall_timeout: Duration,
+}
+
+impl Options {
+    pub fn new(source: impl Into<String>, output_dir: impl Into<PathBuf>) -> Self {
+        Options {
+            source: source.into(),
+            output_dir: output_dir.into(),
+            tracker: None,
+            seeders: Vec::new(),
+            connections: 8,
+            max_bad_pieces: 3,
+            refresh_interval: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
+            stall_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Told about progress as it happens; the CLI draws a bar from it.
+pub trait Progress: Send + Sync {
+    fn started(&self, _name: &str, _total_bytes: u64, _have_bytes: u64) {}
+    fn advanced(&self, _bytes: u64, _seeders_in_use: usize) {}
+    fn finished(&self) {}
+}
+
+/// Progress that is not shown.
+pub struct Silent;
+impl Progress for Silent {}
+
+#[derive(Debug, Clone)]
+pub struct SeederReport {
+    pub url: String,
+    pub bytes: u64,
+    pub pieces: u32,
+    pub bad_pieces: u32,
+    /// Why the seeder was dropped, if it was.
+    pub dropped: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub name: String,
+    pub path: PathBuf,
+    pub length: u64,
+    /// Bytes fetched over the network and verified in this run.
+    pub fetched_bytes: u64,
+    pub fetched_pieces: u32,
+    /// Pieces found verified on disk at start (resume).
+    pub resumed_pieces: usize,
+    /// The final file was already there and verified: nothing fetched.
+    pub already_complete: bool,
+    pub elapsed: Duration,
+    pub seeders: Vec<SeederReport>,
+    /// The tracker used, if any (for `--seed`).
+    pub tracker: Option<Url>,
+}
+
+enum Outcome {
+    Verified,
+    BadData,
+    Failed(fetch::FetchError),
+    /// Writing to the output failed (disk full, permissions): fatal, not the seeder's fault.
+    Disk(String),
+}
+
+struct Run {
+    http: reqwest::Client,
+    meta: Arc<Metainfo>,
+    tracker: Option<Url>,
+    sched: Scheduler,
+    endpoints: Vec<Endpoint>,
+    started: Instant,
+    last_refresh: Option<Instant>,
+}
+
+impl Run {
+    fn now(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Adds endpoints not seen before; revives known ones that are listed again.
+    fn add_endpoints(&mut self, endpoints: Vec<Endpoint>) -> usize {
+        let mut added = 0;
+        for endpoint in endpoints {
+            match self.endpoints.iter().position(|e| *e == endpoint) {
+                Some(i) => self.sched.revive(SeederId(i)),
+                None => {
+                    tracing::info!(seeder = %endpoint, "using seeder");
+                    self.endpoints.push(endpoint);
+                    self.sched.add_seeder();
+                    added += 1;
+                }
+            }
+        }
+        added
+    }
+
+    /// Seeders the tracker lists now (none if there is no tracker or it fails).
+    async fn tracker_endpoints(&mut self) -> Vec<Endpoint> {
+        self.last_refresh = Some(Instant::now());
+        let Some(tracker) = self.tracker.clone() else {
+            return Vec::new();
+        };
+        source::tracker_peers(&tracker, &self.meta, &self.http)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %format!("{e:#}"), "tracker did not answer");
+                Vec::new()
+            })
+    }
+
+    async fn refresh_from_tracker(&mut self) {
+        let peers = self.tracker_endpoints().await;
+        self.add_endpoints(source::dedup(peers, &self.meta.name));
+    }
+}
+
+/// Downloads (or resumes) the torrent named by `options.source`.
+pub async fn download(options: &Options, progress: &dyn Progress) -> anyhow::Result<Report> {
+    let started = Instant::now();
+    let http = reqwest::Client::builder()
+        .connect_timeout(options.connect_timeout)
+        .read_timeout(options.stall_timeout)
+        .pool_max_idle_per_host(options.connections.max(1))
+        .build()
+        .context("building the HTTP client")?;
+    let meta = Arc::new(source::metainfo(&options.source, options.tracker.as_ref(), &http).await?);
+    let tracker = source::tracker(options.tracker.as_ref(), &meta);
+
+    let opened = {
+        let (dir, meta) = (options.output_dir.clone(), meta.clone());
+        tokio::task::spawn_blocking(move || store::open(&dir, &meta)).await??
+    };
+    let (part, done, rehashed) = match opened {
+        store::Opened::Complete(path) => {
+            progress.finished();
+            return Ok(Report {
+                name: meta.name.clone(),
+                path,
+                length: meta.length,
+                fetched_bytes: 0,
+                fetched_pieces: 0,
+                resumed_pieces: meta.piece_count() as usize,
+                already_complete: true,
+                elapsed: started.elapsed(),
+                seeders: Vec::new(),
+                tracker,
+            });
+        }
+        store::Opened::Partial {
+            part,
+            done,
+            rehashed,
+        } => (Arc::new(part), done, rehashed),
+    };
+    if rehashed > 0 {
+        tracing::info!(
+            pieces = rehashed,
+            "recovered verified pieces from an unrecorded .part"
+        );
+    }
+    let resumed = done.iter().filter(|d| **d).count();
+    let have_bytes: u64 = (0..meta.piece_count())
+        .filter(|i| done[*i as usize])
+        .filter_map(|i| meta.piece_span(PieceIndex(i)).map(|(_, len)| len))
+        .sum();
+    progress.started(&meta.name, meta.length, have_bytes);
+
+    let max_in_flight = options
+        .connections
+        .max(1)
+        .min((PIECE_BUFFER_BUDGET / meta.piece_length.get()).max(1) as usize);
+    let policy = Policy {
+        max_in_flight,
+        max_bad_pieces: options.max_bad_pieces.max(1),
+        ..Policy::default()
+    };
+    let mut run = Run {
+        http,
+        meta: meta.clone(),
+        tracker,
+        sched: Scheduler::new(&done, policy),
+        endpoints: Vec::new(),
+        started,
+        last_refresh: None,
+    };
+    // All sources first, then one dedup, so a seeder's own web-seed URL is not used twice.
+    let mut initial: Vec<Endpoint> = options
+        .seeders
+        .iter()
+        .cloned()
+        .map(Endpoint::Native)
+        .collect();
+    initial.extend(run.tracker_endpoints().await);
+    initial.extend(source::web_seeds(&meta));
+    run.add_endpoints(source::dedup(initial, &meta.name));
+
+    let result = fetch_all(&mut run, &part, options, progress).await;
+    let seeders = seeder_reports(&run);
+    let fetched_pieces: u32 = seeders.iter().map(|s| s.pieces).sum();
+    let fetched_bytes: u64 = seeders.iter().map(|s| s.bytes).sum();
+    result?;
+
+    let path = {
+        let part = Arc::try_unwrap(part)
+            .map_err(|_| anyhow::anyhow!("internal: piece writers still running"))?;
+        tokio::task::spawn_blocking(move || part.finish()).await??
+    };
+    progress.finished();
+    Ok(Report {
+        name: meta.name.clone(),
+        path,
+        length: meta.length,
+        fetched_bytes,
+        fetched_pieces,
+        resumed_pieces: resumed,
+        already_complete: false,
+        elapsed: started.elapsed(),
+        seeders,
+        tracker: run.tracker.clone(),
+    })
+}
+
+fn seeder_reports(run: &Run) -> Vec<SeederReport> {
+    run.endpoints
+        .iter()
+        .enumerate()
+        .map(|(i, endpoint)| {
+            let stats = run.sched.seeder(SeederId(i));
+            SeederReport {
+                url: endpoint.to_string(),
+                bytes: stats.bytes,
+                pieces: stats.pieces,
+                bad_pieces: stats.bad_pieces,
+                dropped: match &stats.status {
+                    SeederStatus::Banned(reason) => Some(reason.clone()),
+                    SeederStatus::Gone => Some("stopped answering".into()),
+                    SeederStatus::Active => None,
+                },
+            }
+        })
+        .collect()
+}
+
+/// The dispatch loop: keeps the in-flight budget full, handles results, records progress.
+async fn fetch_all(
+    run: &mut Run,
+    part: &Arc<store::PartFile>,
+    options: &Options,
+    progress: &dyn Progress,
+) -> anyhow::Result<()> {
+    let mut tasks: JoinSet<(usize, SeederId, Outcome, Duration)> = JoinSet::new();
+    let mut handles: HashMap<(usize, SeederId), AbortHandle> = HashMap::new();
+    let mut unrecorded: Vec<u32> = Vec::new();
+    let mut last_record = Instant::now();
+
+    let outcome = loop {
+        while let Some((piece, seeder)) = run.sched.assign(run.now()) {
+            let handle = tasks.spawn(fetch_and_store(
+                run.http.clone(),
+                run.endpoints[seeder.0].clone(),
+                run.meta.clone(),
+                part.clone(),
+                piece,
+                seeder,
+            ));
+            handles.insert((piece, seeder), handle);
+        }
+        if run.sched.is_done() && tasks.is_empty() {
+            break Ok(());
+        }
+        if tasks.is_empty() && run.sched.next_wakeup(run.now()).is_none() {
+            // Nothing in flight and nobody to ask: look for new seeders once, then give up.
+            let recently = run
+                .last_refresh
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(1));
+            if run.tracker.is_some() && !recently {
+                run.refresh_from_tracker().await;
+                continue;
+            }
+            break Err(anyhow::anyhow!(
+                "no usable seeders left for {} ({}): {} of {} pieces missing; the partial download is kept in {} for a later resume",
+                run.meta.name,
+                run.meta.info_hash_v2,
+                run.sched.remaining(),
+                run.meta.piece_count(),
+                part.part_path.display()
+            ));
+        }
+
+        let wakeup = run
+            .sched
+            .next_wakeup(run.now())
+            .map_or(Duration::from_secs(3600), |at| at.saturating_sub(run.now()));
+        let refresh_in = run.last_refresh.map_or(Duration::ZERO, |t| {
+            options.refresh_interval.saturating_sub(t.elapsed())
+        });
+        let record_in = RECORD_EVERY.saturating_sub(last_record.elapsed());
+        tokio::select! {
+            Some(joined) = tasks.join_next() => {
+                let Ok((piece, seeder, outcome, elapsed)) = joined else {
+                    continue; // a duplicate cancelled by the endgame
+                };
+                handles.remove(&(piece, seeder));
+                let endpoint = &run.endpoints[seeder.0];
+                match outcome {
+                    Outcome::Verified => {
+                        let (_, len) = run.meta.piece_span(PieceIndex(piece as u32)).expect("assigned pieces exist");
+                        if let Completion::First { cancel } = run.sched.completed(piece, seeder, len, elapsed) {
+                            for other in cancel {
+                                if let Some(h) = handles.remove(&(piece, other)) {
+                                    h.abort();
+                                }
+                            }
+                            unrecorded.push(piece as u32);
+                            progress.advanced(len, run.sched.busy_seeders());
+                        }
+                    }
+                    Outcome::BadData => {
+                        tracing::warn!(seeder = %endpoint, piece, "piece failed SHA-256 verification; fetching it elsewhere");
+                        if let Some(reason) = run.sched.bad_data(piece, seeder) {
+                            tracing::warn!(seeder = %endpoint, %reason, "dropping seeder for the rest of this download");
+                        }
+                    }
+                    Outcome::Disk(e) => {
+                        break Err(anyhow::anyhow!(
+                            "cannot write the download: {e}; verified pieces so far are kept for a later resume"
+                        ));
+                    }
+                    Outcome::Failed(e) => {
+                        tracing::debug!(seeder = %endpoint, piece, error = %e, "request failed; will retry");
+                        let retry_after = e.retry_after();
+                        run.sched.failed(piece, seeder, run.now(), retry_after);
+                        if run.sched.seeder(seeder).status == SeederStatus::Gone {
+                            tracing::warn!(seeder = %endpoint, error = %e, "seeder stopped answering");
+                        }
+                    }
+                }
+            }
+            _ = tokio::time::sleep(wakeup.min(refresh_in).min(record_in)) => {
+                if run.last_refresh.is_none_or(|t| t.elapsed() >= options.refresh_interval) {
+                    run.refresh_from_tracker().await;
+                }
+            }
+        }
+        if last_record.elapsed() >= RECORD_EVERY || unrecorded.len() >= 64 {
+            record(part, &mut unrecorded).await?;
+            last_record = Instant::now();
+        }
+    };
+    tasks.shutdown().await;
+    record(part, &mut unrecorded).await?;
+    outcome
+}
+
+async fn record(part: &Arc<store::PartFile>, pieces: &mut Vec<u32>) -> anyhow::Result<()> {
+    if pieces.is_empty() {
+        return Ok(());
+    }
+    let batch = std::mem::take(pieces);
+    let part = part.clone();
+    tokio::task::spawn_blocking(move || part.record(&batch)).await??;
+    Ok(())
+}
+
+async fn fetch_and_store(
+    http: reqwest::Client,
+    endpoint: Endpoint,
+    meta: Arc<Metainfo>,
+    part: Arc<store::PartFile>,
+    piece: usize,
+    seeder: SeederId,
+) -> (usize, SeederId, Outcome, Duration) {
+    let started = Instant::now();
+    let (offset, len) = meta
+        .piece_span(PieceIndex(piece as u32))
+        .expect("assigned pieces exist");
+    let outcome = match fetch::piece(&http, &endpoint, &meta, piece as u32, offset, len).await {
+        Err(e) => Outcome::Failed(e),
+        Ok(data) => {
+            let checked = tokio::task::spawn_blocking(move || {
+                if !store::piece_matches(&meta, piece, &data) {
+                    return Ok(false);
+                }
+                part.write_piece(offset, &data).map(|()| true)
+            })
+            .await;
+            match checked {
+                Ok(Ok(true)) => Outcome::Verified,
+                Ok(Ok(false)) => Outcome::BadData,
+                Ok(Err(e)) => Outcome::Disk(e.to_string()),
+                Err(e) => Outcome::Disk(e.to_string()),
+            }
+        }
+    };
+    (piece, seeder, outcome, started.elapsed())
+}

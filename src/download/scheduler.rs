@@ -1,0 +1,484 @@
+//! Which piece to fetch from which seeder next: a pure structure, with time passed in.
+//!
+//! Work is handed out one request at a time to the seeder expected to finish it soonest (its
+//! measured rate over the requests it already has in flight), so fast seeders take more work
+//! and a slow one never holds a fixed share. When nothing is missing but pieces are still in
+//! flight, idle seeders duplicate them (endgame); the first verified copy wins.
+
+use std::time::Duration;
+
+/// Index of a seeder in the scheduler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SeederId(pub usize);
+
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// Requests in flight over all seeders.
+    pub max_in_flight: usize,
+    /// Pieces failing verification before a seeder is dropped.
+    pub max_bad_pieces: u32,
+    /// Consecutive failed requests before a seeder counts as gone.
+    pub max_failures: u32,
+    /// First retry delay after a failure; doubles per consecutive failure.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Copies of one piece in flight at once during the endgame.
+    pub endgame_copies: usize,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            max_in_flight: 8,
+            max_bad_pieces: 3,
+            max_failures: 5,
+            backoff_base: Duration::from_millis(250),
+            backoff_max: Duration::from_secs(10),
+            endgame_copies: 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SeederStatus {
+    Active,
+    /// Too many consecutive failures; revived if the tracker lists it again.
+    Gone,
+    /// Sent data that failed verification too often: never used again in this download.
+    Banned(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct SeederStats {
+    pub status: SeederStatus,
+    pub in_flight: usize,
+    /// Bytes per second over recent verified pieces (exponentially weighted).
+    pub rate: Option<f64>,
+    pub bytes: u64,
+    pub pieces: u32,
+    pub bad_pieces: u32,
+    consecutive_failures: u32,
+    backoff_until: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PieceState {
+    Missing,
+    InFlight(Vec<SeederId>),
+    Done,
+}
+
+#[derive(Debug)]
+struct Slot {
+    state: PieceState,
+    /// Seeders that sent bad data for this piece.
+    avoid: Vec<SeederId>,
+}
+
+#[derive(Debug)]
+pub struct Scheduler {
+    pieces: Vec<Slot>,
+    /// No `Missing` piece lies before this index.
+    cursor: usize,
+    remaining: usize,
+    in_flight: usize,
+    seeders: Vec<SeederStats>,
+    policy: Policy,
+}
+
+/// What a verified piece means for other copies still in flight.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Completion {
+    /// The first verified copy; the listed seeders' duplicate requests can be cancelled.
+    First { cancel: Vec<SeederId> },
+    /// The piece was already done.
+    Duplicate,
+}
+
+impl Scheduler {
+    /// `done[i]` marks pieces already verified on disk.
+    pub fn new(done: &[bool], policy: Policy) -> Self {
+        let pieces: Vec<Slot> = done
+            .iter()
+            .map(|&d| Slot {
+                state: if d {
+                    PieceState::Done
+                } else {
+                    PieceState::Missing
+                },
+                avoid: Vec::new(),
+            })
+            .collect();
+        let remaining = done.iter().filter(|d| !**d).count();
+        Scheduler {
+            pieces,
+            cursor: 0,
+            remaining,
+            in_flight: 0,
+            seeders: Vec::new(),
+            policy,
+        }
+    }
+
+    pub fn add_seeder(&mut self) -> SeederId {
+        self.seeders.push(SeederStats {
+            status: SeederStatus::Active,
+            in_flight: 0,
+            rate: None,
+            bytes: 0,
+            pieces: 0,
+            bad_pieces: 0,
+            consecutive_failures: 0,
+            backoff_until: Duration::ZERO,
+        });
+        SeederId(self.seeders.len() - 1)
+    }
+
+    /// A seeder the tracker lists again gets another chance, unless it was banned.
+    pub fn revive(&mut self, id: SeederId) {
+        let s = &mut self.seeders[id.0];
+        if s.status == SeederStatus::Gone {
+            s.status = SeederStatus::Active;
+            s.consecutive_failures = 0;
+        }
+    }
+
+    pub fn seeder(&self, id: SeederId) -> &SeederStats {
+        &self.seeders[id.0]
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.remaining == 0
+    }
+
+    pub fn remaining(&self) -> usize {
+        self.remaining
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Seeders neither gone nor banned.
+    pub fn usable_seeders(&self) -> usize {
+        self.seeders
+            .iter()
+            .filter(|s| s.status == SeederStatus::Active)
+            .count()
+    }
+
+    /// Seeders with a request in flight.
+    pub fn busy_seeders(&self) -> usize {
+        self.seeders.iter().filter(|s| s.in_flight > 0).count()
+    }
+
+    /// When the next seeder leaves its backoff, if any is waiting.
+    pub fn next_wakeup(&self, now: Duration) -> Option<Duration> {
+        self.seeders
+            .iter()
+            .filter(|s| s.status == SeederStatus::Active && s.backoff_until > now)
+            .map(|s| s.backoff_until)
+            .min()
+    }
+
+    /// The next request to start, if the in-flight budget and the seeders allow one.
+    pub fn assign(&mut self, now: Duration) -> Option<(usize, SeederId)> {
+        if self.in_flight >= self.policy.max_in_flight || self.is_done() {
+            return None;
+        }
+        let fastest = self
+            .seeders
+            .iter()
+            .filter_map(|s| s.rate)
+            .fold(1.0_f64, f64::max);
+        let mut candidates: Vec<(f64, SeederId)> = self
+            .seeders
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.status == SeederStatus::Active && s.backoff_until <= now)
+            .map(|(i, s)| {
+                // An unmeasured seeder is assumed as fast as the fastest, so it gets tried.
+                let rate = s.rate.unwrap_or(fastest).max(1.0);
+                ((s.in_flight + 1) as f64 / rate, SeederId(i))
+            })
+            .collect();
+        candidates.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        for (_, seeder) in candidates {
+            if let Some(piece) = self.pick_piece(seeder) {
+                self.start(piece, seeder);
+                return Some((piece, seeder));
+            }
+        }
+        None
+    }
+
+    fn pick_piece(&mut self, seeder: SeederId) -> Option<usize> {
+        while self
+            .pieces
+            .get(self.cursor)
+            .is_some_and(|p| p.state == PieceState::Done)
+        {
+            self.cursor += 1;
+        }
+        let missing = self.pieces[self.cursor..]
+            .iter()
+            .position(|p| p.state == PieceState::Missing && !p.avoid.contains(&seeder))
+            .map(|offset| self.cursor + offset);
+        if missing.is_some() {
+            return missing;
+        }
+        // Endgame: only an idle seeder duplicates, so duplicates never crowd out first copies.
+        if self.seeders[seeder.0].in_flight > 0 {
+            return None;
+        }
+        self.pieces
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| match &p.state {
+                PieceState::InFlight(holders)
+                    if holders.len() < self.policy.endgame_copies
+                        && !holders.contains(&seeder)
+                        && !p.avoid.contains(&seeder) =>
+                {
+                    Some((holders.len(), i))
+                }
+                _ => None,
+            })
+            .min()
+            .map(|(_, i)| i)
+    }
+
+    fn start(&mut self, piece: usize, seeder: SeederId) {
+        let slot = &mut self.pieces[piece];
+        match &mut slot.state {
+            PieceState::InFlight(holders) => holders.push(seeder),
+            state => *state = PieceState::InFlight(vec![seeder]),
+        }
+        self.seeders[seeder.0].in_flight += 1;
+        self.in_flight += 1;
+    }
+
+    /// Removes `seeder` from the piece's holders; the piece is missing again if none remain.
+    fn release(&mut self, piece: usize, seeder: SeederId) {
+        let slot = &mut self.pieces[piece];
+        if let PieceState::InFlight(holders) = &mut slot.state {
+            if let Some(pos) = holders.iter().position(|h| *h == seeder) {
+                holders.swap_remove(pos);
+                self.seeders[seeder.0].in_flight -= 1;
+                self.in_flight -= 1;
+            }
+            if holders.is_empty() {
+                slot.state = PieceState::Missing;
+                self.cursor = self.cursor.min(piece);
+            }
+        }
+    }
+
+    /// A verified piece from `seeder`, `bytes` long, fetched in `elapsed`.
+    pub fn completed(
+        &mut self,
+        piece: usize,
+        seeder: SeederId,
+        bytes: u64,
+        elapsed: Duration,
+    ) -> Completion {
+        let stats = &mut self.seeders[seeder.0];
+        let sample = bytes as f64 / elapsed.as_secs_f64().max(1e-6);
+        stats.rate = Some(stats.rate.map_or(sample, |r| 0.7 * r + 0.3 * sample));
+        stats.consecutive_failures = 0;
+        stats.bytes += bytes;
+        stats.pieces += 1;
+
+        let slot = &mut self.pieces[piece];
+        let PieceState::InFlight(holders) = std::mem::replace(&mut slot.state, PieceState::Done)
+        else {
+            // Already done: this copy's request was released when the first copy won.
+            return Completion::Duplicate;
+        };
+        for holder in &holders {
+            self.seeders[holder.0].in_flight -= 1;
+            self.in_flight -= 1;
+        }
+        self.remaining -= 1;
+        let cancel = holders.into_iter().filter(|h| *h != seeder).collect();
+        Completion::First { cancel }
+    }
+
+    /// The seeder sent bytes that failed verification. Returns the reason if it is now banned.
+    pub fn bad_data(&mut self, piece: usize, seeder: SeederId) -> Option<String> {
+        self.release(piece, seeder);
+        self.pieces[piece].avoid.push(seeder);
+        let max = self.policy.max_bad_pieces;
+        let stats = &mut self.seeders[seeder.0];
+        stats.bad_pieces += 1;
+        if stats.bad_pieces >= max && !matches!(stats.status, SeederStatus::Banned(_)) {
+            let reason = format!("{} pieces failed SHA-256 verification", stats.bad_pieces);
+            stats.status = SeederStatus::Banned(reason.clone());
+            return Some(reason);
+        }
+        None
+    }
+
+    /// The request failed (transport error, 5xx, protocol violation). `retry_after` is the
+    /// seeder's own hint (503 + Retry-After).
+    pub fn failed(
+        &mut self,
+        piece: usize,
+        seeder: SeederId,
+        now: Duration,
+        retry_after: Option<Duration>,
+    ) {
+        self.release(piece, seeder);
+        let policy = self.policy;
+        let stats = &mut self.seeders[seeder.0];
+        stats.consecutive_failures += 1;
+        let exponent = stats.consecutive_failures.saturating_sub(1).min(16);
+        let backoff = match retry_after {
+            // The seeder's own hint, within reason.
+            Some(hint) => hint.min(Duration::from_secs(60)),
+            None => (policy.backoff_base * 2u32.pow(exponent)).min(policy.backoff_max),
+        };
+        stats.backoff_until = now + backoff;
+        if stats.consecutive_failures >= policy.max_failures && stats.status == SeederStatus::Active
+        {
+            stats.status = SeederStatus::Gone;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: Duration = Duration::ZERO;
+
+    fn sched(pieces: usize, max_in_flight: usize) -> Scheduler {
+        Scheduler::new(
+            &vec![false; pieces],
+            Policy {
+                max_in_flight,
+                ..Policy::default()
+            },
+        )
+    }
+
+    #[test]
+    fn hands_out_each_missing_piece_once_within_the_budget() {
+        let mut s = sched(3, 2);
+        let a = s.add_seeder();
+        assert_eq!(s.assign(T0), Some((0, a)));
+        assert_eq!(s.assign(T0), Some((1, a)));
+        assert_eq!(s.assign(T0), None, "budget of 2 in flight");
+        s.completed(0, a, 100, Duration::from_millis(1));
+        assert_eq!(s.assign(T0), Some((2, a)));
+        assert_eq!(s.remaining(), 2);
+    }
+
+    #[test]
+    fn faster_seeders_get_more_requests() {
+        let mut s = sched(100, 8);
+        let fast = s.add_seeder();
+        let slow = s.add_seeder();
+        // Both measured once: fast at 100 MB/s, slow at 1 MB/s.
+        let (p, id) = s.assign(T0).unwrap();
+        s.completed(
+            p,
+            id,
+            1_000_000,
+            Duration::from_millis(if id == fast { 10 } else { 1000 }),
+        );
+        let (p, id) = s.assign(T0).unwrap();
+        s.completed(
+            p,
+            id,
+            1_000_000,
+            Duration::from_millis(if id == fast { 10 } else { 1000 }),
+        );
+        let mut counts = [0, 0];
+        while let Some((_, id)) = s.assign(T0) {
+            counts[id.0] += 1;
+        }
+        assert!(counts[fast.0] > counts[slow.0], "{counts:?}");
+        assert_eq!(s.seeder(slow).in_flight + s.seeder(fast).in_flight, 8);
+    }
+
+    #[test]
+    fn endgame_duplicates_the_last_piece_on_an_idle_seeder_and_first_copy_wins() {
+        let mut s = sched(1, 8);
+        let a = s.add_seeder();
+        let b = s.add_seeder();
+        assert_eq!(s.assign(T0), Some((0, a)));
+        assert_eq!(
+            s.assign(T0),
+            Some((0, b)),
+            "idle seeder duplicates the in-flight piece"
+        );
+        assert_eq!(s.assign(T0), None, "at most two copies");
+        assert_eq!(
+            s.completed(0, b, 10, Duration::from_millis(1)),
+            Completion::First { cancel: vec![a] }
+        );
+        assert!(s.is_done());
+        assert_eq!(s.in_flight(), 0);
+        assert_eq!(s.seeder(a).in_flight, 0);
+    }
+
+    #[test]
+    fn bad_data_refetches_elsewhere_and_bans_after_three() {
+        let mut s = sched(4, 1);
+        let bad = s.add_seeder();
+        let good = s.add_seeder();
+        for piece in 0..3 {
+            let (p, id) = s.assign(T0).unwrap();
+            assert_eq!((p, id), (piece, bad), "lower id first while unmeasured");
+            let banned = s.bad_data(p, id);
+            assert_eq!(banned.is_some(), piece == 2);
+            // The same piece now goes to the good seeder.
+            let (p2, id2) = s.assign(T0).unwrap();
+            assert_eq!((p2, id2), (piece, good));
+            s.completed(p2, id2, 1, Duration::from_secs(1));
+        }
+        assert!(matches!(s.seeder(bad).status, SeederStatus::Banned(_)));
+        assert_eq!(s.assign(T0), Some((3, good)));
+    }
+
+    #[test]
+    fn failures_back_off_exponentially_then_the_seeder_is_gone() {
+        let mut s = sched(2, 1);
+        let a = s.add_seeder();
+        let mut now = T0;
+        for attempt in 0..5u32 {
+            let (p, id) = s.assign(now).expect("assignable after backoff");
+            s.failed(p, id, now, None);
+            let wake = s.next_wakeup(now);
+            if attempt < 4 {
+                let expected = Duration::from_millis(250) * 2u32.pow(attempt);
+                assert_eq!(wake, Some(now + expected));
+                assert_eq!(s.assign(now), None, "in backoff");
+                now = wake.unwrap();
+            }
+        }
+        assert_eq!(s.seeder(a).status, SeederStatus::Gone);
+        assert_eq!(s.usable_seeders(), 0);
+        s.revive(a);
+        assert_eq!(s.usable_seeders(), 1);
+    }
+
+    #[test]
+    fn retry_after_sets_the_backoff() {
+        let mut s = sched(1, 1);
+        s.add_seeder();
+        let (p, id) = s.assign(T0).unwrap();
+        s.failed(p, id, T0, Some(Duration::from_secs(3)));
+        assert_eq!(s.next_wakeup(T0), Some(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn already_verified_pieces_are_never_assigned() {
+        let mut s = Scheduler::new(&[true, false, true], Policy::default());
+        s.add_seeder();
+        assert_eq!(s.remaining(), 1);
+        assert_eq!(s.assign(T0).map(|(p, _)| p), Some(1));
+        assert_eq!(s.assign(T0), None);
+    }
+}
