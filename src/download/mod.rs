@@ -251,11 +251,7 @@ pub async fn download(options: &Options, progress: &dyn Progress) -> anyhow::Res
     let fetched_bytes: u64 = seeders.iter().map(|s| s.bytes).sum();
     result?;
 
-    let path = {
-        let part = Arc::try_unwrap(part)
-            .map_err(|_| anyhow::anyhow!("internal: piece writers still running"))?;
-        tokio::task::spawn_blocking(move || part.finish()).await??
-    };
+    let path = tokio::task::spawn_blocking(move || part.finish()).await??;
     progress.finished();
     Ok(Report {
         name: meta.name.clone(),
@@ -352,6 +348,9 @@ async fn fetch_all(
                     continue; // a duplicate cancelled by the endgame
                 };
                 handles.remove(&(piece, seeder));
+                if run.sched.is_banned(seeder) {
+                    continue; // a late answer from a dropped seeder: its pieces were released
+                }
                 let endpoint = &run.endpoints[seeder.0];
                 match outcome {
                     Outcome::Verified => {
@@ -368,8 +367,13 @@ async fn fetch_all(
                     }
                     Outcome::BadData => {
                         tracing::warn!(seeder = %endpoint, piece, "piece failed SHA-256 verification; fetching it elsewhere");
-                        if let Some(reason) = run.sched.bad_data(piece, seeder) {
-                            tracing::warn!(seeder = %endpoint, %reason, "dropping seeder for the rest of this download");
+                        if let Some(ban) = run.sched.bad_data(piece, seeder) {
+                            tracing::warn!(seeder = %endpoint, reason = %ban.reason, "dropping seeder for the rest of this download");
+                            for released in ban.released {
+                                if let Some(h) = handles.remove(&(released, seeder)) {
+                                    h.abort();
+                                }
+                            }
                         }
                     }
                     Outcome::Disk(e) => {

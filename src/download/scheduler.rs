@@ -86,6 +86,14 @@ pub struct Scheduler {
     policy: Policy,
 }
 
+/// A seeder dropped for bad data.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Ban {
+    pub reason: String,
+    /// Pieces whose requests to the banned seeder should be cancelled.
+    pub released: Vec<usize>,
+}
+
 /// What a verified piece means for other copies still in flight.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Completion {
@@ -304,19 +312,33 @@ impl Scheduler {
         Completion::First { cancel }
     }
 
-    /// The seeder sent bytes that failed verification. Returns the reason if it is now banned.
-    pub fn bad_data(&mut self, piece: usize, seeder: SeederId) -> Option<String> {
+    /// The seeder sent bytes that failed verification. If that bans it, returns the ban, with
+    /// the pieces it still had in flight (now released, so their requests can be cancelled).
+    pub fn bad_data(&mut self, piece: usize, seeder: SeederId) -> Option<Ban> {
         self.release(piece, seeder);
         self.pieces[piece].avoid.push(seeder);
         let max = self.policy.max_bad_pieces;
         let stats = &mut self.seeders[seeder.0];
         stats.bad_pieces += 1;
-        if stats.bad_pieces >= max && !matches!(stats.status, SeederStatus::Banned(_)) {
-            let reason = format!("{} pieces failed SHA-256 verification", stats.bad_pieces);
-            stats.status = SeederStatus::Banned(reason.clone());
-            return Some(reason);
+        if stats.bad_pieces < max || matches!(stats.status, SeederStatus::Banned(_)) {
+            return None;
         }
-        None
+        let reason = format!("{} pieces failed SHA-256 verification", stats.bad_pieces);
+        stats.status = SeederStatus::Banned(reason.clone());
+        let held: Vec<usize> = (0..self.pieces.len())
+            .filter(|&i| matches!(&self.pieces[i].state, PieceState::InFlight(h) if h.contains(&seeder)))
+            .collect();
+        for &i in &held {
+            self.release(i, seeder);
+        }
+        Some(Ban {
+            reason,
+            released: held,
+        })
+    }
+
+    pub fn is_banned(&self, seeder: SeederId) -> bool {
+        matches!(self.seeders[seeder.0].status, SeederStatus::Banned(_))
     }
 
     /// The request failed (transport error, 5xx, protocol violation). `retry_after` is the
@@ -379,27 +401,21 @@ mod tests {
         let mut s = sched(100, 8);
         let fast = s.add_seeder();
         let slow = s.add_seeder();
-        // Both measured once: fast at 100 MB/s, slow at 1 MB/s.
-        let (p, id) = s.assign(T0).unwrap();
-        s.completed(
-            p,
-            id,
-            1_000_000,
-            Duration::from_millis(if id == fast { 10 } else { 1000 }),
-        );
-        let (p, id) = s.assign(T0).unwrap();
-        s.completed(
-            p,
-            id,
-            1_000_000,
-            Duration::from_millis(if id == fast { 10 } else { 1000 }),
-        );
+        // Unmeasured seeders count as equally fast, so each gets a first request.
+        let (p1, first) = s.assign(T0).unwrap();
+        let (p2, second) = s.assign(T0).unwrap();
+        assert_eq!((first, second), (fast, slow));
+        s.completed(p1, fast, 1_000_000, Duration::from_millis(10)); // 100 MB/s
+        s.completed(p2, slow, 1_000_000, Duration::from_millis(1000)); // 1 MB/s
         let mut counts = [0, 0];
         while let Some((_, id)) = s.assign(T0) {
             counts[id.0] += 1;
         }
-        assert!(counts[fast.0] > counts[slow.0], "{counts:?}");
-        assert_eq!(s.seeder(slow).in_flight + s.seeder(fast).in_flight, 8);
+        assert_eq!(
+            counts,
+            [8, 0],
+            "the slow seeder would take 100 times longer"
+        );
     }
 
     #[test]
@@ -424,22 +440,50 @@ mod tests {
     }
 
     #[test]
-    fn bad_data_refetches_elsewhere_and_bans_after_three() {
+    fn bad_data_bans_after_three_and_the_pieces_go_elsewhere() {
         let mut s = sched(4, 1);
         let bad = s.add_seeder();
-        let good = s.add_seeder();
         for piece in 0..3 {
-            let (p, id) = s.assign(T0).unwrap();
-            assert_eq!((p, id), (piece, bad), "lower id first while unmeasured");
-            let banned = s.bad_data(p, id);
+            assert_eq!(s.assign(T0), Some((piece, bad)));
+            let banned = s.bad_data(piece, bad);
             assert_eq!(banned.is_some(), piece == 2);
-            // The same piece now goes to the good seeder.
-            let (p2, id2) = s.assign(T0).unwrap();
-            assert_eq!((p2, id2), (piece, good));
-            s.completed(p2, id2, 1, Duration::from_secs(1));
         }
-        assert!(matches!(s.seeder(bad).status, SeederStatus::Banned(_)));
-        assert_eq!(s.assign(T0), Some((3, good)));
+        assert!(s.is_banned(bad));
+        assert_eq!(s.assign(T0), None, "a banned seeder gets nothing");
+        let good = s.add_seeder();
+        for piece in 0..4 {
+            assert_eq!(s.assign(T0), Some((piece, good)));
+            s.completed(piece, good, 1, Duration::from_secs(1));
+        }
+        assert!(s.is_done());
+    }
+
+    #[test]
+    fn a_piece_is_not_asked_again_of_a_seeder_that_sent_it_bad() {
+        let mut s = sched(1, 1);
+        let a = s.add_seeder();
+        assert_eq!(s.assign(T0), Some((0, a)));
+        assert_eq!(s.bad_data(0, a), None);
+        assert_eq!(s.assign(T0), None);
+    }
+
+    #[test]
+    fn a_ban_releases_the_pieces_the_seeder_still_had_in_flight() {
+        let mut s = Scheduler::new(
+            &[false; 4],
+            Policy {
+                max_bad_pieces: 1,
+                ..Policy::default()
+            },
+        );
+        let bad = s.add_seeder();
+        assert_eq!(s.assign(T0), Some((0, bad)));
+        assert_eq!(s.assign(T0), Some((1, bad)));
+        let ban = s.bad_data(0, bad).unwrap();
+        assert_eq!(ban.released, vec![1]);
+        assert_eq!(s.in_flight(), 0);
+        let good = s.add_seeder();
+        assert_eq!(s.assign(T0), Some((0, good)));
     }
 
     #[test]

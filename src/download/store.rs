@@ -181,11 +181,13 @@ impl PartFile {
         record.sync_data().map_err(io_err(&self.record_path))
     }
 
-    /// Every piece is verified: the .part becomes the final file and the record goes.
-    pub fn finish(self) -> Result<PathBuf, StoreError> {
+    /// Every piece is verified: the .part becomes the final file and the record goes. Takes
+    /// `&self` because a cancelled duplicate may still be finishing its write, of identical
+    /// verified bytes.
+    pub fn finish(&self) -> Result<PathBuf, StoreError> {
         self.file.sync_all().map_err(io_err(&self.part_path))?;
         std::fs::rename(&self.part_path, &self.final_path).map_err(io_err(&self.final_path))?;
         let _ = std::fs::remove_file(&self.record_path);
-        Ok(self.final_path)
+        Ok(self.final_path.clone())
     }
 }

@@ -2,6 +2,8 @@
 //! helper per endpoint, so tests read like the README.
 #![allow(dead_code)]
 
+pub mod fake_seeder;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

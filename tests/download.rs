@@ -1,0 +1,411 @@
+//! `download` end to end: real and fake seeders on port 0, faults, resume, and the tracker.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use gotorrent_http::download::{self, Options, Report, Silent};
+use gotorrent_http::metainfo::create;
+use gotorrent_http::types::PieceLength;
+use support::fake_seeder::{Behaviour, FakeSeeder};
+use support::{content, poll, TestApp};
+use url::Url;
+
+const PIECE: usize = 16 * 1024;
+
+/// A file's bytes and its torrent (16 KiB pieces) written to a temp dir.
+struct Fixture {
+    dir: tempfile::TempDir,
+    data: Vec<u8>,
+    torrent: PathBuf,
+}
+
+fn fixture(len: usize, url_list: Vec<String>) -> Fixture {
+    let dir = tempfile::Builder::new()
+        .prefix("download ü ")
+        .tempdir()
+        .unwrap();
+    let data = content(len);
+    let meta = create::from_bytes(
+        "file ü.bin",
+        &data,
+        PieceLength::new(PIECE as u64).unwrap(),
+        vec![],
+        url_list,
+    )
+    .unwrap();
+    let torrent = dir.path().join("file.torrent");
+    std::fs::write(&torrent, &meta.bytes).unwrap();
+    Fixture { dir, data, torrent }
+}
+
+impl Fixture {
+    fn out_dir(&self) -> PathBuf {
+        self.dir.path().join("out dir")
+    }
+
+    fn options(&self, seeders: &[&str]) -> Options {
+        let mut options = Options::new(self.torrent.to_str().unwrap(), self.out_dir());
+        options.seeders = seeders.iter().map(|s| Url::parse(s).unwrap()).collect();
+        options
+    }
+
+    fn assert_downloaded(&self, report: &Report) {
+        assert_eq!(report.path, self.out_dir().join("file ü.bin"));
+        assert!(
+            std::fs::read(&report.path).unwrap() == self.data,
+            "downloaded bytes differ"
+        );
+        assert!(!self.out_dir().join("file ü.bin.part").exists());
+        assert!(!self.out_dir().join("file ü.bin.part.pieces").exists());
+    }
+}
+
+fn bytes_from(report: &Report, url: &str) -> u64 {
+    report
+        .seeders
+        .iter()
+        .filter(|s| s.url.starts_with(url))
+        .map(|s| s.bytes)
+        .sum()
+}
+
+#[actix_web::test]
+async fn downloads_from_a_torrent_url_and_detects_a_finished_file() {
+    // Arrange: a real server sharing a 3-piece file (1 MiB pieces, short last one).
+    let data = content(2 * 1024 * 1024 + 4321);
+    let app = TestApp::spawn_with(&[("movie ü.mkv", &data[..])], |_| {}, |_| {}).await;
+    let v2 = app.wait_for_torrent("movie ü.mkv").await["info_hash_v2"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = tempfile::tempdir().unwrap();
+    let options = Options::new(format!("{}/torrents/{v2}", app.url), out.path());
+
+    // Act
+    let report = download::download(&options, &Silent).await.unwrap();
+
+    // Assert
+    assert_eq!(std::fs::read(out.path().join("movie ü.mkv")).unwrap(), data);
+    assert_eq!(report.fetched_bytes, data.len() as u64);
+    assert_eq!(
+        report.seeders.len(),
+        1,
+        "the web seed is the same server: used once"
+    );
+    let again = download::download(&options, &Silent).await.unwrap();
+    assert!(again.already_complete);
+    assert_eq!(again.fetched_bytes, 0);
+}
+
+#[actix_web::test]
+async fn downloads_by_info_hash_through_the_tracker() {
+    let data = content(300_000);
+    let app = TestApp::spawn_with(&[("by hash.bin", &data[..])], |_| {}, |_| {}).await;
+    let summary = app.wait_for_torrent("by hash.bin").await;
+    let out = tempfile::tempdir().unwrap();
+    for hash in [
+        summary["info_hash_v1"].as_str().unwrap(),
+        summary["info_hash_v2"].as_str().unwrap(),
+    ] {
+        let dir = out.path().join(hash);
+        let mut options = Options::new(hash, &dir);
+        options.tracker = Some(
+            Url::parse(&format!("{}/announce", app.url))
+                .map(gotorrent_http::settings::tracker_base)
+                .unwrap(),
+        );
+        download::download(&options, &Silent).await.unwrap();
+        assert_eq!(std::fs::read(dir.join("by hash.bin")).unwrap(), data);
+    }
+    let mut no_tracker = Options::new(summary["info_hash_v2"].as_str().unwrap(), out.path());
+    no_tracker.tracker = None;
+    let err = download::download(&no_tracker, &Silent)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("--tracker"), "{err}");
+}
+
+#[actix_web::test]
+async fn three_seeders_share_the_work() {
+    // Arrange: A is tracker and seeder; B and C seed the same file and announce to A.
+    let data = content(6 * 1024 * 1024);
+    let a = TestApp::spawn_with(&[("big.bin", &data[..])], |_| {}, |_| {}).await;
+    let v2 = a.wait_for_torrent("big.bin").await["info_hash_v2"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut others = Vec::new();
+    for _ in 0..2 {
+        let tracker = a.url.clone();
+        others.push(
+            TestApp::spawn_with(
+                &[("big.bin", &data[..])],
+                |o| {
+                    o.no_tracker = true;
+                    o.tracker = Some(tracker);
+                },
+                |_| {},
+            )
+            .await,
+        );
+    }
+    poll("three seeders to be listed", || async {
+        a.peer_urls(&v2).await.len() == 3
+    })
+    .await;
+    let out = tempfile::tempdir().unwrap();
+    let mut options = Options::new(v2.as_str(), out.path());
+    options.tracker = Some(Url::parse(&a.url).unwrap());
+
+    // Act
+    let report = download::download(&options, &Silent).await.unwrap();
+
+    // Assert
+    assert_eq!(std::fs::read(out.path().join("big.bin")).unwrap(), data);
+    assert_eq!(report.seeders.len(), 3, "{:?}", report.seeders);
+    let used = report.seeders.iter().filter(|s| s.bytes > 0).count();
+    assert!(used >= 2, "{:?}", report.seeders);
+    assert_eq!(
+        report.seeders.iter().map(|s| s.bytes).sum::<u64>(),
+        data.len() as u64
+    );
+}
+
+#[actix_web::test]
+async fn a_seeder_sending_bad_data_is_dropped_and_the_file_is_still_right() {
+    let fx = fixture(40 * PIECE + 99, vec![]);
+    let corrupt = FakeSeeder::start(fx.data.clone(), PIECE, Behaviour::Corrupt).await;
+    let good = FakeSeeder::start(
+        fx.data.clone(),
+        PIECE,
+        Behaviour::Slow(Duration::from_millis(2)),
+    )
+    .await;
+
+    let report = download::download(&fx.options(&[&corrupt.url, &good.url]), &Silent)
+        .await
+        .unwrap();
+
+    fx.assert_downloaded(&report);
+    let bad = report
+        .seeders
+        .iter()
+        .find(|s| s.url.starts_with(&corrupt.url))
+        .unwrap();
+    assert_eq!(bad.bytes, 0);
+    assert_eq!(bad.bad_pieces, 3);
+    assert!(
+        bad.dropped.as_deref().unwrap().contains("verification"),
+        "{bad:?}"
+    );
+    assert_eq!(bytes_from(&report, &good.url), fx.data.len() as u64);
+}
+
+#[actix_web::test]
+async fn a_seeder_dying_mid_download_is_survived() {
+    let fx = fixture(60 * PIECE, vec![]);
+    let dying = FakeSeeder::start(fx.data.clone(), PIECE, Behaviour::DieAfter(10)).await;
+    let steady = FakeSeeder::start(
+        fx.data.clone(),
+        PIECE,
+        Behaviour::Slow(Duration::from_millis(5)),
+    )
+    .await;
+
+    let report = download::download(&fx.options(&[&dying.url, &steady.url]), &Silent)
+        .await
+        .unwrap();
+
+    fx.assert_downloaded(&report);
+    assert!(bytes_from(&report, &dying.url) <= 10 * PIECE as u64);
+    assert!(bytes_from(&report, &steady.url) >= 50 * PIECE as u64);
+}
+
+#[actix_web::test]
+async fn retry_after_is_honoured_and_a_web_seed_ignoring_range_is_not_trusted() {
+    let range_ignorer_data = content(20 * PIECE);
+    let ignorer =
+        FakeSeeder::start(range_ignorer_data.clone(), PIECE, Behaviour::IgnoresRange).await;
+    let fx = fixture(20 * PIECE, vec![format!("{}/files/", ignorer.url)]);
+    let busy = FakeSeeder::start(fx.data.clone(), PIECE, Behaviour::Unavailable(2)).await;
+
+    let started = std::time::Instant::now();
+    let report = download::download(&fx.options(&[&busy.url]), &Silent)
+        .await
+        .unwrap();
+
+    fx.assert_downloaded(&report);
+    assert_eq!(
+        bytes_from(&report, &ignorer.url),
+        0,
+        "200 to a Range request is never used"
+    );
+    assert!(ignorer.requests() > 0, "the web seed was tried");
+    assert_eq!(bytes_from(&report, &busy.url), fx.data.len() as u64);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "waited for Retry-After: 1"
+    );
+}
+
+fn gotorrent() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_gotorrent-http"))
+}
+
+fn recorded_pieces(record: &Path) -> usize {
+    // 8-byte magic + 32-byte info-hash, then 4 bytes per verified piece.
+    std::fs::metadata(record).map_or(0, |m| (m.len().saturating_sub(40) / 4) as usize)
+}
+
+#[actix_web::test]
+async fn resumes_after_kill_9_fetching_only_missing_pieces_even_without_the_record() {
+    // Arrange: a slow seeder and the real binary, killed with SIGKILL once pieces are recorded.
+    let fx = fixture(64 * PIECE, vec![]);
+    let slow = FakeSeeder::start(
+        fx.data.clone(),
+        PIECE,
+        Behaviour::Slow(Duration::from_millis(40)),
+    )
+    .await;
+    let mut child = gotorrent()
+        .args([
+            "download",
+            fx.torrent.to_str().unwrap(),
+            "--seeder",
+            &slow.url,
+            "--connections",
+            "2",
+            "-o",
+        ])
+        .arg(fx.out_dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let record = fx.out_dir().join("file ü.bin.part.pieces");
+    poll("some pieces to be recorded", || async {
+        recorded_pieces(&record) >= 8
+    })
+    .await;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let recorded = recorded_pieces(&record);
+    assert!(recorded < 64, "killed too late: {recorded} pieces recorded");
+    // A second copy of the partial state, with its record lost.
+    let lost = fx.dir.path().join("record lost");
+    std::fs::create_dir_all(&lost).unwrap();
+    std::fs::copy(
+        fx.out_dir().join("file ü.bin.part"),
+        lost.join("file ü.bin.part"),
+    )
+    .unwrap();
+
+    // Act: resume both against a counting seeder.
+    let counting = FakeSeeder::start(fx.data.clone(), PIECE, Behaviour::Good).await;
+    let report = download::download(&fx.options(&[&counting.url]), &Silent)
+        .await
+        .unwrap();
+    let mut rehash = fx.options(&[&counting.url]);
+    rehash.output_dir = lost.clone();
+    let rehashed = download::download(&rehash, &Silent).await.unwrap();
+
+    // Assert
+    fx.assert_downloaded(&report);
+    assert_eq!(report.resumed_pieces, recorded);
+    assert_eq!(report.fetched_pieces as usize, 64 - recorded);
+    assert!(
+        rehashed.resumed_pieces >= recorded,
+        "re-verified the .part instead of fetching"
+    );
+    assert_eq!(std::fs::read(lost.join("file ü.bin")).unwrap(), fx.data);
+    assert_eq!(
+        counting.requests(),
+        64 - recorded + 64 - rehashed.resumed_pieces
+    );
+}
+
+#[actix_web::test]
+async fn with_every_seeder_gone_it_exits_non_zero_and_keeps_the_partial_state() {
+    let fx = fixture(8 * PIECE, vec![]);
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port())
+    };
+
+    let out = gotorrent()
+        .args([
+            "download",
+            fx.torrent.to_str().unwrap(),
+            "--seeder",
+            &closed,
+            "-o",
+        ])
+        .arg(fx.out_dir())
+        .output()
+        .unwrap();
+
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        error.contains("file ü.bin") && error.contains("8 of 8 pieces missing"),
+        "{error}"
+    );
+    assert!(fx.out_dir().join("file ü.bin.part").exists());
+    assert!(!fx.out_dir().join("file ü.bin").exists());
+}
+
+#[actix_web::test]
+async fn with_seed_the_downloader_becomes_a_seeder() {
+    let data = content(100_000);
+    let tracker = TestApp::spawn_with(&[("pass it on.bin", &data[..])], |_| {}, |_| {}).await;
+    let v2 = tracker.wait_for_torrent("pass it on.bin").await["info_hash_v2"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = tempfile::tempdir().unwrap();
+    let mut child = gotorrent()
+        .args([
+            "download",
+            &v2,
+            "--tracker",
+            &tracker.url,
+            "--seed",
+            "--bind",
+            "127.0.0.1:0",
+            "--quiet",
+            "-o",
+        ])
+        .arg(out.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+
+    poll("the new seeder to announce itself", || async {
+        tracker.peer_urls(&v2).await.len() == 2
+    })
+    .await;
+    let new_seeder = tracker
+        .peer_urls(&v2)
+        .await
+        .into_iter()
+        .find(|u| *u != tracker.url)
+        .unwrap();
+    let served = reqwest::get(format!("{new_seeder}/chunks/{v2}/0"))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(served, &data[..]);
+}

@@ -1,0 +1,137 @@
+//! A scriptable seeder for fault tests: serves `/chunks/{hash}/{index}` and `/files/{name}` from
+//! memory, and can corrupt, stall, refuse or die on cue. Counts the requests it answers.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+
+#[derive(Clone, Copy, Debug)]
+pub enum Behaviour {
+    Good,
+    /// Flips a byte in every piece it sends.
+    Corrupt,
+    /// Waits this long before each answer.
+    Slow(Duration),
+    /// Answers this many requests, then drops its listener and connections.
+    DieAfter(usize),
+    /// Answers 503 with Retry-After: 1 to the first this-many requests.
+    Unavailable(usize),
+    /// Web seed that ignores Range and sends the whole file with 200.
+    IgnoresRange,
+}
+
+struct State {
+    data: Vec<u8>,
+    piece_length: usize,
+    behaviour: Behaviour,
+    requests: AtomicUsize,
+    handle: Mutex<Option<actix_web::dev::ServerHandle>>,
+}
+
+pub struct FakeSeeder {
+    pub url: String,
+    state: Arc<State>,
+}
+
+impl FakeSeeder {
+    pub async fn start(data: Vec<u8>, piece_length: usize, behaviour: Behaviour) -> FakeSeeder {
+        let state = Arc::new(State {
+            data,
+            piece_length,
+            behaviour,
+            requests: AtomicUsize::new(0),
+            handle: Mutex::new(None),
+        });
+        let shared = web::Data::from(state.clone());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(shared.clone())
+                .route("/chunks/{hash}/{index}", web::get().to(chunk))
+                .route("/files/{name:.+}", web::get().to(file))
+        })
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run();
+        *state.handle.lock().unwrap() = Some(server.handle());
+        actix_web::rt::spawn(server);
+        FakeSeeder {
+            url: format!("http://127.0.0.1:{port}"),
+            state,
+        }
+    }
+
+    /// Requests answered with piece data so far.
+    pub fn requests(&self) -> usize {
+        self.state.requests.load(Ordering::SeqCst)
+    }
+}
+
+/// Applies the behaviour; `None` means answer normally.
+async fn misbehave(state: &State) -> Option<HttpResponse> {
+    let n = state.requests.fetch_add(1, Ordering::SeqCst);
+    match state.behaviour {
+        Behaviour::Slow(delay) => actix_web::rt::time::sleep(delay).await,
+        Behaviour::DieAfter(limit) if n >= limit => {
+            if let Some(handle) = state.handle.lock().unwrap().take() {
+                actix_web::rt::spawn(async move { handle.stop(false).await });
+            }
+            return Some(HttpResponse::InternalServerError().finish());
+        }
+        Behaviour::Unavailable(limit) if n < limit => {
+            return Some(
+                HttpResponse::ServiceUnavailable()
+                    .insert_header(("retry-after", "1"))
+                    .finish(),
+            );
+        }
+        _ => {}
+    }
+    None
+}
+
+async fn chunk(path: web::Path<(String, usize)>, state: web::Data<State>) -> HttpResponse {
+    if let Some(response) = misbehave(&state).await {
+        return response;
+    }
+    let index = path.1;
+    let start = index * state.piece_length;
+    if start >= state.data.len() {
+        return HttpResponse::NotFound().finish();
+    }
+    let end = (start + state.piece_length).min(state.data.len());
+    let mut piece = state.data[start..end].to_vec();
+    if matches!(state.behaviour, Behaviour::Corrupt) {
+        piece[0] ^= 0xff;
+    }
+    HttpResponse::Ok().body(piece)
+}
+
+async fn file(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
+    if let Some(response) = misbehave(&state).await {
+        return response;
+    }
+    if matches!(state.behaviour, Behaviour::IgnoresRange) {
+        return HttpResponse::Ok().body(state.data.clone());
+    }
+    let range = req
+        .headers()
+        .get("range")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let (start, end) = range
+        .strip_prefix("bytes=")
+        .and_then(|r| r.split_once('-'))
+        .and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?)))
+        .unwrap_or((0, state.data.len() - 1));
+    HttpResponse::PartialContent()
+        .insert_header((
+            "content-range",
+            format!("bytes {start}-{end}/{}", state.data.len()),
+        ))
+        .body(state.data[start..=end].to_vec())
+}
