@@ -59,13 +59,22 @@ pub async fn metainfo(
     Metainfo::from_bytes(&bytes).with_context(|| format!("{source:?} is not a usable torrent"))
 }
 
-async fn fetch_metainfo(url: &Url, http: &reqwest::Client) -> anyhow::Result<Metainfo> {
-    let bytes = http
-        .get(url.clone())
+/// GET `url`, failing on transport errors and non-2xx statuses.
+async fn get_ok(
+    url: &Url,
+    http: &reqwest::Client,
+    what: &str,
+) -> anyhow::Result<reqwest::Response> {
+    http.get(url.clone())
         .send()
         .await
         .and_then(reqwest::Response::error_for_status)
-        .with_context(|| format!("cannot fetch the torrent from {url}"))?
+        .with_context(|| format!("{what} from {url}"))
+}
+
+async fn fetch_metainfo(url: &Url, http: &reqwest::Client) -> anyhow::Result<Metainfo> {
+    let bytes = get_ok(url, http, "cannot fetch the torrent")
+        .await?
         .bytes()
         .await
         .with_context(|| format!("reading the torrent from {url}"))?;
@@ -102,12 +111,8 @@ pub async fn tracker_peers(
     let mut url = join_url(tracker, "peers");
     url.query_pairs_mut()
         .append_pair("info_hash", &meta.info_hash_v2.to_string());
-    let reply: PeersReply = http
-        .get(url.clone())
-        .send()
-        .await
-        .and_then(reqwest::Response::error_for_status)
-        .with_context(|| format!("asking {url} for seeders"))?
+    let reply: PeersReply = get_ok(&url, http, "cannot get seeders")
+        .await?
         .json()
         .await
         .with_context(|| format!("{url} answered something other than a peer list"))?;
