@@ -46,7 +46,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct DownloadArgs {
-    /// A .torrent path, an http(s) URL of a .torrent, or an info-hash (v1 or v2 hex) with --tracker.
+    /// A .torrent path, an http(s) URL of a .torrent, a magnet URI, or an info-hash (v1 or v2
+    /// hex) with --tracker.
     pub source: String,
     /// Directory the file lands in, as DIR/<name>.
     #[arg(short, long, value_name = "DIR", default_value = "downloads")]
@@ -93,6 +94,10 @@ pub struct CreateArgs {
     /// Where to write the .torrent [default: torrents/<name>.torrent].
     #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
+    /// Write a v1-only torrent (no SHA-256 piece hashes) for clients that cannot open hybrid
+    /// torrents, such as transmission 3.00.
+    #[arg(long)]
+    pub v1_only: bool,
 }
 
 #[derive(Debug, Args)]
@@ -188,23 +193,40 @@ fn create_torrent(args: &CreateArgs) -> anyhow::Result<()> {
     } else {
         ProgressBar::hidden()
     };
-    let meta = create::from_path(
-        &args.file,
-        piece_length,
-        trackers,
-        args.web_seeds.clone(),
-        &|done| bar.set_position(done),
-    )?;
+    let progress = |done| bar.set_position(done);
+    let (name, bytes, hashes) = if args.v1_only {
+        let torrent = create::v1_only_from_path(
+            &args.file,
+            piece_length,
+            &trackers,
+            &args.web_seeds,
+            &progress,
+        )?;
+        let hashes = format!("info-hash v1: {}", torrent.info_hash_v1);
+        (torrent.name, torrent.bytes, hashes)
+    } else {
+        let meta = create::from_path(
+            &args.file,
+            piece_length,
+            trackers,
+            args.web_seeds.clone(),
+            &progress,
+        )?;
+        let hashes = format!(
+            "info-hash v2: {}\ninfo-hash v1: {}",
+            meta.info_hash_v2, meta.info_hash_v1
+        );
+        (meta.name.clone(), meta.bytes.to_vec(), hashes)
+    };
     bar.finish_and_clear();
     let output = args
         .output
         .clone()
-        .unwrap_or_else(|| Path::new("torrents").join(format!("{}.torrent", meta.name)));
-    write_atomically(&output, &meta.bytes)
+        .unwrap_or_else(|| Path::new("torrents").join(format!("{name}.torrent")));
+    write_atomically(&output, &bytes)
         .with_context(|| format!("cannot write {}", output.display()))?;
     println!("{}", output.display());
-    println!("info-hash v2: {}", meta.info_hash_v2);
-    println!("info-hash v1: {}", meta.info_hash_v1);
+    println!("{hashes}");
     Ok(())
 }
 

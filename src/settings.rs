@@ -32,6 +32,7 @@ pub struct ServerSettings {
     pub public_url: Option<String>,
     pub workers: usize,
     pub max_body_bytes: usize,
+    pub trusted_proxy_hops: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -45,6 +46,7 @@ pub struct StorageSettings {
 pub struct SeederSettings {
     pub enabled: bool,
     pub piece_length: u64,
+    pub max_streams: usize,
     pub tracker: Option<String>,
 }
 
@@ -53,6 +55,7 @@ pub struct TrackerSettings {
     pub enabled: bool,
     pub announce_interval_secs: u64,
     pub max_peers: usize,
+    pub accept_ip_param: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -215,12 +218,17 @@ impl Settings {
             "storage.rescan_interval_secs",
             self.storage.rescan_interval_secs,
         )?;
-        if self.tracker.max_peers == 0 {
-            return Err(SettingsError::Invalid {
-                key: "tracker.max_peers",
-                value: "0".into(),
-                message: "must be at least 1".into(),
-            });
+        for (key, value) in [
+            ("tracker.max_peers", self.tracker.max_peers),
+            ("seeder.max_streams", self.seeder.max_streams),
+        ] {
+            if value == 0 {
+                return Err(SettingsError::Invalid {
+                    key,
+                    value: "0".into(),
+                    message: "must be at least 1".into(),
+                });
+            }
         }
         Ok(Validated {
             raw: self,

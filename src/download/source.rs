@@ -30,7 +30,8 @@ impl fmt::Display for Endpoint {
     }
 }
 
-/// Reads the torrent named by `source`: a path, an http(s) URL, or an info-hash (with a tracker).
+/// Reads the torrent named by `source`: a path, an http(s) URL, a magnet URI, or an info-hash
+/// (with a tracker).
 pub async fn metainfo(
     source: &str,
     tracker: Option<&Url>,
@@ -40,14 +41,10 @@ pub async fn metainfo(
         let tracker = tracker.with_context(|| {
             format!("SOURCE {source} is an info-hash: say which tracker has it with --tracker URL")
         })?;
-        let url = join_url(&join_url(tracker, "torrents"), &hash.to_string());
-        let meta = fetch_metainfo(&url, http).await?;
-        anyhow::ensure!(
-            meta.is_named_by(&hash),
-            "{url} answered with a different torrent ({}), not {hash}",
-            meta.info_hash_v2
-        );
-        return Ok(meta);
+        return by_hash(tracker, &hash, http).await;
+    }
+    if source.starts_with("magnet:") {
+        return from_magnet(source, tracker, http).await;
     }
     if source.starts_with("http://") || source.starts_with("https://") {
         let url =
@@ -70,6 +67,66 @@ async fn get_ok(
         .await
         .and_then(reqwest::Response::error_for_status)
         .with_context(|| format!("{what} from {url}"))
+}
+
+/// `GET {server}/torrents/{hash}`, checked to be the torrent asked for.
+async fn by_hash(
+    server: &Url,
+    hash: &InfoHash,
+    http: &reqwest::Client,
+) -> anyhow::Result<Metainfo> {
+    let url = join_url(&join_url(server, "torrents"), &hash.to_string());
+    let meta = fetch_metainfo(&url, http).await?;
+    anyhow::ensure!(
+        meta.is_named_by(hash),
+        "{url} answered with a different torrent ({}), not {hash}",
+        meta.info_hash_v2
+    );
+    Ok(meta)
+}
+
+/// A magnet's metainfo from `--tracker`, its trackers, or the server behind a web seed of ours
+/// (`<base>/files/...` serves `<base>/torrents/{hash}`), first that has it.
+async fn from_magnet(
+    uri: &str,
+    tracker: Option<&Url>,
+    http: &reqwest::Client,
+) -> anyhow::Result<Metainfo> {
+    let magnet = crate::magnet::parse(uri).with_context(|| format!("SOURCE {uri:?}"))?;
+    let trackers = magnet
+        .trackers
+        .iter()
+        .filter_map(|t| Url::parse(t).ok())
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .map(tracker_base);
+    let seed_servers = magnet.web_seeds.iter().filter_map(|ws| {
+        let (base, _) = ws.split_once("/files/")?;
+        Url::parse(base).ok()
+    });
+    let candidates: Vec<Url> = tracker
+        .cloned()
+        .into_iter()
+        .chain(trackers)
+        .chain(seed_servers)
+        .collect();
+    anyhow::ensure!(
+        !candidates.is_empty(),
+        "the magnet for {} names no tracker or web seed to fetch its metainfo from; add --tracker",
+        magnet.info_hash
+    );
+    let mut last_error = None;
+    for server in &candidates {
+        match by_hash(server, &magnet.info_hash, http).await {
+            Ok(meta) => return Ok(meta),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(last_error.expect("at least one candidate was tried")).with_context(|| {
+        format!(
+            "no tracker or web seed of the magnet supplied the metainfo of {}",
+            magnet.info_hash
+        )
+    })
 }
 
 async fn fetch_metainfo(url: &Url, http: &reqwest::Client) -> anyhow::Result<Metainfo> {

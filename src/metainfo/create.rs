@@ -14,7 +14,7 @@ use std::thread;
 use sha1::{Digest, Sha1};
 
 use super::merkle::{self, Hash256};
-use super::{Metainfo, MetainfoError};
+use super::{Metainfo, MetainfoError, V1Torrent};
 use crate::types::{PieceLength, BLOCK_SIZE};
 
 /// Read buffer size: a whole piece up to 4 MiB. Both are powers of two, so a buffer never
@@ -63,6 +63,38 @@ pub fn from_path(
     let file = File::open(path).map_err(io_err)?;
     let hashes = hash_reader(file, piece_length, progress).map_err(io_err)?;
     build(name, hashes, piece_length, trackers, url_list).map_err(|source| CreateError::Metainfo {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Hashes `path` into a v1-only torrent (see [`V1Torrent`]).
+pub fn v1_only_from_path(
+    path: &Path,
+    piece_length: PieceLength,
+    trackers: &[String],
+    url_list: &[String],
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<V1Torrent, CreateError> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| CreateError::NoName(path.to_owned()))?;
+    let io_err = |source| CreateError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let file = File::open(path).map_err(io_err)?;
+    let hashes = hash_reader(file, piece_length, progress).map_err(io_err)?;
+    V1Torrent::new(
+        name,
+        hashes.length,
+        piece_length,
+        &hashes.v1_pieces,
+        trackers,
+        url_list,
+    )
+    .map_err(|source| CreateError::Metainfo {
         path: path.to_owned(),
         source,
     })

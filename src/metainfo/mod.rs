@@ -84,34 +84,15 @@ impl Metainfo {
             return Err(MetainfoError::EmptyFile);
         }
         let pieces_root = merkle::pieces_root(&piece_hashes, piece_length);
-        let info = info_dict(name, length, piece_length, &v1_pieces, &pieces_root);
-        let mut top = BTreeMap::new();
-        if let Some(first) = trackers.first() {
-            top.insert(b"announce".to_vec(), Value::bytes(first.as_str()));
-        }
-        if trackers.len() > 1 {
-            let tiers = trackers
-                .iter()
-                .map(|t| Value::List(vec![Value::bytes(t.as_str())]))
-                .collect();
-            top.insert(b"announce-list".to_vec(), Value::List(tiers));
-        }
-        top.insert(b"info".to_vec(), info);
-        if piece_hashes.len() > 1 {
-            let layer: Vec<u8> = piece_hashes.concat();
-            top.insert(
-                b"piece layers".to_vec(),
-                Value::Dict(BTreeMap::from([(
-                    pieces_root.to_vec(),
-                    Value::Bytes(layer),
-                )])),
-            );
-        }
-        if !url_list.is_empty() {
-            let urls = url_list.iter().map(|u| Value::bytes(u.as_str())).collect();
-            top.insert(b"url-list".to_vec(), Value::List(urls));
-        }
-        Self::from_bytes(&Value::Dict(top).encode())
+        let info = info_dict(name, length, piece_length, &v1_pieces, Some(&pieces_root));
+        let layers = (piece_hashes.len() > 1).then(|| {
+            Value::Dict(BTreeMap::from([(
+                pieces_root.to_vec(),
+                Value::Bytes(piece_hashes.concat()),
+            )]))
+        });
+        let top = torrent_dict(info, layers, &trackers, &url_list);
+        Self::from_bytes(&top.encode())
     }
 
     /// Parses and validates a bencoded .torrent.
@@ -252,30 +233,94 @@ impl Metainfo {
     }
 }
 
+/// The info dictionary: BEP 3 keys, plus the BEP 52 ones when `pieces_root` is given (hybrid).
 fn info_dict(
     name: &str,
     length: u64,
     piece_length: PieceLength,
     v1_pieces: &[[u8; 20]],
-    pieces_root: &Hash256,
+    pieces_root: Option<&Hash256>,
 ) -> Value {
     let int = |n: u64| Value::Int(i64::try_from(n).expect("lengths fit in i64"));
-    let file_leaf = Value::Dict(BTreeMap::from([
+    let mut info = BTreeMap::from([
         (b"length".to_vec(), int(length)),
-        (b"pieces root".to_vec(), Value::bytes(pieces_root.to_vec())),
-    ]));
-    let file_tree = Value::Dict(BTreeMap::from([(
-        name.as_bytes().to_vec(),
-        Value::Dict(BTreeMap::from([(Vec::new(), file_leaf)])),
-    )]));
-    Value::Dict(BTreeMap::from([
-        (b"file tree".to_vec(), file_tree),
-        (b"length".to_vec(), int(length)),
-        (b"meta version".to_vec(), Value::Int(2)),
         (b"name".to_vec(), Value::bytes(name)),
         (b"piece length".to_vec(), int(piece_length.get())),
         (b"pieces".to_vec(), Value::Bytes(v1_pieces.concat())),
-    ]))
+    ]);
+    if let Some(root) = pieces_root {
+        let file_leaf = Value::Dict(BTreeMap::from([
+            (b"length".to_vec(), int(length)),
+            (b"pieces root".to_vec(), Value::bytes(root.to_vec())),
+        ]));
+        let file_tree = Value::Dict(BTreeMap::from([(
+            name.as_bytes().to_vec(),
+            Value::Dict(BTreeMap::from([(Vec::new(), file_leaf)])),
+        )]));
+        info.insert(b"file tree".to_vec(), file_tree);
+        info.insert(b"meta version".to_vec(), Value::Int(2));
+    }
+    Value::Dict(info)
+}
+
+/// The whole .torrent around an info dictionary: trackers (BEP 12 announce-list when several),
+/// BEP 52 piece layers, BEP 19 web seeds.
+fn torrent_dict(
+    info: Value,
+    piece_layers: Option<Value>,
+    trackers: &[String],
+    url_list: &[String],
+) -> Value {
+    let mut top = BTreeMap::from([(b"info".to_vec(), info)]);
+    if let Some(first) = trackers.first() {
+        top.insert(b"announce".to_vec(), Value::bytes(first.as_str()));
+    }
+    if trackers.len() > 1 {
+        let tiers = trackers
+            .iter()
+            .map(|t| Value::List(vec![Value::bytes(t.as_str())]))
+            .collect();
+        top.insert(b"announce-list".to_vec(), Value::List(tiers));
+    }
+    if let Some(layers) = piece_layers {
+        top.insert(b"piece layers".to_vec(), layers);
+    }
+    if !url_list.is_empty() {
+        let urls = url_list.iter().map(|u| Value::bytes(u.as_str())).collect();
+        top.insert(b"url-list".to_vec(), Value::List(urls));
+    }
+    Value::Dict(top)
+}
+
+/// A v1-only torrent (BEP 3 info only), for clients that cannot open hybrid torrents. It has no
+/// SHA-256 piece hashes, so this service's own downloader and registry do not take it.
+pub struct V1Torrent {
+    pub name: String,
+    pub bytes: Vec<u8>,
+    pub info_hash_v1: InfoHashV1,
+}
+
+impl V1Torrent {
+    pub fn new(
+        name: &str,
+        length: u64,
+        piece_length: PieceLength,
+        v1_pieces: &[[u8; 20]],
+        trackers: &[String],
+        url_list: &[String],
+    ) -> Result<Self, MetainfoError> {
+        validate_name(name)?;
+        if length == 0 {
+            return Err(MetainfoError::EmptyFile);
+        }
+        let info = info_dict(name, length, piece_length, v1_pieces, None);
+        let info_hash_v1 = InfoHashV1(Sha1::digest(info.encode()).into());
+        Ok(V1Torrent {
+            name: name.to_owned(),
+            bytes: torrent_dict(info, None, trackers, url_list).encode(),
+            info_hash_v1,
+        })
+    }
 }
 
 fn fixed_chunks<const N: usize>(

@@ -34,6 +34,8 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    #[error("too many downloads at once; retry shortly")]
+    Overloaded,
     #[error("{0}")]
     Storage(#[from] StorageError),
     #[error("{0}")]
@@ -51,6 +53,7 @@ impl ApiError {
             ApiError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::Overloaded => "overloaded",
             ApiError::Storage(StorageError::Missing { .. } | StorageError::Changed { .. }) => {
                 "file_unavailable"
             }
@@ -70,6 +73,7 @@ impl ResponseError for ApiError {
             ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             // The file changed or vanished since it was hashed: a rescan will fix the catalog.
             ApiError::Storage(StorageError::Missing { .. } | StorageError::Changed { .. }) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -89,6 +93,9 @@ impl ResponseError for ApiError {
             }
             ApiError::Storage(StorageError::Missing { .. } | StorageError::Changed { .. }) => {
                 response.insert_header((header::RETRY_AFTER, "30"));
+            }
+            ApiError::Overloaded => {
+                response.insert_header((header::RETRY_AFTER, "1"));
             }
             _ => {}
         }

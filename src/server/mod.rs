@@ -38,6 +38,11 @@ pub struct AppState {
     pub storage: Arc<dyn Storage>,
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
+    pub trusted_proxy_hops: usize,
+    pub accept_ip_param: bool,
+    pub max_peers: usize,
+    /// Permits for file and chunk bodies streaming at once.
+    pub streams: Arc<tokio::sync::Semaphore>,
 }
 
 pub struct Application {
@@ -114,6 +119,10 @@ impl Application {
             storage: Arc::new(LocalStorage),
             metrics: metrics.clone(),
             max_body_bytes: raw.server.max_body_bytes,
+            trusted_proxy_hops: raw.server.trusted_proxy_hops,
+            accept_ip_param: raw.tracker.accept_ip_param,
+            max_peers: raw.tracker.max_peers,
+            streams: Arc::new(tokio::sync::Semaphore::new(raw.seeder.max_streams)),
         });
         let workers = match raw.server.workers {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),

@@ -3,7 +3,7 @@
 use utoipa::OpenApi;
 
 use super::error::ErrorBody;
-use super::routes::{files, ops, torrents, tracker};
+use super::routes::{bittorrent, files, ops, torrents, tracker};
 use crate::tracker::swarm::{Event, PeerView};
 
 #[derive(OpenApi)]
@@ -24,6 +24,8 @@ use crate::tracker::swarm::{Event, PeerView};
         torrents::register,
         tracker::announce,
         tracker::peers,
+        bittorrent::announce,
+        bittorrent::scrape,
         ops::health,
         ops::metrics,
     ),
@@ -41,7 +43,8 @@ use crate::tracker::swarm::{Event, PeerView};
     tags(
         (name = "seeder", description = "File and chunk serving"),
         (name = "torrents", description = "Torrent metainfo"),
-        (name = "tracker", description = "Who seeds what"),
+        (name = "tracker", description = "Who seeds what (native JSON API)"),
+        (name = "bittorrent", description = "The BitTorrent tracker protocol (BEP 3, 48, 23, 7): bencoded"),
         (name = "ops", description = "Health and metrics"),
     )
 )]

@@ -1,6 +1,8 @@
 //! The tracker role: which torrents exist (a registry persisted through a [`TorrentStore`]) and
 //! which seeders have them (in-memory [`swarm::Swarms`]; seeders re-announce after a restart).
 
+pub mod bep3;
+pub mod bt_swarm;
 pub mod swarm;
 
 use std::collections::HashMap;
@@ -10,7 +12,12 @@ use std::time::Duration;
 use crate::db::{DbError, StateDb};
 use crate::metainfo::Metainfo;
 use crate::types::{InfoHash, InfoHashV1, InfoHashV2, SeederUrl};
+use bep3::ScrapeStats;
+use bt_swarm::{AnnounceOutcome, BtSwarms};
 use swarm::{Event, PeerView, Swarms};
+
+/// Most torrents in a scrape that names none (the whole registry).
+pub const MAX_FULL_SCRAPE: usize = 1000;
 
 /// Durable storage of registered torrents. SQLite today; a store shared by several tracker
 /// instances can implement the same interface.
@@ -33,6 +40,8 @@ impl TorrentStore for StateDb {
 struct Registry {
     by_v2: HashMap<InfoHashV2, Arc<Metainfo>>,
     v1_to_v2: HashMap<InfoHashV1, InfoHashV2>,
+    /// BitTorrent v2 clients announce the v2 hash truncated to 20 bytes.
+    truncated_v2: HashMap<[u8; 20], InfoHashV2>,
     order: Vec<InfoHashV2>,
 }
 
@@ -42,6 +51,8 @@ impl Registry {
             return false;
         }
         self.v1_to_v2.insert(meta.info_hash_v1, meta.info_hash_v2);
+        let truncated: [u8; 20] = meta.info_hash_v2.0[..20].try_into().expect("32 > 20");
+        self.truncated_v2.insert(truncated, meta.info_hash_v2);
         self.order.push(meta.info_hash_v2);
         self.by_v2.insert(meta.info_hash_v2, meta);
         true
@@ -60,6 +71,7 @@ pub struct Tracker {
     store: Arc<dyn TorrentStore>,
     registry: RwLock<Registry>,
     swarms: Mutex<Swarms>,
+    bt_swarms: Mutex<BtSwarms>,
     interval: Duration,
     max_peers: usize,
 }
@@ -93,6 +105,7 @@ impl Tracker {
             store,
             registry: RwLock::new(registry),
             swarms: Mutex::new(Swarms::new(2 * interval.as_secs())),
+            bt_swarms: Mutex::new(BtSwarms::new(2 * interval.as_secs())),
             interval,
             max_peers,
         })
@@ -164,10 +177,58 @@ impl Tracker {
         swarms.total_live(unix_now())
     }
 
-    /// Drops expired seeders; run periodically.
+    /// Drops expired seeders and peers; run periodically.
     pub fn expire(&self) {
-        let mut swarms = self.swarms.lock().unwrap_or_else(|e| e.into_inner());
-        swarms.expire(unix_now());
+        let now = unix_now();
+        self.swarms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .expire(now);
+        self.bt_swarms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .expire(now);
+    }
+
+    /// The BitTorrent swarm key: a registered hybrid torrent's v1 hash and truncated v2 hash
+    /// both name one swarm, keyed by the v1 hash.
+    fn bt_key(&self, hash: &[u8; 20]) -> [u8; 20] {
+        let registry = self.registry.read().unwrap_or_else(|e| e.into_inner());
+        registry
+            .truncated_v2
+            .get(hash)
+            .and_then(|v2| registry.by_v2.get(v2))
+            .map_or(*hash, |meta| meta.info_hash_v1.0)
+    }
+
+    /// A BEP 3 announce; `a.key` is the info-hash as the client sent it.
+    pub fn bt_announce(&self, mut a: bt_swarm::Announce) -> AnnounceOutcome {
+        a.key = self.bt_key(&a.key);
+        let mut swarms = self.bt_swarms.lock().unwrap_or_else(|e| e.into_inner());
+        swarms.announce(a, unix_now())
+    }
+
+    /// BEP 48 scrape of the given hashes, or of every known torrent (bounded) when none.
+    pub fn bt_scrape(&self, hashes: &[[u8; 20]]) -> Vec<([u8; 20], ScrapeStats)> {
+        let now = unix_now();
+        let requested: Vec<[u8; 20]> = if hashes.is_empty() {
+            let mut all: Vec<[u8; 20]> = self.torrents().iter().map(|m| m.info_hash_v1.0).collect();
+            let swarms = self.bt_swarms.lock().unwrap_or_else(|e| e.into_inner());
+            all.extend(swarms.keys(MAX_FULL_SCRAPE));
+            all.sort_unstable();
+            all.dedup();
+            all.truncate(MAX_FULL_SCRAPE);
+            all
+        } else {
+            hashes.to_vec()
+        };
+        let keys: Vec<[u8; 20]> = requested.iter().map(|h| self.bt_key(h)).collect();
+        let swarms = self.bt_swarms.lock().unwrap_or_else(|e| e.into_inner());
+        requested
+            .into_iter()
+            .zip(keys)
+            .map(|(hash, key)| (hash, swarms.stats(&key, now)))
+            .collect()
     }
 }
 

@@ -39,7 +39,7 @@ const REVALIDATE: &str = "no-cache";
         (status = 400, description = "Malformed piece index", body = ErrorBody),
         (status = 404, description = "Unknown file or piece index past the end", body = ErrorBody),
         (status = 416, description = "Range outside the piece", body = ErrorBody),
-        (status = 503, description = "The file changed on disk since it was hashed", body = ErrorBody),
+        (status = 503, description = "Too many streams at once (Retry-After), or the file changed on disk since it was hashed", body = ErrorBody),
     )
 )]
 pub async fn chunk(
@@ -83,7 +83,7 @@ pub async fn chunk(
         (status = 304, description = "Not modified (If-None-Match matched the ETag)"),
         (status = 404, description = "No shared file of that name", body = ErrorBody),
         (status = 416, description = "Range not satisfiable; Content-Range gives the length", body = ErrorBody),
-        (status = 503, description = "The file changed on disk since it was hashed", body = ErrorBody),
+        (status = 503, description = "Too many streams at once (Retry-After), or the file changed on disk since it was hashed", body = ErrorBody),
     )
 )]
 pub async fn file(
@@ -154,6 +154,12 @@ async fn serve(
         RangeOutcome::Unsatisfiable => return Err(ApiError::RangeNotSatisfiable { length: len }),
     };
 
+    // Past the stream limit, say "busy, come back" rather than queueing without bound.
+    let permit = state
+        .streams
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::Overloaded)?;
     let file_ref = FileRef {
         path: shared.path.clone(),
         size: shared.size,
@@ -168,6 +174,7 @@ async fn serve(
     }
     let counter = state.metrics.bytes_served.clone();
     let body = opened.stream(offset + start, count).inspect(move |block| {
+        let _held_until_the_body_ends = &permit;
         if let Ok(bytes) = block {
             counter.inc_by(bytes.len() as u64);
         }

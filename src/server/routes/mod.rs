@@ -1,6 +1,7 @@
 //! Route table. Handlers are thin: parse into typed values, call the seeder or tracker, shape the
 //! response. A role that is off has no routes, so its paths answer 404.
 
+pub mod bittorrent;
 pub mod files;
 pub mod ops;
 pub mod torrents;
@@ -48,6 +49,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
     if state.tracker.is_some() {
         cfg.route("/torrents", web::post().to(torrents::register))
             .route("/announce", web::post().to(tracker::announce))
+            .route("/announce", web::get().to(bittorrent::announce))
+            .route("/scrape", web::get().to(bittorrent::scrape))
             .route("/peers", web::get().to(tracker::peers));
     }
 }

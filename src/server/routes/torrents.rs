@@ -31,6 +31,8 @@ pub struct TorrentSummary {
     pub info_hash_v2: crate::types::InfoHashV2,
     /// Live seeders known to this server's tracker (0 when the tracker role is off).
     pub seeders: usize,
+    /// Magnet URI: both info-hashes, name, trackers and web seeds.
+    pub magnet: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -59,6 +61,7 @@ fn summary(state: &AppState, meta: &Metainfo) -> TorrentSummary {
             .tracker
             .as_ref()
             .map_or(0, |t| t.live_seeders(&InfoHash::V2(meta.info_hash_v2))),
+        magnet: crate::magnet::build(meta),
     }
 }
 

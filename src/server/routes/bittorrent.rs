@@ -1,0 +1,123 @@
+//! The BitTorrent tracker protocol on the shared paths: `GET /announce` (BEP 3) and
+//! `GET /scrape` (BEP 48). Errors are bencoded `failure reason` bodies with status 200, which is
+//! what clients read.
+
+use std::net::{IpAddr, SocketAddr};
+
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::server::AppState;
+use crate::tracker::bep3::{self, AnnounceReply};
+use crate::tracker::bt_swarm::Announce;
+
+/// Default peers per announce when the client gives no `numwant`.
+const DEFAULT_NUMWANT: usize = 50;
+
+fn bencoded(body: Vec<u8>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/x-bittorrent")
+        .body(body)
+}
+
+fn failure(reason: &str) -> HttpResponse {
+    bencoded(bep3::encode_failure(reason))
+}
+
+/// BEP 3 announce: registers the peer and returns others (compact by default).
+#[utoipa::path(
+    get,
+    path = "/announce",
+    tag = "bittorrent",
+    params(
+        ("info_hash" = String, Query, description = "20 raw bytes, URL-escaped: the v1 info-hash, or a v2 info-hash truncated to 20 bytes"),
+        ("peer_id" = String, Query, description = "20 raw bytes, URL-escaped"),
+        ("port" = u16, Query, description = "The client's listening port"),
+        ("uploaded" = Option<u64>, Query, description = "Bytes uploaded"),
+        ("downloaded" = Option<u64>, Query, description = "Bytes downloaded"),
+        ("left" = Option<u64>, Query, description = "Bytes still needed; 0 means a seeder"),
+        ("event" = Option<String>, Query, description = "started, completed, stopped, or empty"),
+        ("compact" = Option<u8>, Query, description = "1 (default): BEP 23 compact peers; 0: a list of dictionaries"),
+        ("numwant" = Option<u32>, Query, description = "Peers wanted (default 50, capped by tracker.max_peers)"),
+        ("key" = Option<String>, Query, description = "Client key (accepted, unused)"),
+        ("no_peer_id" = Option<u8>, Query, description = "1: omit peer ids in the non-compact form"),
+    ),
+    responses((status = 200, description = "Bencoded: interval, min interval, complete, incomplete, peers (and peers6 for IPv6), or `failure reason`", content_type = "application/x-bittorrent", body = Vec<u8>))
+)]
+pub async fn announce(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let Some(tracker) = state.tracker.as_ref() else {
+        return failure("the tracker role is off");
+    };
+    let query = match bep3::parse_announce(req.query_string()) {
+        Ok(q) => q,
+        Err(e) => return failure(&e.to_string()),
+    };
+    let Some(ip) = client_ip(&req, state.trusted_proxy_hops) else {
+        return failure("cannot tell the client's address");
+    };
+    let ip = query.ip.filter(|_| state.accept_ip_param).unwrap_or(ip);
+    let numwant = query
+        .numwant
+        .unwrap_or(DEFAULT_NUMWANT)
+        .min(state.max_peers);
+    let outcome = tracker.bt_announce(Announce {
+        key: query.info_hash,
+        peer_id: query.peer_id,
+        addr: SocketAddr::new(ip, query.port),
+        left: query.left,
+        event: query.event,
+        numwant,
+    });
+    let interval = tracker.interval().as_secs();
+    bencoded(bep3::encode_announce(
+        &AnnounceReply {
+            interval,
+            min_interval: (interval / 2).max(1),
+            complete: outcome.stats.complete,
+            incomplete: outcome.stats.incomplete,
+            peers: &outcome.peers,
+        },
+        query.compact,
+        query.no_peer_id,
+    ))
+}
+
+/// BEP 48 scrape: counts per torrent; every known torrent (at most 1000) when none is named.
+#[utoipa::path(
+    get,
+    path = "/scrape",
+    tag = "bittorrent",
+    params(("info_hash" = Option<String>, Query, description = "20 raw bytes, URL-escaped; repeat for several (at most 100)")),
+    responses((status = 200, description = "Bencoded {files: {<info_hash>: {complete, downloaded, incomplete}}}, or `failure reason`", content_type = "application/x-bittorrent", body = Vec<u8>))
+)]
+pub async fn scrape(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let Some(tracker) = state.tracker.as_ref() else {
+        return failure("the tracker role is off");
+    };
+    match bep3::parse_scrape(req.query_string()) {
+        Ok(hashes) => bencoded(bep3::encode_scrape(&tracker.bt_scrape(&hashes))),
+        Err(e) => failure(&e.to_string()),
+    }
+}
+
+/// The client's address: the socket's, or with `hops` trusted proxies in front, the address
+/// the outermost trusted proxy saw (counted from the right of X-Forwarded-For, so a client
+/// cannot forge it by sending its own header).
+pub fn client_ip(req: &HttpRequest, hops: usize) -> Option<IpAddr> {
+    let socket = req.peer_addr().map(|a| a.ip());
+    if hops == 0 {
+        return socket;
+    }
+    let forwarded: Vec<&str> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    forwarded
+        .len()
+        .checked_sub(hops)
+        .and_then(|i| forwarded.get(i))
+        .and_then(|s| s.parse().ok())
+        .or(socket)
+}

@@ -1,0 +1,209 @@
+//! BitTorrent peers per 20-byte swarm key: a pure structure (time passed in, no I/O), the
+//! BEP 3 counterpart of [`super::swarm::Swarms`] for HTTP seeders.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use super::bep3::{AnnounceEvent, PeerAddr, ScrapeStats};
+
+#[derive(Debug, Clone, Copy)]
+struct Peer {
+    addr: SocketAddr,
+    left: u64,
+    last_announce: u64,
+    completed: bool,
+}
+
+#[derive(Debug, Default)]
+struct Swarm {
+    peers: HashMap<[u8; 20], Peer>,
+    /// "completed" events seen (BEP 48 `downloaded`).
+    downloaded: u64,
+}
+
+#[derive(Debug)]
+pub struct BtSwarms {
+    swarms: HashMap<[u8; 20], Swarm>,
+    peer_ttl: u64,
+}
+
+/// One announce, already validated and with the peer's address decided.
+#[derive(Debug, Clone, Copy)]
+pub struct Announce {
+    pub key: [u8; 20],
+    pub peer_id: [u8; 20],
+    pub addr: SocketAddr,
+    pub left: u64,
+    pub event: Option<AnnounceEvent>,
+    pub numwant: usize,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct AnnounceOutcome {
+    pub stats: ScrapeStats,
+    /// Other live peers, at most `numwant`.
+    pub peers: Vec<PeerAddr>,
+}
+
+impl BtSwarms {
+    pub fn new(peer_ttl_secs: u64) -> Self {
+        BtSwarms {
+            swarms: HashMap::new(),
+            peer_ttl: peer_ttl_secs,
+        }
+    }
+
+    fn live(&self, peer: &Peer, now: u64) -> bool {
+        now.saturating_sub(peer.last_announce) <= self.peer_ttl
+    }
+
+    pub fn announce(&mut self, a: Announce, now: u64) -> AnnounceOutcome {
+        let swarm = self.swarms.entry(a.key).or_default();
+        if a.event == Some(AnnounceEvent::Stopped) {
+            swarm.peers.remove(&a.peer_id);
+        } else {
+            let peer = swarm.peers.entry(a.peer_id).or_insert(Peer {
+                addr: a.addr,
+                left: a.left,
+                last_announce: now,
+                completed: false,
+            });
+            // A download counts once per peer, however many "completed" events it sends.
+            if a.event == Some(AnnounceEvent::Completed) && !peer.completed {
+                peer.completed = true;
+                swarm.downloaded += 1;
+            }
+            peer.addr = a.addr;
+            peer.left = a.left;
+            peer.last_announce = now;
+        }
+        let ttl = self.peer_ttl;
+        let live = |p: &Peer| now.saturating_sub(p.last_announce) <= ttl;
+        // A seeder needs no other seeders; everyone else gets anyone.
+        let wants_leechers_only = a.left == 0;
+        let peers = swarm
+            .peers
+            .iter()
+            .filter(|(id, p)| **id != a.peer_id && live(p))
+            .filter(|(_, p)| !wants_leechers_only || p.left > 0)
+            .take(a.numwant)
+            .map(|(id, p)| PeerAddr {
+                peer_id: *id,
+                addr: p.addr,
+            })
+            .collect();
+        let stats = self.stats(&a.key, now);
+        if self
+            .swarms
+            .get(&a.key)
+            .is_some_and(|s| s.peers.is_empty() && s.downloaded == 0)
+        {
+            self.swarms.remove(&a.key);
+        }
+        AnnounceOutcome { stats, peers }
+    }
+
+    pub fn stats(&self, key: &[u8; 20], now: u64) -> ScrapeStats {
+        let Some(swarm) = self.swarms.get(key) else {
+            return ScrapeStats::default();
+        };
+        let (mut complete, mut incomplete) = (0, 0);
+        for peer in swarm.peers.values().filter(|p| self.live(p, now)) {
+            if peer.left == 0 {
+                complete += 1;
+            } else {
+                incomplete += 1;
+            }
+        }
+        ScrapeStats {
+            complete,
+            incomplete,
+            downloaded: swarm.downloaded,
+        }
+    }
+
+    /// Keys of every swarm with peers or downloads, at most `max`.
+    pub fn keys(&self, max: usize) -> Vec<[u8; 20]> {
+        let mut keys: Vec<[u8; 20]> = self.swarms.keys().copied().collect();
+        keys.sort_unstable();
+        keys.truncate(max);
+        keys
+    }
+
+    pub fn expire(&mut self, now: u64) {
+        let ttl = self.peer_ttl;
+        self.swarms.retain(|_, swarm| {
+            swarm
+                .peers
+                .retain(|_, p| now.saturating_sub(p.last_announce) <= ttl);
+            !swarm.peers.is_empty() || swarm.downloaded > 0
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn announce(peer: u8, left: u64, event: Option<AnnounceEvent>) -> Announce {
+        Announce {
+            key: [9; 20],
+            peer_id: [peer; 20],
+            addr: SocketAddr::from(([127, 0, 0, peer], 6881)),
+            left,
+            event,
+            numwant: 50,
+        }
+    }
+
+    #[test]
+    fn counts_seeders_leechers_and_downloads() {
+        let mut s = BtSwarms::new(120);
+        s.announce(announce(1, 0, Some(AnnounceEvent::Started)), 100);
+        let out = s.announce(announce(2, 500, Some(AnnounceEvent::Started)), 100);
+        assert_eq!(out.peers.len(), 1, "the leecher gets the seeder");
+        assert_eq!((out.stats.complete, out.stats.incomplete), (1, 1));
+        s.announce(announce(2, 0, Some(AnnounceEvent::Completed)), 101);
+        s.announce(announce(2, 0, Some(AnnounceEvent::Completed)), 102);
+        let stats = s.stats(&[9; 20], 102);
+        assert_eq!(
+            (stats.complete, stats.incomplete, stats.downloaded),
+            (2, 0, 1)
+        );
+    }
+
+    #[test]
+    fn seeders_are_not_sent_other_seeders() {
+        let mut s = BtSwarms::new(120);
+        s.announce(announce(1, 0, None), 100);
+        assert!(s.announce(announce(2, 0, None), 100).peers.is_empty());
+        assert_eq!(s.announce(announce(3, 10, None), 100).peers.len(), 2);
+    }
+
+    #[test]
+    fn stopped_removes_and_silence_expires() {
+        let mut s = BtSwarms::new(120);
+        s.announce(announce(1, 10, None), 100);
+        s.announce(announce(2, 10, None), 100);
+        s.announce(announce(1, 10, Some(AnnounceEvent::Stopped)), 101);
+        assert_eq!(s.stats(&[9; 20], 101).incomplete, 1);
+        assert_eq!(
+            s.stats(&[9; 20], 221).incomplete,
+            0,
+            "expired after the TTL"
+        );
+        s.expire(221);
+        assert!(s.keys(10).is_empty());
+    }
+
+    #[test]
+    fn numwant_caps_the_peer_list() {
+        let mut s = BtSwarms::new(120);
+        for peer in 1..=10 {
+            s.announce(announce(peer, 10, None), 100);
+        }
+        let mut a = announce(11, 10, None);
+        a.numwant = 3;
+        assert_eq!(s.announce(a, 100).peers.len(), 3);
+    }
+}
