@@ -13,7 +13,15 @@ fn escape(bytes: &[u8]) -> String {
 }
 
 /// `GET /announce` with raw bytes, as a client sends it; returns the decoded body.
-async fn announce(app: &TestApp, hash: &[u8; 20], peer: u8, port: u16, left: u64, extra: &str, headers: &[(&str, &str)]) -> Value {
+async fn announce(
+    app: &TestApp,
+    hash: &[u8; 20],
+    peer: u8,
+    port: u16,
+    left: u64,
+    extra: &str,
+    headers: &[(&str, &str)],
+) -> Value {
     let url = format!(
         "{}/announce?info_hash={}&peer_id={}&port={port}&uploaded=0&downloaded=0&left={left}{extra}",
         app.url,
@@ -26,18 +34,40 @@ async fn announce(app: &TestApp, hash: &[u8; 20], peer: u8, port: u16, left: u64
     }
     let response = req.send().await.unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["content-type"], "application/x-bittorrent");
-    bencode::decode(&response.bytes().await.unwrap()).unwrap().value
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/x-bittorrent"
+    );
+    bencode::decode(&response.bytes().await.unwrap())
+        .unwrap()
+        .value
 }
 
 async fn scrape(app: &TestApp, hashes: &[[u8; 20]]) -> Value {
-    let query: Vec<String> = hashes.iter().map(|h| format!("info_hash={}", escape(h))).collect();
-    let body = app.client.get(format!("{}/scrape?{}", app.url, query.join("&"))).send().await.unwrap().bytes().await.unwrap();
+    let query: Vec<String> = hashes
+        .iter()
+        .map(|h| format!("info_hash={}", escape(h)))
+        .collect();
+    let body = app
+        .client
+        .get(format!("{}/scrape?{}", app.url, query.join("&")))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     bencode::decode(&body).unwrap().value
 }
 
 fn stats(scrape: &Value, hash: &[u8; 20]) -> (i64, i64, i64) {
-    let file = scrape.get("files").unwrap().as_dict().unwrap().get(&hash[..]).unwrap();
+    let file = scrape
+        .get("files")
+        .unwrap()
+        .as_dict()
+        .unwrap()
+        .get(&hash[..])
+        .unwrap();
     let n = |k| file.get(k).unwrap().as_int().unwrap();
     (n("complete"), n("incomplete"), n("downloaded"))
 }
@@ -53,14 +83,19 @@ async fn announce_returns_compact_peers_and_counts_and_scrape_agrees() {
     assert_eq!(first.get("peers").unwrap().as_bytes().unwrap().len(), 0);
 
     let second = announce(&app, &hash, 2, 6882, 1000, "&event=started&compact=1", &[]).await;
-    assert_eq!(second.get("peers").unwrap().as_bytes().unwrap(), &[127, 0, 0, 1, 0x1a, 0xe1]);
+    assert_eq!(
+        second.get("peers").unwrap().as_bytes().unwrap(),
+        &[127, 0, 0, 1, 0x1a, 0xe1]
+    );
     assert_eq!(second.get("complete").unwrap().as_int(), Some(1));
     assert_eq!(second.get("incomplete").unwrap().as_int(), Some(1));
 
     let listed = announce(&app, &hash, 3, 6883, 1000, "&compact=0", &[]).await;
     let peers = listed.get("peers").unwrap().as_list().unwrap();
     assert_eq!(peers.len(), 2);
-    assert!(peers.iter().all(|p| p.get("ip").unwrap().as_str() == Some("127.0.0.1") && p.get("peer id").is_some()));
+    assert!(peers
+        .iter()
+        .all(|p| p.get("ip").unwrap().as_str() == Some("127.0.0.1") && p.get("peer id").is_some()));
 
     announce(&app, &hash, 2, 6882, 0, "&event=completed", &[]).await;
     announce(&app, &hash, 3, 6883, 1000, "&event=stopped", &[]).await;
@@ -72,21 +107,58 @@ async fn announce_returns_compact_peers_and_counts_and_scrape_agrees() {
 #[actix_web::test]
 async fn errors_are_bencoded_failure_reasons_with_status_200() {
     let app = TestApp::spawn().await;
-    for query in ["", "info_hash=short&peer_id=x&port=1", &format!("info_hash={}&peer_id={}&port=0", escape(&[1; 20]), escape(&[1; 20]))] {
-        let response = app.client.get(format!("{}/announce?{query}", app.url)).send().await.unwrap();
+    for query in [
+        "",
+        "info_hash=short&peer_id=x&port=1",
+        &format!(
+            "info_hash={}&peer_id={}&port=0",
+            escape(&[1; 20]),
+            escape(&[1; 20])
+        ),
+    ] {
+        let response = app
+            .client
+            .get(format!("{}/announce?{query}", app.url))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200);
-        let body = bencode::decode(&response.bytes().await.unwrap()).unwrap().value;
-        assert!(body.get("failure reason").unwrap().as_str().is_some(), "{query}");
+        let body = bencode::decode(&response.bytes().await.unwrap())
+            .unwrap()
+            .value;
+        assert!(
+            body.get("failure reason").unwrap().as_str().is_some(),
+            "{query}"
+        );
     }
     let too_many = vec![format!("info_hash={}", escape(&[1; 20])); 101].join("&");
-    let body = app.client.get(format!("{}/scrape?{too_many}", app.url)).send().await.unwrap().bytes().await.unwrap();
-    assert!(bencode::decode(&body).unwrap().value.get("failure reason").is_some());
+    let body = app
+        .client
+        .get(format!("{}/scrape?{too_many}", app.url))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(bencode::decode(&body)
+        .unwrap()
+        .value
+        .get("failure reason")
+        .is_some());
 }
 
 #[actix_web::test]
 async fn a_hybrid_torrents_v1_and_truncated_v2_hashes_share_one_swarm() {
     let app = TestApp::spawn().await;
-    let meta = create::from_bytes("hybrid.bin", &content(50_000), PieceLength::new(16384).unwrap(), vec![], vec![]).unwrap();
+    let meta = create::from_bytes(
+        "hybrid.bin",
+        &content(50_000),
+        PieceLength::new(16384).unwrap(),
+        vec![],
+        vec![],
+    )
+    .unwrap();
     app.register_torrent(meta.bytes.to_vec()).await;
     let v1 = meta.info_hash_v1.0;
     let v2_truncated: [u8; 20] = meta.info_hash_v2.0[..20].try_into().unwrap();
@@ -94,7 +166,11 @@ async fn a_hybrid_torrents_v1_and_truncated_v2_hashes_share_one_swarm() {
     announce(&app, &v1, 1, 7001, 0, "", &[]).await;
     let reply = announce(&app, &v2_truncated, 2, 7002, 100, "", &[]).await;
 
-    assert_eq!(reply.get("peers").unwrap().as_bytes().unwrap().len(), 6, "the v2 announcer sees the v1 one");
+    assert_eq!(
+        reply.get("peers").unwrap().as_bytes().unwrap().len(),
+        6,
+        "the v2 announcer sees the v1 one"
+    );
     let scraped = scrape(&app, &[v1, v2_truncated]).await;
     assert_eq!(stats(&scraped, &v1), (1, 1, 0));
     assert_eq!(stats(&scraped, &v2_truncated), (1, 1, 0));
@@ -109,20 +185,32 @@ async fn forwarded_addresses_only_behind_a_trusted_proxy_and_ip_only_when_allowe
     let plain = TestApp::spawn().await;
     announce(&plain, &hash, 1, 7001, 0, "&ip=198.51.100.1", &xff).await;
     let seen = announce(&plain, &hash, 2, 7002, 10, "", &[]).await;
-    assert_eq!(seen.get("peers").unwrap().as_bytes().unwrap(), &[127, 0, 0, 1, 0x1b, 0x59]);
+    assert_eq!(
+        seen.get("peers").unwrap().as_bytes().unwrap(),
+        &[127, 0, 0, 1, 0x1b, 0x59]
+    );
 
     // One trusted hop: the address that proxy saw (the rightmost entry), IPv6 in peers6.
     let proxied = TestApp::spawn_with(&[], |_| {}, |s| s.raw.server.trusted_proxy_hops = 1).await;
     announce(&proxied, &hash, 1, 7001, 0, "", &xff).await;
     let seen = announce(&proxied, &hash, 2, 7002, 10, "", &[]).await;
     let v6 = seen.get("peers6").unwrap().as_bytes().unwrap();
-    assert_eq!(&v6[..16], &"2001:db8::7".parse::<std::net::Ipv6Addr>().unwrap().octets());
+    assert_eq!(
+        &v6[..16],
+        &"2001:db8::7"
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap()
+            .octets()
+    );
 
     // ip= honoured only when configured.
     let trusting = TestApp::spawn_with(&[], |_| {}, |s| s.raw.tracker.accept_ip_param = true).await;
     announce(&trusting, &hash, 1, 7001, 0, "&ip=198.51.100.1", &[]).await;
     let seen = announce(&trusting, &hash, 2, 7002, 10, "", &[]).await;
-    assert_eq!(&seen.get("peers").unwrap().as_bytes().unwrap()[..4], &[198, 51, 100, 1]);
+    assert_eq!(
+        &seen.get("peers").unwrap().as_bytes().unwrap()[..4],
+        &[198, 51, 100, 1]
+    );
 }
 
 #[actix_web::test]
@@ -131,25 +219,50 @@ async fn torrents_list_magnets_that_download_can_use() {
     let app = TestApp::spawn_with(&[("magnetic ü.bin", &data[..])], |_| {}, |_| {}).await;
     let summary = app.wait_for_torrent("magnetic ü.bin").await;
     let magnet = summary["magnet"].as_str().unwrap();
-    assert!(magnet.contains(&format!("urn:btih:{}", summary["info_hash_v1"].as_str().unwrap())));
-    assert!(magnet.contains(&format!("urn:btmh:1220{}", summary["info_hash_v2"].as_str().unwrap())));
+    assert!(magnet.contains(&format!(
+        "urn:btih:{}",
+        summary["info_hash_v1"].as_str().unwrap()
+    )));
+    assert!(magnet.contains(&format!(
+        "urn:btmh:1220{}",
+        summary["info_hash_v2"].as_str().unwrap()
+    )));
     assert!(magnet.contains("&tr=") && magnet.contains("&ws="));
 
     // By its tracker, and with only a web seed to go on.
     let out = tempfile::tempdir().unwrap();
     let options = gotorrent_http::download::Options::new(magnet, out.path().join("a"));
-    gotorrent_http::download::download(&options, &gotorrent_http::download::Silent).await.unwrap();
-    assert_eq!(std::fs::read(out.path().join("a/magnetic ü.bin")).unwrap(), data);
-    let ws_only: String = magnet.split('&').filter(|p| !p.starts_with("tr=")).collect::<Vec<_>>().join("&");
+    gotorrent_http::download::download(&options, &gotorrent_http::download::Silent)
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read(out.path().join("a/magnetic ü.bin")).unwrap(),
+        data
+    );
+    let ws_only: String = magnet
+        .split('&')
+        .filter(|p| !p.starts_with("tr="))
+        .collect::<Vec<_>>()
+        .join("&");
     let options = gotorrent_http::download::Options::new(ws_only, out.path().join("b"));
-    gotorrent_http::download::download(&options, &gotorrent_http::download::Silent).await.unwrap();
-    assert_eq!(std::fs::read(out.path().join("b/magnetic ü.bin")).unwrap(), data);
+    gotorrent_http::download::download(&options, &gotorrent_http::download::Silent)
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read(out.path().join("b/magnetic ü.bin")).unwrap(),
+        data
+    );
 }
 
 #[actix_web::test]
 async fn a_busy_seeder_answers_503_with_retry_after() {
     let data = content(4 * 1024 * 1024);
-    let app = TestApp::spawn_with(&[("busy.bin", &data[..])], |_| {}, |s| s.raw.seeder.max_streams = 1).await;
+    let app = TestApp::spawn_with(
+        &[("busy.bin", &data[..])],
+        |_| {},
+        |s| s.raw.seeder.max_streams = 1,
+    )
+    .await;
     app.wait_for_torrent("busy.bin").await;
     // Hold the only stream open by not reading the body.
     let held = app.get_file("busy.bin", &[]).await;
@@ -157,5 +270,11 @@ async fn a_busy_seeder_answers_503_with_retry_after() {
     assert_eq!(refused.headers()["retry-after"], "1");
     support::assert_json_error(refused, 503).await;
     drop(held);
-    support::poll("the stream permit to be released", || async { app.get_file("busy.bin", &[("range", "bytes=0-0")]).await.status() == 206 }).await;
+    support::poll("the stream permit to be released", || async {
+        app.get_file("busy.bin", &[("range", "bytes=0-0")])
+            .await
+            .status()
+            == 206
+    })
+    .await;
 }

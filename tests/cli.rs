@@ -24,12 +24,13 @@ fn python() -> &'static str {
     }
 }
 
-fn libtorrent_hashes(file: &Path, piece_length: u64) -> (String, String) {
+fn libtorrent_hashes(file: &Path, piece_length: u64, extra: &[&str]) -> (String, String) {
     let oracle = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/libtorrent_oracle.py");
     let out = Command::new(python())
         .arg(oracle)
         .arg(file)
         .arg(piece_length.to_string())
+        .args(extra)
         .output()
         .expect("python3 runs");
     assert!(
@@ -82,7 +83,7 @@ fn created_torrents_have_the_same_info_hashes_as_libtorrent() {
             String::from_utf8_lossy(&out.stderr)
         );
         let stdout = String::from_utf8(out.stdout).unwrap();
-        let (v1, v2) = libtorrent_hashes(&file, *piece_length);
+        let (v1, v2) = libtorrent_hashes(&file, *piece_length, &[]);
         assert!(
             stdout.contains(&format!("info-hash v2: {v2}")),
             "{name}: ours {stdout} libtorrent v2 {v2}"
@@ -95,6 +96,45 @@ fn created_torrents_have_the_same_info_hashes_as_libtorrent() {
             gotorrent_http::metainfo::Metainfo::from_bytes(&std::fs::read(&out_path).unwrap())
                 .unwrap();
         assert_eq!(meta.info_hash_v2.to_string(), v2);
+    }
+}
+
+#[test]
+fn v1_only_torrents_have_libtorrents_v1_info_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    for (len, piece_length) in [(1000usize, 16384u64), (5 * 65536 + 7, 65536)] {
+        let file = dir.path().join(format!("v1 only {len}.bin"));
+        std::fs::write(&file, content(len)).unwrap();
+        let out_path = dir.path().join("v1.torrent");
+        let out = gotorrent(
+            &[
+                "create",
+                file.to_str().unwrap(),
+                "--v1-only",
+                "--piece-length",
+                &piece_length.to_string(),
+                "-o",
+                out_path.to_str().unwrap(),
+            ],
+            dir.path(),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let (v1, _) = libtorrent_hashes(&file, piece_length, &["v1-only"]);
+        assert!(
+            stdout.contains(&format!("info-hash v1: {v1}")),
+            "ours {stdout} libtorrent {v1}"
+        );
+        assert!(!stdout.contains("v2"), "{stdout}");
+        // Our registry and downloader need SHA-256 piece hashes: a clear refusal, not a panic.
+        let err =
+            gotorrent_http::metainfo::Metainfo::from_bytes(&std::fs::read(&out_path).unwrap())
+                .unwrap_err();
+        assert!(err.to_string().contains("hybrid"), "{err}");
     }
 }
 

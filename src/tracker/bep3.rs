@@ -83,7 +83,9 @@ fn number<T: std::str::FromStr>(name: &'static str, value: &[u8]) -> Result<T, Q
 
 pub fn parse_announce(query: &str) -> Result<AnnounceQuery, QueryError> {
     if query.len() > MAX_QUERY_BYTES {
-        return Err(QueryError::TooLong { max: MAX_QUERY_BYTES });
+        return Err(QueryError::TooLong {
+            max: MAX_QUERY_BYTES,
+        });
     }
     let (mut info_hash, mut peer_id, mut port) = (None, None, None);
     let mut q = AnnounceQuery {
@@ -148,7 +150,9 @@ pub fn parse_announce(query: &str) -> Result<AnnounceQuery, QueryError> {
 /// The info-hashes of a scrape request (possibly none: scrape everything).
 pub fn parse_scrape(query: &str) -> Result<Vec<[u8; 20]>, QueryError> {
     if query.len() > MAX_SCRAPE_QUERY_BYTES {
-        return Err(QueryError::TooLong { max: MAX_SCRAPE_QUERY_BYTES });
+        return Err(QueryError::TooLong {
+            max: MAX_SCRAPE_QUERY_BYTES,
+        });
     }
     let hashes: Vec<[u8; 20]> = pairs(query)
         .filter(|(k, _)| k == "info_hash")

@@ -2,7 +2,8 @@
 """Prints libtorrent's v1 and v2 info-hashes for one file and piece length.
 
 The reference implementation is the oracle for our .torrent encoding:
-    libtorrent_oracle.py FILE PIECE_LENGTH  ->  "<v1 hex> <v2 hex>"
+    libtorrent_oracle.py FILE PIECE_LENGTH [v1-only]  ->  "<v1 hex> <v2 hex>"
+With v1-only, libtorrent makes a v1-only torrent and the v2 hash printed is all zeros.
 """
 import os
 import sys
@@ -12,7 +13,8 @@ import libtorrent as lt
 path, piece_length = os.path.abspath(sys.argv[1]), int(sys.argv[2])
 fs = lt.file_storage()
 lt.add_files(fs, path)
-t = lt.create_torrent(fs, piece_length)
+flags = lt.create_torrent.v1_only if sys.argv[3:] == ["v1-only"] else 0
+t = lt.create_torrent(fs, piece_length, flags=flags)
 lt.set_piece_hashes(t, os.path.dirname(path))
 info = lt.torrent_info(lt.bencode(t.generate()))
 hashes = info.info_hashes()
