@@ -6,7 +6,7 @@ mod support;
 use gotorrent_http::bencode::{self, Value};
 use gotorrent_http::metainfo::create;
 use gotorrent_http::types::PieceLength;
-use support::{content, TestApp};
+use support::{content, scrape_stats, TestApp};
 
 fn escape(bytes: &[u8]) -> String {
     percent_encoding::percent_encode(bytes, percent_encoding::NON_ALPHANUMERIC).to_string()
@@ -43,35 +43,6 @@ async fn announce(
         .value
 }
 
-async fn scrape(app: &TestApp, hashes: &[[u8; 20]]) -> Value {
-    let query: Vec<String> = hashes
-        .iter()
-        .map(|h| format!("info_hash={}", escape(h)))
-        .collect();
-    let body = app
-        .client
-        .get(format!("{}/scrape?{}", app.url, query.join("&")))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    bencode::decode(&body).unwrap().value
-}
-
-fn stats(scrape: &Value, hash: &[u8; 20]) -> (i64, i64, i64) {
-    let file = scrape
-        .get("files")
-        .unwrap()
-        .as_dict()
-        .unwrap()
-        .get(&hash[..])
-        .unwrap();
-    let n = |k| file.get(k).unwrap().as_int().unwrap();
-    (n("complete"), n("incomplete"), n("downloaded"))
-}
-
 #[actix_web::test]
 async fn announce_returns_compact_peers_and_counts_and_scrape_agrees() {
     let app = TestApp::spawn().await;
@@ -99,9 +70,9 @@ async fn announce_returns_compact_peers_and_counts_and_scrape_agrees() {
 
     announce(&app, &hash, 2, 6882, 0, "&event=completed", &[]).await;
     announce(&app, &hash, 3, 6883, 1000, "&event=stopped", &[]).await;
-    assert_eq!(stats(&scrape(&app, &[hash]).await, &hash), (2, 0, 1));
-    let everything = scrape(&app, &[]).await;
-    assert_eq!(stats(&everything, &hash), (2, 0, 1));
+    assert_eq!(scrape_stats(&app.scrape(&[hash]).await, &hash), (2, 0, 1));
+    let everything = app.scrape(&[]).await;
+    assert_eq!(scrape_stats(&everything, &hash), (2, 0, 1));
 }
 
 #[actix_web::test]
@@ -171,9 +142,9 @@ async fn a_hybrid_torrents_v1_and_truncated_v2_hashes_share_one_swarm() {
         6,
         "the v2 announcer sees the v1 one"
     );
-    let scraped = scrape(&app, &[v1, v2_truncated]).await;
-    assert_eq!(stats(&scraped, &v1), (1, 1, 0));
-    assert_eq!(stats(&scraped, &v2_truncated), (1, 1, 0));
+    let scraped = app.scrape(&[v1, v2_truncated]).await;
+    assert_eq!(scrape_stats(&scraped, &v1), (1, 1, 0));
+    assert_eq!(scrape_stats(&scraped, &v2_truncated), (1, 1, 0));
 }
 
 #[actix_web::test]

@@ -43,6 +43,26 @@ fn libtorrent_hashes(file: &Path, piece_length: u64, extra: &[&str]) -> (String,
     (parts.next().unwrap(), parts.next().unwrap())
 }
 
+/// `create FILE --piece-length N [extra] -o OUT`, returning stdout; the command must succeed.
+fn create(file: &Path, piece_length: u64, extra: &[&str], out_path: &Path) -> String {
+    let piece_length = piece_length.to_string();
+    let mut args = vec![
+        "create",
+        file.to_str().unwrap(),
+        "--piece-length",
+        &piece_length,
+    ];
+    args.extend(extra);
+    args.extend(["-o", out_path.to_str().unwrap()]);
+    let out = gotorrent(&args, file.parent().unwrap());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 #[test]
 fn created_torrents_have_the_same_info_hashes_as_libtorrent() {
     let dir = tempfile::tempdir().unwrap();
@@ -64,25 +84,9 @@ fn created_torrents_have_the_same_info_hashes_as_libtorrent() {
         let out_path = dir.path().join(format!("{name}.torrent"));
 
         // Act
-        let out = gotorrent(
-            &[
-                "create",
-                file.to_str().unwrap(),
-                "--piece-length",
-                &piece_length.to_string(),
-                "-o",
-                out_path.to_str().unwrap(),
-            ],
-            dir.path(),
-        );
+        let stdout = create(&file, *piece_length, &[], &out_path);
 
         // Assert
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8(out.stdout).unwrap();
         let (v1, v2) = libtorrent_hashes(&file, *piece_length, &[]);
         assert!(
             stdout.contains(&format!("info-hash v2: {v2}")),
@@ -106,24 +110,7 @@ fn v1_only_torrents_have_libtorrents_v1_info_hash() {
         let file = dir.path().join(format!("v1 only {len}.bin"));
         std::fs::write(&file, content(len)).unwrap();
         let out_path = dir.path().join("v1.torrent");
-        let out = gotorrent(
-            &[
-                "create",
-                file.to_str().unwrap(),
-                "--v1-only",
-                "--piece-length",
-                &piece_length.to_string(),
-                "-o",
-                out_path.to_str().unwrap(),
-            ],
-            dir.path(),
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8(out.stdout).unwrap();
+        let stdout = create(&file, piece_length, &["--v1-only"], &out_path);
         let (v1, _) = libtorrent_hashes(&file, piece_length, &["v1-only"]);
         assert!(
             stdout.contains(&format!("info-hash v1: {v1}")),

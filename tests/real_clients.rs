@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use gotorrent_http::bencode;
 use gotorrent_http::metainfo::Metainfo;
 use support::{content, TestApp};
 
@@ -235,26 +234,6 @@ async fn two_libtorrent_sessions_meet_through_our_tracker_and_scrape_counts_them
         .unwrap()
         .info_hash_v1
         .0;
-    let escaped = percent_encoding::percent_encode(&v1, percent_encoding::NON_ALPHANUMERIC);
-    let body = app
-        .client
-        .get(format!("{}/scrape?info_hash={escaped}", app.url))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let scraped = bencode::decode(&body).unwrap().value;
-    let stats = scraped
-        .get("files")
-        .unwrap()
-        .as_dict()
-        .unwrap()
-        .get(&v1[..])
-        .unwrap();
-    assert!(
-        stats.get("downloaded").unwrap().as_int().unwrap() >= 1,
-        "{log}"
-    );
+    let (_, _, downloaded) = support::scrape_stats(&app.scrape(&[v1]).await, &v1);
+    assert!(downloaded >= 1, "{log}");
 }

@@ -236,6 +236,30 @@ impl TestApp {
             .collect()
     }
 
+    /// `GET /scrape` for these raw info-hashes (none: everything), decoded.
+    pub async fn scrape(&self, hashes: &[[u8; 20]]) -> gotorrent_http::bencode::Value {
+        let query: Vec<String> = hashes
+            .iter()
+            .map(|h| {
+                format!(
+                    "info_hash={}",
+                    percent_encoding::percent_encode(h, percent_encoding::NON_ALPHANUMERIC)
+                )
+            })
+            .collect();
+        let url = format!("{}/scrape?{}", self.url, query.join("&"));
+        let body = self
+            .client
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        gotorrent_http::bencode::decode(&body).unwrap().value
+    }
+
     pub async fn stop(&self) {
         self.handle.stop(true).await;
     }
@@ -276,6 +300,19 @@ pub async fn assert_json_error(response: reqwest::Response, status: u16) -> Valu
         "{body}"
     );
     body
+}
+
+/// (complete, incomplete, downloaded) of one torrent in a decoded scrape response.
+pub fn scrape_stats(scrape: &gotorrent_http::bencode::Value, hash: &[u8; 20]) -> (i64, i64, i64) {
+    let file = scrape
+        .get("files")
+        .unwrap()
+        .as_dict()
+        .unwrap()
+        .get(&hash[..])
+        .expect("hash in scrape");
+    let n = |k| file.get(k).unwrap().as_int().unwrap();
+    (n("complete"), n("incomplete"), n("downloaded"))
 }
 
 pub fn percent_encode(s: &str) -> String {
