@@ -102,21 +102,8 @@ async fn errors_are_bencoded_failure_reasons_with_status_200() {
             "{query}"
         );
     }
-    let too_many = vec![format!("info_hash={}", escape(&[1; 20])); 101].join("&");
-    let body = app
-        .client
-        .get(format!("{}/scrape?{too_many}", app.url))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    assert!(bencode::decode(&body)
-        .unwrap()
-        .value
-        .get("failure reason")
-        .is_some());
+    let too_many = app.scrape(&[[1; 20]; 101]).await;
+    assert!(too_many.get("failure reason").is_some());
 }
 
 #[actix_web::test]
