@@ -48,6 +48,7 @@ pub struct SeederSettings {
     pub piece_length: u64,
     pub max_streams: usize,
     pub tracker: Option<String>,
+    pub tracker_token: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -56,6 +57,13 @@ pub struct TrackerSettings {
     pub announce_interval_secs: u64,
     pub max_peers: usize,
     pub accept_ip_param: bool,
+    pub write_token: Option<String>,
+    pub read_token: Option<String>,
+    pub allowlist: bool,
+    pub allow_private_seeders: bool,
+    pub verify_seeders: bool,
+    pub rate_limit_per_second: u32,
+    pub rate_limit_burst: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -218,9 +226,26 @@ impl Settings {
             "storage.rescan_interval_secs",
             self.storage.rescan_interval_secs,
         )?;
+        for (key, token) in [
+            ("tracker.write_token", &self.tracker.write_token),
+            ("tracker.read_token", &self.tracker.read_token),
+            ("seeder.tracker_token", &self.seeder.tracker_token),
+        ] {
+            if token.as_deref().is_some_and(|t| t.len() < 16) {
+                return Err(SettingsError::Invalid {
+                    key,
+                    value: "(hidden)".into(),
+                    message: "a token must be at least 16 characters".into(),
+                });
+            }
+        }
         for (key, value) in [
             ("tracker.max_peers", self.tracker.max_peers),
             ("seeder.max_streams", self.seeder.max_streams),
+            (
+                "tracker.rate_limit_burst",
+                self.tracker.rate_limit_burst as usize,
+            ),
         ] {
             if value == 0 {
                 return Err(SettingsError::Invalid {

@@ -192,6 +192,53 @@ impl SeederUrl {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether the host is loopback, private, link-local or otherwise not a public address, so
+    /// that a public tracker does not point downloaders at internal hosts. Host names other than
+    /// `localhost` are not resolved here.
+    pub fn is_private(&self) -> bool {
+        use std::net::IpAddr;
+        let Ok(url) = url::Url::parse(&self.0) else {
+            return true;
+        };
+        match url.host() {
+            Some(url::Host::Ipv4(ip)) => !is_public(IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => !is_public(IpAddr::V6(ip)),
+            Some(url::Host::Domain(name)) => {
+                let name = name.trim_end_matches('.').to_ascii_lowercase();
+                name == "localhost" || name.ends_with(".localhost")
+            }
+            None => true,
+        }
+    }
+}
+
+fn is_public(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b)) // carrier-grade NAT
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public(IpAddr::V4(v4)),
+            None => {
+                let first = v6.segments()[0];
+                !(v6.is_loopback()
+                    || v6.is_unspecified()
+                    || (first & 0xfe00) == 0xfc00 // unique local
+                    || (first & 0xffc0) == 0xfe80) // link-local
+            }
+        },
+    }
 }
 
 impl fmt::Display for SeederUrl {
@@ -239,6 +286,34 @@ mod tests {
         assert!(PieceLength::new(1 << 20).is_ok());
         for bad in [0, 1, 8 * 1024, 16 * 1024 + 1, 3 << 20, 1 << 31] {
             assert!(PieceLength::new(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn private_and_loopback_seeders_are_recognised() {
+        for private in [
+            "http://127.0.0.1:8080",
+            "http://10.1.2.3",
+            "http://192.168.0.5",
+            "http://172.16.0.1",
+            "http://169.254.169.254/latest",
+            "http://[::1]:80",
+            "http://[fd00::1]",
+            "http://[fe80::1]",
+            "http://[::ffff:10.0.0.1]",
+            "http://100.64.0.1",
+            "http://0.0.0.0",
+            "http://localhost:8080",
+            "http://api.localhost",
+        ] {
+            assert!(SeederUrl::parse(private).unwrap().is_private(), "{private}");
+        }
+        for public in [
+            "http://93.184.216.34",
+            "https://seed.example.com",
+            "http://[2001:4860::1]",
+        ] {
+            assert!(!SeederUrl::parse(public).unwrap().is_private(), "{public}");
         }
     }
 

@@ -19,7 +19,12 @@ use crate::types::{join_url, InfoHash, InfoHashV2, SeederUrl};
 #[derive(Clone)]
 pub enum TrackerClient {
     Local(Arc<Tracker>),
-    Remote { base: Url, http: reqwest::Client },
+    Remote {
+        base: Url,
+        http: reqwest::Client,
+        /// The tracker's write token, when it requires one.
+        token: Option<String>,
+    },
 }
 
 #[derive(Serialize)]
@@ -43,8 +48,8 @@ impl TrackerClient {
                 let meta = meta.clone();
                 tokio::task::spawn_blocking(move || tracker.register(meta)).await??;
             }
-            TrackerClient::Remote { base, http } => {
-                http.post(join_url(base, "torrents"))
+            TrackerClient::Remote { base, http, token } => {
+                with_token(http.post(join_url(base, "torrents")), token)
                     .header("content-type", "application/x-bittorrent")
                     .body(meta.bytes.to_vec())
                     .send()
@@ -67,14 +72,13 @@ impl TrackerClient {
                 tracker.announce(&InfoHash::V2(hash), url.clone(), event);
                 Ok(tracker.interval())
             }
-            TrackerClient::Remote { base, http } => {
+            TrackerClient::Remote { base, http, token } => {
                 let body = AnnounceBody {
                     info_hash: hash.to_string(),
                     url: url.as_str(),
                     event,
                 };
-                let reply: AnnounceReply = http
-                    .post(join_url(base, "announce"))
+                let reply: AnnounceReply = with_token(http.post(join_url(base, "announce")), token)
                     .json(&body)
                     .send()
                     .await?
@@ -84,6 +88,13 @@ impl TrackerClient {
                 Ok(Duration::from_secs(reply.interval.max(1)))
             }
         }
+    }
+}
+
+fn with_token(request: reqwest::RequestBuilder, token: &Option<String>) -> reqwest::RequestBuilder {
+    match token {
+        Some(token) => request.bearer_auth(token),
+        None => request,
     }
 }
 

@@ -45,6 +45,8 @@ pub struct Seeder {
     piece_length: PieceLength,
     urls: TorrentUrls,
     catalog: RwLock<Arc<Catalog>>,
+    /// Woken when serving finds a file changed on disk, so the catalog catches up at once.
+    rescan_requested: tokio::sync::Notify,
 }
 
 impl Seeder {
@@ -86,6 +88,7 @@ impl Seeder {
             piece_length,
             urls,
             catalog: RwLock::new(Arc::new(Catalog::default())),
+            rescan_requested: tokio::sync::Notify::new(),
         })
     }
 
@@ -94,6 +97,16 @@ impl Seeder {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Asks the rescan loop to run now rather than at its next interval.
+    pub fn request_rescan(&self) {
+        self.rescan_requested.notify_one();
+    }
+
+    /// Resolves when a rescan is requested.
+    pub async fn rescan_requested(&self) {
+        self.rescan_requested.notified().await;
     }
 
     pub fn urls(&self) -> &TorrentUrls {

@@ -36,6 +36,14 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("too many downloads at once; retry shortly")]
     Overloaded,
+    #[error("unauthorized: {0}")]
+    Unauthorized(&'static str),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    SeederUnverified(String),
+    #[error("too many requests from this address; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
     Storage(#[from] StorageError),
     #[error("{0}")]
@@ -54,6 +62,10 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Overloaded => "overloaded",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::SeederUnverified(_) => "seeder_unverified",
+            ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Storage(StorageError::Missing { .. } | StorageError::Changed { .. }) => {
                 "file_unavailable"
             }
@@ -74,6 +86,10 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::SeederUnverified(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             // The file changed or vanished since it was hashed: a rescan will fix the catalog.
             ApiError::Storage(StorageError::Missing { .. } | StorageError::Changed { .. }) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -96,6 +112,12 @@ impl ResponseError for ApiError {
             }
             ApiError::Overloaded => {
                 response.insert_header((header::RETRY_AFTER, "1"));
+            }
+            ApiError::Unauthorized(_) => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            ApiError::RateLimited { retry_after_secs } => {
+                response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
             }
             _ => {}
         }

@@ -3,6 +3,7 @@
 //! real port before anything runs.
 
 mod error;
+mod guard;
 mod metrics;
 pub mod openapi;
 pub mod range;
@@ -43,6 +44,12 @@ pub struct AppState {
     pub max_peers: usize,
     /// Permits for file and chunk bodies streaming at once.
     pub streams: Arc<tokio::sync::Semaphore>,
+    pub guard: guard::SharedGuard,
+    pub allowlist: bool,
+    pub allow_private_seeders: bool,
+    pub verify_seeders: bool,
+    /// For the tracker's own requests (seeder verification).
+    pub http: reqwest::Client,
 }
 
 pub struct Application {
@@ -77,12 +84,15 @@ impl Application {
         } else {
             None
         };
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .build()?;
         let client = match (&settings.tracker, &tracker) {
             (Some(base), _) => Some(TrackerClient::Remote {
                 base: base.clone(),
-                http: reqwest::Client::builder()
-                    .timeout(Duration::from_secs(30))
-                    .build()?,
+                http: http.clone(),
+                token: raw.seeder.tracker_token.clone().filter(|t| !t.is_empty()),
             }),
             (None, Some(local_tracker)) => Some(TrackerClient::Local(local_tracker.clone())),
             (None, None) => None,
@@ -113,6 +123,13 @@ impl Application {
         };
 
         let metrics = Arc::new(Metrics::new());
+        let guard = Arc::new(guard::Guard::new(
+            raw.tracker.write_token.clone(),
+            raw.tracker.read_token.clone(),
+            raw.tracker.rate_limit_per_second,
+            raw.tracker.rate_limit_burst,
+            raw.server.trusted_proxy_hops,
+        ));
         let state = web::Data::new(AppState {
             seeder: seeder.clone(),
             tracker: tracker.clone(),
@@ -123,6 +140,11 @@ impl Application {
             accept_ip_param: raw.tracker.accept_ip_param,
             max_peers: raw.tracker.max_peers,
             streams: Arc::new(tokio::sync::Semaphore::new(raw.seeder.max_streams)),
+            guard: guard.clone(),
+            allowlist: raw.tracker.allowlist,
+            allow_private_seeders: raw.tracker.allow_private_seeders,
+            verify_seeders: raw.tracker.verify_seeders,
+            http: http.clone(),
         });
         let workers = match raw.server.workers {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -132,6 +154,7 @@ impl Application {
             let state = state.clone();
             App::new()
                 .app_data(state.clone())
+                .wrap(actix_web::middleware::from_fn(guard::enforce))
                 .wrap(
                     actix_web::middleware::ErrorHandlers::new()
                         .default_handler(error::ensure_json_body),
@@ -159,7 +182,11 @@ impl Application {
             ));
         }
         if let Some(tracker) = &tracker {
-            actix_web::rt::spawn(expiry_loop(tracker.clone(), settings.announce_interval));
+            actix_web::rt::spawn(expiry_loop(
+                tracker.clone(),
+                guard.clone(),
+                settings.announce_interval,
+            ));
         }
         let announcer = match (&seeder, client) {
             (Some(seeder), Some(client)) => {
@@ -253,13 +280,17 @@ async fn rescan_loop(seeder: Arc<Seeder>, every: Duration, changed: Arc<Notify>)
                 );
             }
         }
-        tokio::time::sleep(every).await;
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = seeder.rescan_requested() => {}
+        }
     }
 }
 
-async fn expiry_loop(tracker: Arc<Tracker>, every: Duration) {
+async fn expiry_loop(tracker: Arc<Tracker>, guard: guard::SharedGuard, every: Duration) {
     loop {
         tokio::time::sleep(every).await;
         tracker.expire();
+        guard.forget_idle_clients();
     }
 }

@@ -166,6 +166,19 @@ impl Tracker {
         swarms.peers(&key, unix_now(), self.max_peers)
     }
 
+    pub fn is_listed(&self, hash: &InfoHash, url: &SeederUrl) -> bool {
+        let key = self.swarm_key(hash);
+        let swarms = self.swarms.lock().unwrap_or_else(|e| e.into_inner());
+        swarms.is_listed(&key, url, unix_now())
+    }
+
+    /// Whether a 20-byte BitTorrent info-hash (v1, or truncated v2) names a registered torrent.
+    pub fn is_registered_bt(&self, hash: &[u8; 20]) -> bool {
+        let registry = self.registry.read().unwrap_or_else(|e| e.into_inner());
+        registry.v1_to_v2.contains_key(&InfoHashV1(*hash))
+            || registry.truncated_v2.contains_key(hash)
+    }
+
     pub fn live_seeders(&self, hash: &InfoHash) -> usize {
         let key = self.swarm_key(hash);
         let swarms = self.swarms.lock().unwrap_or_else(|e| e.into_inner());

@@ -96,6 +96,14 @@ impl Swarms {
         live
     }
 
+    /// Whether `url` is a live seeder of the torrent.
+    pub fn is_listed(&self, torrent: &InfoHash, url: &SeederUrl, now: u64) -> bool {
+        self.swarms
+            .get(torrent)
+            .and_then(|swarm| swarm.get(url))
+            .is_some_and(|r| self.is_live(r, now))
+    }
+
     pub fn live_count(&self, torrent: &InfoHash, now: u64) -> usize {
         self.swarms.get(torrent).map_or(0, |swarm| {
             swarm.values().filter(|r| self.is_live(r, now)).count()

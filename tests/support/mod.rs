@@ -36,6 +36,10 @@ pub fn test_settings(
     tweak(&mut overrides);
     let mut settings = Settings::load_with_env(None, &overrides, Default::default()).unwrap();
     settings.raw.server.workers = 1;
+    // Test seeders live on 127.0.0.1, and tests poll quickly: the tests of these two policies
+    // switch them back on.
+    settings.raw.tracker.allow_private_seeders = true;
+    settings.raw.tracker.rate_limit_per_second = 0;
     settings
 }
 

@@ -51,6 +51,9 @@ pub async fn announce(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
         Ok(q) => q,
         Err(e) => return failure(&e.to_string()),
     };
+    if state.allowlist && !tracker.is_registered_bt(&query.info_hash) {
+        return failure("torrent not registered with this tracker (tracker.allowlist)");
+    }
     let Some(ip) = client_ip(&req, state.trusted_proxy_hops) else {
         return failure("cannot tell the client's address");
     };

@@ -165,7 +165,17 @@ async fn serve(
         size: shared.size,
         mtime_ns: shared.mtime_ns,
     };
-    let opened = state.storage.open(file_ref).await?;
+    let opened = match state.storage.open(file_ref).await {
+        Ok(opened) => opened,
+        Err(e) => {
+            // The file changed or vanished since it was hashed: never serve bytes that may not
+            // match the torrent, and let a rescan replace or drop it.
+            if let Some(seeder) = &state.seeder {
+                seeder.request_rescan();
+            }
+            return Err(e.into());
+        }
+    };
     response.content_type("application/octet-stream");
     if req.method() == actix_web::http::Method::HEAD {
         // actix-http writes the sized body's length and never polls it for HEAD.

@@ -4,10 +4,12 @@ use actix_web::web;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::download::{fetch, source::Endpoint, store};
+use crate::metainfo::Metainfo;
 use crate::server::error::{ApiError, ErrorBody};
 use crate::server::AppState;
 use crate::tracker::swarm::{Event, PeerView};
-use crate::types::{InfoHash, SeederUrl};
+use crate::types::{InfoHash, PieceIndex, SeederUrl};
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct AnnounceRequest {
@@ -59,8 +61,12 @@ fn tracker(state: &AppState) -> Result<&crate::tracker::Tracker, ApiError> {
     request_body = AnnounceRequest,
     responses(
         (status = 200, body = AnnounceResponse),
-        (status = 400, description = "Malformed info-hash, seeder URL or JSON", body = ErrorBody),
+        (status = 400, description = "Malformed info-hash, seeder URL or JSON, or a private seeder address refused", body = ErrorBody),
+        (status = 401, description = "tracker.write_token is set and the request lacks it", body = ErrorBody),
+        (status = 403, description = "tracker.allowlist is on and the torrent is not registered", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 422, description = "tracker.verify_seeders is on and the seeder served a wrong or no chunk", body = ErrorBody),
+        (status = 429, description = "Rate limit exceeded (Retry-After)", body = ErrorBody),
     )
 )]
 pub async fn announce(
@@ -70,10 +76,53 @@ pub async fn announce(
     let tracker = tracker(&state)?;
     let hash = parse_hash(&body.info_hash)?;
     let url = SeederUrl::parse(&body.url).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let registered = tracker.lookup(&hash);
+    if state.allowlist && registered.is_none() {
+        return Err(ApiError::Forbidden(format!(
+            "torrent {hash} is not registered, and this tracker only tracks registered torrents (tracker.allowlist)"
+        )));
+    }
+    if !state.allow_private_seeders && url.is_private() {
+        return Err(ApiError::BadRequest(format!(
+            "seeder URL {url} points at a loopback or private address, which this tracker refuses (tracker.allow_private_seeders)"
+        )));
+    }
+    let joining = body.event != Some(Event::Stopped) && !tracker.is_listed(&hash, &url);
+    if let (true, true, Some(meta)) = (state.verify_seeders, joining, registered) {
+        verify_seeder(&state.http, &url, &meta).await?;
+    }
     tracker.announce(&hash, url, body.event);
     Ok(web::Json(AnnounceResponse {
         interval: tracker.interval().as_secs(),
     }))
+}
+
+/// Fetches one chunk from a new seeder and checks it against the torrent before listing it.
+async fn verify_seeder(
+    http: &reqwest::Client,
+    url: &SeederUrl,
+    meta: &Metainfo,
+) -> Result<(), ApiError> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let index = nanos % meta.piece_count();
+    let (offset, len) = meta
+        .piece_span(PieceIndex(index))
+        .expect("index below the piece count");
+    let endpoint = Endpoint::Native(url::Url::parse(url.as_str()).expect("seeder URLs are URLs"));
+    let refuse = |why: String| {
+        ApiError::SeederUnverified(format!("seeder {url} failed verification: {why}"))
+    };
+    let data = fetch::piece(http, &endpoint, meta, index, offset, len)
+        .await
+        .map_err(|e| refuse(format!("fetching piece {index}: {e}")))?;
+    if !store::piece_matches(meta, index as usize, &data) {
+        return Err(refuse(format!(
+            "piece {index} does not match the torrent's SHA-256 hash"
+        )));
+    }
+    Ok(())
 }
 
 /// Live seeders of a torrent.
