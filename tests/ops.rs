@@ -103,15 +103,14 @@ async fn unknown_routes_and_methods_get_json_errors() {
         404,
     )
     .await;
-    assert_json_error(
-        app.client
-            .delete(format!("{}/torrents", app.url))
-            .send()
-            .await
-            .unwrap(),
-        404,
-    )
-    .await;
+    let wrong_method = app
+        .client
+        .delete(format!("{}/torrents", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_method.headers()["allow"], "GET, POST");
+    assert_json_error(wrong_method, 405).await;
 }
 
 #[actix_web::test]

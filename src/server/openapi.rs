@@ -30,6 +30,7 @@ use crate::tracker::swarm::{Event, PeerView};
         ops::metrics,
     ),
     components(schemas(
+        Binary,
         ErrorBody,
         Event,
         PeerView,
@@ -49,6 +50,11 @@ use crate::tracker::swarm::{Event, PeerView};
     )
 )]
 pub struct ApiDoc;
+
+/// Raw bytes in a request or response body (a `Vec<u8>` would be documented as an integer array).
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct Binary(pub Vec<u8>);
 
 /// The document as pretty JSON, exactly as `gotorrent-http openapi` prints it.
 pub fn json() -> String {

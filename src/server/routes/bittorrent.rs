@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use crate::server::openapi::Binary;
 use crate::server::AppState;
 use crate::tracker::bep3::{self, AnnounceReply};
 use crate::tracker::bt_swarm::Announce;
@@ -29,19 +30,21 @@ fn failure(reason: &str) -> HttpResponse {
     path = "/announce",
     tag = "bittorrent",
     params(
-        ("info_hash" = String, Query, description = "20 raw bytes, URL-escaped: the v1 info-hash, or a v2 info-hash truncated to 20 bytes"),
-        ("peer_id" = String, Query, description = "20 raw bytes, URL-escaped"),
-        ("port" = u16, Query, description = "The client's listening port"),
-        ("uploaded" = Option<u64>, Query, description = "Bytes uploaded"),
-        ("downloaded" = Option<u64>, Query, description = "Bytes downloaded"),
-        ("left" = Option<u64>, Query, description = "Bytes still needed; 0 means a seeder"),
-        ("event" = Option<String>, Query, description = "started, completed, stopped, or empty"),
-        ("compact" = Option<u8>, Query, description = "1 (default): BEP 23 compact peers; 0: a list of dictionaries"),
-        ("numwant" = Option<u32>, Query, description = "Peers wanted (default 50, capped by tracker.max_peers)"),
+        ("info_hash" = Option<String>, Query, description = "Required by BEP 3. 20 raw bytes, URL-escaped: the v1 info-hash, or a v2 info-hash truncated to 20 bytes"),
+        ("peer_id" = Option<String>, Query, description = "Required by BEP 3. 20 raw bytes, URL-escaped"),
+        ("port" = Option<String>, Query, description = "Required by BEP 3. The client's listening port, 1-65535"),
+        ("uploaded" = Option<String>, Query, description = "Bytes uploaded, decimal"),
+        ("downloaded" = Option<String>, Query, description = "Bytes downloaded, decimal"),
+        ("left" = Option<String>, Query, description = "Bytes still needed, decimal; 0 means a seeder"),
+        ("event" = Option<String>, Query, description = "started, completed, stopped, paused or empty"),
+        ("compact" = Option<String>, Query, description = "1 (default): BEP 23 compact peers; 0: a list of dictionaries"),
+        ("numwant" = Option<String>, Query, description = "Peers wanted, decimal (default 50, capped by tracker.max_peers)"),
         ("key" = Option<String>, Query, description = "Client key (accepted, unused)"),
-        ("no_peer_id" = Option<u8>, Query, description = "1: omit peer ids in the non-compact form"),
+        ("no_peer_id" = Option<String>, Query, description = "1: omit peer ids in the non-compact form"),
+        ("token" = Option<String>, Query, description = "The tracker's write token, when tracker.write_token is set"),
     ),
-    responses((status = 200, description = "Bencoded: interval, min interval, complete, incomplete, peers (and peers6 for IPv6), or `failure reason`", content_type = "application/x-bittorrent", body = Vec<u8>))
+    description = "The tracker protocol answers every query with status 200: a malformed or refused one gets a bencoded `failure reason`, as BitTorrent clients expect, so all parameters are documented as optional strings.",
+    responses((status = 200, description = "Bencoded: interval, min interval, complete, incomplete, peers (and peers6 for IPv6), or `failure reason`", content_type = "application/x-bittorrent", body = Binary))
 )]
 pub async fn announce(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let Some(tracker) = state.tracker.as_ref() else {
@@ -90,7 +93,7 @@ pub async fn announce(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
     path = "/scrape",
     tag = "bittorrent",
     params(("info_hash" = Option<String>, Query, description = "20 raw bytes, URL-escaped; repeat for several (at most 100)")),
-    responses((status = 200, description = "Bencoded {files: {<info_hash>: {complete, downloaded, incomplete}}}, or `failure reason`", content_type = "application/x-bittorrent", body = Vec<u8>))
+    responses((status = 200, description = "Bencoded {files: {<info_hash>: {complete, downloaded, incomplete}}}, or `failure reason`", content_type = "application/x-bittorrent", body = Binary))
 )]
 pub async fn scrape(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let Some(tracker) = state.tracker.as_ref() else {

@@ -12,6 +12,7 @@ use futures_util::StreamExt;
 
 use crate::seeder::SharedFile;
 use crate::server::error::{ApiError, ErrorBody};
+use crate::server::openapi::Binary;
 use crate::server::range::{self, RangeOutcome};
 use crate::server::AppState;
 use crate::storage::FileRef;
@@ -33,8 +34,8 @@ const REVALIDATE: &str = "no-cache";
         ("Range" = Option<String>, Header, description = "A single byte range inside the piece, e.g. bytes=0-1023"),
     ),
     responses(
-        (status = 200, description = "The piece's bytes; the ETag is its BEP 52 SHA-256 piece hash", content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 206, description = "The requested range of the piece", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 200, description = "The piece's bytes; the ETag is its BEP 52 SHA-256 piece hash", content_type = "application/octet-stream", body = Binary),
+        (status = 206, description = "The requested range of the piece", content_type = "application/octet-stream", body = Binary),
         (status = 304, description = "Not modified (If-None-Match matched the ETag)"),
         (status = 400, description = "Malformed piece index", body = ErrorBody),
         (status = 404, description = "Unknown file or piece index past the end", body = ErrorBody),
@@ -78,8 +79,8 @@ pub async fn chunk(
         ("If-Range" = Option<String>, Header, description = "Honour Range only if this ETag or date still matches"),
     ),
     responses(
-        (status = 200, description = "The file; the ETag is its v2 info-hash", content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 206, description = "The requested range, with Content-Range", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 200, description = "The file; the ETag is its v2 info-hash", content_type = "application/octet-stream", body = Binary),
+        (status = 206, description = "The requested range, with Content-Range", content_type = "application/octet-stream", body = Binary),
         (status = 304, description = "Not modified (If-None-Match matched the ETag)"),
         (status = 404, description = "No shared file of that name", body = ErrorBody),
         (status = 416, description = "Range not satisfiable; Content-Range gives the length", body = ErrorBody),

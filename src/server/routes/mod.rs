@@ -26,33 +26,50 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
     .app_data(web::PathConfig::default().error_handler(extractor_error))
     .app_data(web::PayloadConfig::default().limit(state.max_body_bytes))
     .service(web::redirect("/swagger-ui", "/swagger-ui/").permanent())
-    .route("/health", web::get().to(ops::health))
-    .route("/metrics", web::get().to(ops::metrics))
-    .route("/torrents", web::get().to(torrents::list))
-    .route("/torrents/{info_hash}", web::get().to(torrents::metainfo))
-    .route(
-        "/torrents/{info_hash}/manifest",
-        web::get().to(torrents::manifest),
+    .service(resource("/health", "GET").route(web::get().to(ops::health)))
+    .service(resource("/metrics", "GET").route(web::get().to(ops::metrics)))
+    .service(resource("/torrents/{info_hash}", "GET").route(web::get().to(torrents::metainfo)))
+    .service(
+        resource("/torrents/{info_hash}/manifest", "GET").route(web::get().to(torrents::manifest)),
     );
+    if state.tracker.is_some() {
+        cfg.service(
+            resource("/torrents", "GET, POST")
+                .route(web::get().to(torrents::list))
+                .route(web::post().to(torrents::register)),
+        )
+        .service(
+            resource("/announce", "GET, POST")
+                .route(web::post().to(tracker::announce))
+                .route(web::get().to(bittorrent::announce)),
+        )
+        .service(resource("/peers", "GET").route(web::get().to(tracker::peers)))
+        .service(resource("/scrape", "GET").route(web::get().to(bittorrent::scrape)));
+    } else {
+        cfg.service(resource("/torrents", "GET").route(web::get().to(torrents::list)));
+    }
     if state.seeder.is_some() {
         cfg.service(
-            web::resource("/chunks/{file}/{index}")
+            resource("/chunks/{file}/{index}", "GET, HEAD")
                 .route(web::get().to(files::chunk))
                 .route(web::head().to(files::chunk)),
         )
         .service(
-            web::resource("/files/{name:.+}")
+            resource("/files/{name:.+}", "GET, HEAD")
                 .route(web::get().to(files::file))
                 .route(web::head().to(files::file)),
         );
     }
-    if state.tracker.is_some() {
-        cfg.route("/torrents", web::post().to(torrents::register))
-            .route("/announce", web::post().to(tracker::announce))
-            .route("/announce", web::get().to(bittorrent::announce))
-            .route("/scrape", web::get().to(bittorrent::scrape))
-            .route("/peers", web::get().to(tracker::peers));
-    }
+}
+
+/// A resource that answers other methods with 405 and the methods it has.
+fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move |req: HttpRequest| async move {
+        Err::<actix_web::HttpResponse, _>(ApiError::MethodNotAllowed {
+            method: req.method().to_string(),
+            allow,
+        })
+    }))
 }
 
 pub async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use super::{find_torrent, known_torrents};
 use crate::metainfo::Metainfo;
 use crate::server::error::{ApiError, ErrorBody};
+use crate::server::openapi::Binary;
 use crate::server::AppState;
 use crate::tracker::Registered;
 use crate::types::InfoHash;
@@ -82,9 +83,9 @@ pub async fn list(state: web::Data<AppState>) -> web::Json<Vec<TorrentSummary>> 
     get,
     path = "/torrents/{info_hash}",
     tag = "torrents",
-    params(("info_hash" = String, Path, description = "v2 (64 hex) or v1 (40 hex) info-hash")),
+    params(("info_hash" = String, Path, pattern = "^([0-9a-fA-F]{40}|[0-9a-fA-F]{64})$", description = "v2 (64 hex) or v1 (40 hex) info-hash")),
     responses(
-        (status = 200, content_type = "application/x-bittorrent", body = Vec<u8>),
+        (status = 200, content_type = "application/x-bittorrent", body = Binary),
         (status = 400, description = "Malformed info-hash", body = ErrorBody),
         (status = 404, description = "Unknown torrent", body = ErrorBody),
     )
@@ -106,7 +107,7 @@ pub async fn metainfo(
     get,
     path = "/torrents/{info_hash}/manifest",
     tag = "torrents",
-    params(("info_hash" = String, Path, description = "v2 (64 hex) or v1 (40 hex) info-hash")),
+    params(("info_hash" = String, Path, pattern = "^([0-9a-fA-F]{40}|[0-9a-fA-F]{64})$", description = "v2 (64 hex) or v1 (40 hex) info-hash")),
     responses(
         (status = 200, body = Manifest),
         (status = 400, description = "Malformed info-hash", body = ErrorBody),
@@ -132,7 +133,10 @@ pub async fn manifest(
     post,
     path = "/torrents",
     tag = "tracker",
-    request_body(content = Vec<u8>, content_type = "application/x-bittorrent", description = "A bencoded single-file hybrid v1 + v2 .torrent"),
+    request_body(
+        description = "A bencoded single-file hybrid v1 + v2 .torrent (any content type is accepted)",
+        content((Binary = "application/x-bittorrent"), (Binary = "application/octet-stream"))
+    ),
     responses(
         (status = 201, description = "Registered", body = TorrentSummary),
         (status = 200, description = "Already registered", body = TorrentSummary),

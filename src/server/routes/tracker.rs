@@ -14,9 +14,14 @@ use crate::types::{InfoHash, PieceIndex, SeederUrl};
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct AnnounceRequest {
     /// v2 (64 hex) or v1 (40 hex) info-hash of the torrent being seeded.
+    #[schema(pattern = "^([0-9a-fA-F]{40}|[0-9a-fA-F]{64})$")]
     pub info_hash: String,
     /// The seeder's base URL; chunks are fetched from `{url}/chunks/{info_hash}/{index}`.
-    #[schema(example = "http://127.0.0.1:8080")]
+    #[schema(
+        example = "http://127.0.0.1:8080",
+        max_length = 2048,
+        pattern = "^https?://([A-Za-z][A-Za-z0-9]*(-[A-Za-z0-9]+)*(\\.[A-Za-z][A-Za-z0-9]*(-[A-Za-z0-9]+)*)*|((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9]))(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(/[A-Za-z0-9._~!$&'()*+,;=:@/-]*)?$"
+    )]
     pub url: String,
     /// Omitted for a periodic re-announce.
     pub event: Option<Event>,
@@ -31,6 +36,7 @@ pub struct AnnounceResponse {
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct PeersQuery {
     /// v2 (64 hex) or v1 (40 hex) info-hash.
+    #[param(pattern = "^([0-9a-fA-F]{40}|[0-9a-fA-F]{64})$")]
     pub info_hash: String,
 }
 
@@ -95,6 +101,17 @@ pub async fn announce(
     Ok(web::Json(AnnounceResponse {
         interval: tracker.interval().as_secs(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_documented_seeder_url_pattern_is_the_one_the_server_applies() {
+        let doc: serde_json::Value = serde_json::from_str(&crate::server::openapi::json()).unwrap();
+        let pattern =
+            &doc["components"]["schemas"]["AnnounceRequest"]["properties"]["url"]["pattern"];
+        assert_eq!(pattern, crate::types::SEEDER_URL_PATTERN);
+    }
 }
 
 /// Fetches one chunk from a new seeder and checks it against the torrent before listing it.
