@@ -8,6 +8,7 @@ pub mod bencode;
 pub mod cli;
 pub mod db;
 pub mod download;
+pub mod fuzzing;
 pub mod magnet;
 pub mod metainfo;
 pub mod seeder;

@@ -217,7 +217,27 @@ async fn paths_never_reach_outside_the_data_dir() {
         "inside.bin%00",
         "inside.bin/..",
         "./inside.bin/../../secret.txt",
+        "%c0%ae%c0%ae/secret.txt",
+        "%c0%ae%c0%ae%c0%afsecret.txt",
+        "%e0%80%ae%e0%80%ae/secret.txt",
+        "..%255csecret.txt",
+        "..%00/secret.txt",
+        "%00",
+        "..\\secret.txt",
+        "%5c..%5csecret.txt",
+        "....//secret.txt",
+        "..;/secret.txt",
+        "%2e%2e%5csecret.txt",
+        "data%20dir/../secret.txt",
+        "%2Ftmp%2Fsecret.txt",
+        "file:%2F%2F%2Fetc%2Fpasswd",
     ];
+    let absolute = support::percent_encode(&secret.to_string_lossy());
+    let attempts: Vec<&str> = attempts
+        .iter()
+        .copied()
+        .chain([absolute.as_str()])
+        .collect();
     for attempt in attempts {
         for response in [
             app.get_file(attempt, &[]).await,

@@ -42,6 +42,10 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     SeederUnverified(String),
+    #[error("request target longer than {limit} bytes")]
+    UriTooLong { limit: usize },
+    #[error("request headers larger than {limit} bytes in all")]
+    HeadersTooLarge { limit: usize },
     #[error("method {method} not allowed here; allowed: {allow}")]
     MethodNotAllowed { method: String, allow: &'static str },
     #[error("too many requests from this address; retry in {retry_after_secs} s")]
@@ -68,6 +72,8 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::SeederUnverified(_) => "seeder_unverified",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::UriTooLong { .. } => "uri_too_long",
+            ApiError::HeadersTooLarge { .. } => "headers_too_large",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Storage(StorageError::Missing { .. } | StorageError::Changed { .. }) => {
                 "file_unavailable"
@@ -93,6 +99,8 @@ impl ResponseError for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::SeederUnverified(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
+            ApiError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             // The file changed or vanished since it was hashed: a rescan will fix the catalog.
             ApiError::Storage(StorageError::Missing { .. } | StorageError::Changed { .. }) => {

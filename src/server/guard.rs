@@ -93,6 +93,29 @@ fn presents(req: &ServiceRequest, expected: &str) -> bool {
     given.is_some_and(|g| bool::from(g.ct_eq(expected.as_bytes())))
 }
 
+/// Longest request target (path and query) accepted, in bytes.
+pub const MAX_URI_BYTES: usize = 16 * 1024;
+/// Most header bytes (names and values) accepted in one request.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Refuses requests larger than any real client sends, before any handler runs.
+fn oversized(req: &ServiceRequest) -> Option<ApiError> {
+    let uri = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if uri > MAX_URI_BYTES {
+        return Some(ApiError::UriTooLong {
+            limit: MAX_URI_BYTES,
+        });
+    }
+    let headers: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    (headers > MAX_HEADER_BYTES).then_some(ApiError::HeadersTooLarge {
+        limit: MAX_HEADER_BYTES,
+    })
+}
+
 pub async fn enforce(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -105,10 +128,10 @@ pub async fn enforce(
     };
     let guard = &state.guard;
     let access = classify(req.method(), req.path());
-    let refusal = match access {
+    let refusal = oversized(&req).or_else(|| match access {
         Access::Open => None,
         _ => check(&req, guard, access),
-    };
+    });
     match refusal {
         None => next
             .call(req)
