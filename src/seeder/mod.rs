@@ -239,31 +239,37 @@ impl Seeder {
     }
 }
 
+/// Path-segment encoding: everything but RFC 3986 unreserved characters. The `url` crate's own
+/// segment encoder drops tabs and newlines rather than encoding them, which would advertise a
+/// URL for another name.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `<public url>/files/<segments...>`, each segment percent-encoded.
+fn files_url<'a>(public_url: &Url, segments: impl IntoIterator<Item = &'a str>) -> Url {
+    let mut url = public_url.as_str().trim_end_matches('/').to_owned();
+    url.push_str("/files");
+    for segment in segments {
+        url.push('/');
+        url.extend(percent_encoding::utf8_percent_encode(segment, SEGMENT));
+    }
+    Url::parse(&url).expect("a valid base URL with encoded segments is valid")
+}
+
 /// The BEP 19 url-list entry for a shared file: the directory URL under /files/, ending in '/',
 /// to which clients append the torrent name.
 pub fn web_seed_url(public_url: &Url, name: &str) -> String {
     let dir = name.rsplit_once('/').map_or("", |(dir, _)| dir);
-    let mut url = public_url.clone();
-    {
-        let mut segments = url.path_segments_mut().expect("http URLs have a path");
-        segments.pop_if_empty().push("files");
-        for part in dir.split('/').filter(|p| !p.is_empty()) {
-            segments.push(part);
-        }
-        segments.push("");
-    }
-    url.into()
+    let segments = dir.split('/').filter(|p| !p.is_empty()).chain([""]);
+    files_url(public_url, segments).into()
 }
 
 /// Where `GET /files/{name}` serves a shared file.
 pub fn file_url(public_url: &Url, name: &str) -> Url {
-    let mut url = public_url.clone();
-    {
-        let mut segments = url.path_segments_mut().expect("http URLs have a path");
-        segments.pop_if_empty().push("files");
-        segments.extend(name.split('/'));
-    }
-    url
+    files_url(public_url, name.split('/'))
 }
 
 fn relative_name(relative: &Path) -> Option<String> {
@@ -277,6 +283,26 @@ fn relative_name(relative: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the name (spaces, unicode, control characters, '%', '?', '#'), the URL we
+        /// advertise decodes back to exactly that shared name under /files/. (Names never have
+        /// "." or ".." segments: they come from real path components.)
+        #[test]
+        fn file_urls_round_trip_any_name(parts in proptest::collection::vec("[^/]{1,12}", 1..4)) {
+            prop_assume!(parts.iter().all(|p| p != "." && p != ".."));
+            let name = parts.join("/");
+            let url = file_url(&Url::parse("http://h:1/base/").unwrap(), &name);
+            let decoded: Vec<String> = url
+                .path_segments()
+                .unwrap()
+                .map(|seg| percent_encoding::percent_decode_str(seg).decode_utf8().unwrap().into_owned())
+                .collect();
+            prop_assert_eq!(&decoded[..2], &["base".to_owned(), "files".to_owned()]);
+            prop_assert_eq!(decoded[2..].join("/"), name);
+        }
+    }
 
     #[test]
     fn web_seed_url_points_at_the_files_directory() {
