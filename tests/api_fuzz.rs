@@ -25,8 +25,12 @@ async fn schemathesis_finds_no_failures() {
 
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemathesis.toml");
     let schema = format!("{}/api-docs/openapi.json", app.url);
+    // Run from a scratch dir: schemathesis writes a cache where it runs.
+    let scratch = tempfile::tempdir().unwrap();
+    let cwd = scratch.path().to_owned();
     let output = actix_web::rt::task::spawn_blocking(move || {
         Command::new("schemathesis")
+            .current_dir(cwd)
             .arg("--no-color")
             .arg("--config-file")
             .arg(config)
