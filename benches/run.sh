@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The side-by-side benchmark (see README "Performance"). Installs nothing: it names what is
+# missing. Builds the release binary, then runs benches/run.py with any arguments given
+# (--smoke for a quick run with tiny sizes; --size-mib, --rounds, --seconds to change the load).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+for tool in nginx wrk aria2c opentracker curl openssl; do
+  command -v "$tool" >/dev/null || missing+=("$tool")
+done
+[ -x /usr/bin/time ] || missing+=(/usr/bin/time)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "missing: ${missing[*]}; install them with: apt-get install nginx wrk aria2 opentracker curl openssl time" >&2
+  exit 1
+fi
+
+binary=""
+for arg in "$@"; do [ "$arg" = "--binary" ] && binary=given; done
+if [ -z "$binary" ]; then
+  cargo build --release --locked
+  set -- --binary target/release/gotorrent-http "$@"
+fi
+exec python3 benches/run.py "$@"

@@ -1,0 +1,46 @@
+//! The side-by-side benchmark (benches/run.sh) run with tiny sizes, so it cannot rot. Needs
+//! nginx, wrk, aria2, opentracker (.ci/test installs them); the figures are not checked here.
+
+use std::path::Path;
+use std::process::Command;
+
+#[test]
+fn the_benchmark_runs_end_to_end_with_tiny_sizes() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = tempfile::tempdir().unwrap();
+    let report = out.path().join("smoke.json");
+    let run = Command::new("bash")
+        .arg(root.join("benches/run.sh"))
+        .args([
+            "--binary",
+            env!("CARGO_BIN_EXE_gotorrent-http"),
+            "--smoke",
+            "--out",
+        ])
+        .arg(&report)
+        .current_dir(root)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "benchmark failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let cases = results["cases"].as_object().unwrap();
+    for section in ["serve", "download", "tracker", "create"] {
+        assert!(
+            cases.keys().any(|k| k.starts_with(section)),
+            "no {section} case in {stdout}"
+        );
+    }
+    assert!(
+        cases
+            .values()
+            .all(|c| c["errors"].as_u64().unwrap_or(0) == 0),
+        "{stdout}"
+    );
+}
