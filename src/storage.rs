@@ -3,12 +3,13 @@
 //! [`LocalStorage`] streams byte ranges with positional reads on the blocking pool, a bounded
 //! block at a time: memory per response is one block whatever the file or chunk size.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::future::Future;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use actix_web::web::Bytes;
 use futures_util::stream::{self, Stream};
@@ -44,9 +45,17 @@ pub trait Storage: Send + Sync {
     fn open(&self, file: FileRef) -> BoxFuture<Result<Arc<dyn OpenFile>, StorageError>>;
 }
 
-/// Files on the local disk.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct LocalStorage;
+/// Files on the local disk. Open descriptors are kept (up to [`OPEN_FILES`]) so a request needs
+/// only an `fstat`, not an `open` on the blocking pool. A file replaced by rename keeps its old
+/// descriptor's content, which still matches the old torrent, until the catalog moves on; one
+/// modified in place fails the `fstat` check and is reopened and checked again.
+#[derive(Debug, Default, Clone)]
+pub struct LocalStorage {
+    open: Arc<Mutex<HashMap<PathBuf, Arc<File>>>>,
+}
+
+/// Most descriptors kept open.
+const OPEN_FILES: usize = 256;
 
 /// Bytes per positional read: large enough to amortise the hop to the blocking pool, small
 /// enough to keep memory per response bounded.
@@ -57,8 +66,45 @@ struct LocalFile {
     path: PathBuf,
 }
 
+impl LocalStorage {
+    /// The kept descriptor for `file`, if it still has the size and mtime the catalog expects.
+    fn cached(&self, file: &FileRef) -> Option<Arc<File>> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let fd = open.get(&file.path)?.clone();
+        // fstat on an open descriptor does not touch the disk: cheap enough inline.
+        if fd.metadata().is_ok_and(|m| matches(&m, file)) {
+            Some(fd)
+        } else {
+            open.remove(&file.path);
+            None
+        }
+    }
+}
+
+fn remember(cache: &Mutex<HashMap<PathBuf, Arc<File>>>, path: &Path, fd: &Arc<File>) {
+    let mut open = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if open.len() >= OPEN_FILES {
+        open.clear();
+    }
+    open.insert(path.to_owned(), fd.clone());
+}
+
+fn matches(meta: &std::fs::Metadata, file: &FileRef) -> bool {
+    meta.len() == file.size && mtime_ns(meta) == file.mtime_ns
+}
+
 impl Storage for LocalStorage {
     fn open(&self, file: FileRef) -> BoxFuture<Result<Arc<dyn OpenFile>, StorageError>> {
+        if let Some(fd) = self.cached(&file) {
+            let opened = LocalFile {
+                file: fd,
+                path: file.path,
+            };
+            return Box::pin(std::future::ready(
+                Ok(Arc::new(opened) as Arc<dyn OpenFile>),
+            ));
+        }
+        let cache = self.open.clone();
         Box::pin(async move {
             let path = file.path.clone();
             let opened = tokio::task::spawn_blocking(move || open_checked(&file))
@@ -67,6 +113,7 @@ impl Storage for LocalStorage {
                     path,
                     source: io::Error::other(e),
                 })??;
+            remember(&cache, &opened.path, &opened.file);
             Ok(Arc::new(opened) as Arc<dyn OpenFile>)
         })
     }
@@ -81,7 +128,7 @@ fn open_checked(file: &FileRef) -> Result<LocalFile, StorageError> {
         path: file.path.clone(),
         source,
     })?;
-    if meta.len() != file.size || mtime_ns(&meta) != file.mtime_ns {
+    if !matches(&meta, file) {
         return Err(StorageError::Changed {
             path: file.path.clone(),
         });

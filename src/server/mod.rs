@@ -133,7 +133,7 @@ impl Application {
         let state = web::Data::new(AppState {
             seeder: seeder.clone(),
             tracker: tracker.clone(),
-            storage: Arc::new(LocalStorage),
+            storage: Arc::new(LocalStorage::default()),
             metrics: metrics.clone(),
             max_body_bytes: raw.server.max_body_bytes,
             trusted_proxy_hops: raw.server.trusted_proxy_hops,
