@@ -139,8 +139,19 @@ fn open_checked(file: &FileRef) -> Result<LocalFile, StorageError> {
     })
 }
 
+/// Ranges up to this size are read inline on the worker: one `pread` that the page cache
+/// usually answers in microseconds, against two thread switches for a trip to the blocking pool
+/// (perf: ~37% of CPU at 16 KiB chunks). This is nginx's default trade-off without aio threads:
+/// a page-cache miss stalls this worker for one disk read.
+const INLINE_READ: u64 = 64 * 1024;
+
 impl OpenFile for LocalFile {
     fn stream(&self, start: u64, len: u64) -> ByteStream {
+        if len <= INLINE_READ {
+            let block = read_exact_at(&self.file, start, len as usize)
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.path.display())));
+            return Box::pin(stream::once(std::future::ready(block)));
+        }
         let file = self.file.clone();
         let path = self.path.clone();
         let state = (file, start, start + len);

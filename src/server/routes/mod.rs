@@ -24,14 +24,28 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
     )
     .app_data(web::QueryConfig::default().error_handler(extractor_error))
     .app_data(web::PathConfig::default().error_handler(extractor_error))
-    .app_data(web::PayloadConfig::default().limit(state.max_body_bytes))
-    .service(web::redirect("/swagger-ui", "/swagger-ui/").permanent())
-    .service(resource("/health", "GET").route(web::get().to(ops::health)))
-    .service(resource("/metrics", "GET").route(web::get().to(ops::metrics)))
-    .service(resource("/torrents/{info_hash}", "GET").route(web::get().to(torrents::metainfo)))
-    .service(
-        resource("/torrents/{info_hash}/manifest", "GET").route(web::get().to(torrents::manifest)),
-    );
+    .app_data(web::PayloadConfig::default().limit(state.max_body_bytes));
+    // The hot paths first: resources are matched in registration order.
+    if state.seeder.is_some() {
+        cfg.service(
+            resource("/chunks/{file}/{index}", "GET, HEAD")
+                .route(web::get().to(files::chunk))
+                .route(web::head().to(files::chunk)),
+        )
+        .service(
+            resource("/files/{name:.+}", "GET, HEAD")
+                .route(web::get().to(files::file))
+                .route(web::head().to(files::file)),
+        );
+    }
+    cfg.service(web::redirect("/swagger-ui", "/swagger-ui/").permanent())
+        .service(resource("/health", "GET").route(web::get().to(ops::health)))
+        .service(resource("/metrics", "GET").route(web::get().to(ops::metrics)))
+        .service(resource("/torrents/{info_hash}", "GET").route(web::get().to(torrents::metainfo)))
+        .service(
+            resource("/torrents/{info_hash}/manifest", "GET")
+                .route(web::get().to(torrents::manifest)),
+        );
     if state.tracker.is_some() {
         cfg.service(
             resource("/torrents", "GET, POST")
@@ -47,18 +61,6 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
         .service(resource("/scrape", "GET").route(web::get().to(bittorrent::scrape)));
     } else {
         cfg.service(resource("/torrents", "GET").route(web::get().to(torrents::list)));
-    }
-    if state.seeder.is_some() {
-        cfg.service(
-            resource("/chunks/{file}/{index}", "GET, HEAD")
-                .route(web::get().to(files::chunk))
-                .route(web::head().to(files::chunk)),
-        )
-        .service(
-            resource("/files/{name:.+}", "GET, HEAD")
-                .route(web::get().to(files::file))
-                .route(web::head().to(files::file)),
-        );
     }
 }
 
