@@ -299,6 +299,9 @@ async fn fetch_all(
     let mut handles: HashMap<(usize, SeederId), AbortHandle> = HashMap::new();
     let mut unrecorded: Vec<u32> = Vec::new();
     let mut last_record = Instant::now();
+    // The record's fsync can take a while with hundreds of MB dirty: it runs beside the loop,
+    // one at a time, so fetching never waits for it.
+    let mut flushing: Option<tokio::task::JoinHandle<Result<(), store::StoreError>>> = None;
 
     let outcome = loop {
         while let Some((piece, seeder)) = run.sched.assign(run.now()) {
@@ -397,24 +400,24 @@ async fn fetch_all(
                 }
             }
         }
-        if last_record.elapsed() >= RECORD_EVERY || unrecorded.len() >= 64 {
-            record(part, &mut unrecorded).await?;
+        let due = last_record.elapsed() >= RECORD_EVERY || unrecorded.len() >= 64;
+        let idle = flushing.as_ref().is_none_or(|f| f.is_finished());
+        if due && idle && !unrecorded.is_empty() {
+            if let Some(done) = flushing.take() {
+                done.await??;
+            }
+            let (batch, part) = (std::mem::take(&mut unrecorded), part.clone());
+            flushing = Some(tokio::task::spawn_blocking(move || part.record(&batch)));
             last_record = Instant::now();
         }
     };
     tasks.shutdown().await;
-    record(part, &mut unrecorded).await?;
-    outcome
-}
-
-async fn record(part: &Arc<store::PartFile>, pieces: &mut Vec<u32>) -> anyhow::Result<()> {
-    if pieces.is_empty() {
-        return Ok(());
+    if let Some(running) = flushing.take() {
+        running.await??;
     }
-    let batch = std::mem::take(pieces);
     let part = part.clone();
-    tokio::task::spawn_blocking(move || part.record(&batch)).await??;
-    Ok(())
+    tokio::task::spawn_blocking(move || part.record(&unrecorded)).await??;
+    outcome
 }
 
 async fn fetch_and_store(
