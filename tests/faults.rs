@@ -2,9 +2,9 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -16,40 +16,22 @@ use support::fake_seeder::{Behaviour, FakeSeeder};
 
 /// The real binary as a tracker on a free port; returns the child and its URL.
 fn spawn_tracker(state_dir: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gotorrent-http"))
-        .args([
-            "serve",
-            "--no-seeder",
-            "--bind",
-            "127.0.0.1:0",
-            "--state-dir",
-        ])
-        .arg(state_dir)
-        .env("GOTORRENT__TRACKER__RATE_LIMIT_PER_SECOND", "0")
-        .env("GOTORRENT__LOG__LEVEL", "warn")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("listening on port") {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "the tracker exited early"
-        );
-    }
-    let port = line
-        .split("port ")
-        .nth(1)
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .trim()
-        .to_owned();
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-    (child, format!("http://127.0.0.1:{port}"))
+    let args: Vec<&OsStr> = [
+        "serve",
+        "--no-seeder",
+        "--bind",
+        "127.0.0.1:0",
+        "--state-dir",
+    ]
+    .iter()
+    .map(OsStr::new)
+    .chain([state_dir.as_os_str()])
+    .collect();
+    let env = [
+        ("GOTORRENT__TRACKER__RATE_LIMIT_PER_SECOND", "0"),
+        ("GOTORRENT__LOG__LEVEL", "warn"),
+    ];
+    support::spawn_binary(&args, &env)
 }
 
 #[actix_web::test]

@@ -268,43 +268,28 @@ async fn with_the_tracker_role_off_a_seeder_announces_to_another_server() {
 
 #[actix_web::test]
 async fn sigterm_makes_the_binary_announce_stopped_and_exit_cleanly() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
+    use std::process::Command;
 
     // Arrange: an in-process tracker, and the real binary seeding one file to it.
     let tracker = TestApp::spawn_with(&[], |o| o.no_seeder = true, |_| {}).await;
     let dirs = tempfile::tempdir().unwrap();
     let file = dirs.path().join("signal ü.bin");
     std::fs::write(&file, content(30_000)).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gotorrent-http"))
-        .arg("seed")
-        .arg(&file)
-        .args([
-            "--bind",
-            "127.0.0.1:0",
-            "--no-tracker",
-            "--tracker",
-            &tracker.url,
-        ])
-        .arg("--data-dir")
-        .arg(dirs.path().join("data"))
-        .arg("--state-dir")
-        .arg(dirs.path().join("state"))
-        .env("GOTORRENT__LOG__FORMAT", "text")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("listening on port") {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "the seeder exited before listening"
-        );
-    }
-    // Keep draining stderr so the child never blocks on a full pipe.
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    let (data_dir, state_dir) = (dirs.path().join("data"), dirs.path().join("state"));
+    let args: [&std::ffi::OsStr; 11] = [
+        "seed".as_ref(),
+        file.as_os_str(),
+        "--bind".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--no-tracker".as_ref(),
+        "--tracker".as_ref(),
+        tracker.url.as_ref(),
+        "--data-dir".as_ref(),
+        data_dir.as_os_str(),
+        "--state-dir".as_ref(),
+        state_dir.as_os_str(),
+    ];
+    let (mut child, _) = support::spawn_binary(&args, &[("GOTORRENT__LOG__FORMAT", "text")]);
     let v2 = gotorrent_http::metainfo::create::from_bytes(
         "signal ü.bin",
         &content(30_000),

@@ -52,16 +52,7 @@ pub fn from_path(
     url_list: Vec<String>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Metainfo, CreateError> {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| CreateError::NoName(path.to_owned()))?;
-    let io_err = |source| CreateError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let file = File::open(path).map_err(io_err)?;
-    let hashes = hash_reader(file, piece_length, progress).map_err(io_err)?;
+    let (name, hashes) = hash_path(path, piece_length, progress)?;
     build(name, hashes, piece_length, trackers, url_list).map_err(|source| CreateError::Metainfo {
         path: path.to_owned(),
         source,
@@ -76,16 +67,7 @@ pub fn v1_only_from_path(
     url_list: &[String],
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<V1Torrent, CreateError> {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| CreateError::NoName(path.to_owned()))?;
-    let io_err = |source| CreateError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let file = File::open(path).map_err(io_err)?;
-    let hashes = hash_reader(file, piece_length, progress).map_err(io_err)?;
+    let (name, hashes) = hash_path(path, piece_length, progress)?;
     V1Torrent::new(
         name,
         hashes.length,
@@ -98,6 +80,25 @@ pub fn v1_only_from_path(
         path: path.to_owned(),
         source,
     })
+}
+
+/// The file's name (the torrent name) and hashes.
+fn hash_path<'p>(
+    path: &'p Path,
+    piece_length: PieceLength,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<(&'p str, FileHashes), CreateError> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| CreateError::NoName(path.to_owned()))?;
+    let io_err = |source| CreateError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let file = File::open(path).map_err(io_err)?;
+    let hashes = hash_reader(file, piece_length, progress).map_err(io_err)?;
+    Ok((name, hashes))
 }
 
 /// Builds a torrent from bytes in memory (tests and small inputs).

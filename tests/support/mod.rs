@@ -269,6 +269,42 @@ impl TestApp {
     }
 }
 
+/// The real binary, started with `args` and `env`, once it says which port it listens on.
+/// Returns the child (kill it when done) and its base URL; its stderr keeps being drained so it
+/// never blocks on a full pipe.
+pub fn spawn_binary(
+    args: &[&std::ffi::OsStr],
+    env: &[(&str, &str)],
+) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gotorrent-http"))
+        .args(args)
+        .envs(env.iter().copied())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("listening on port") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "gotorrent-http exited before listening"
+        );
+    }
+    let port = line
+        .split("port ")
+        .nth(1)
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .trim()
+        .to_owned();
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    (child, format!("http://127.0.0.1:{port}"))
+}
+
 /// Polls `check` until it holds, failing after 20 s. Readiness is polled, never slept for.
 pub async fn poll<F, Fut>(what: &str, mut check: F)
 where
