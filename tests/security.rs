@@ -33,24 +33,15 @@ async fn tokens_guard_writes_and_reads_when_configured() {
     let anonymous = app.announce(body.clone()).await;
     assert_eq!(anonymous.headers()["www-authenticate"], "Bearer");
     assert_json_error(anonymous, 401).await;
-    let wrong = app
-        .client
-        .post(format!("{}/announce", app.url))
-        .bearer_auth(READ)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_json_error(wrong, 401).await;
-    let ok = app
-        .client
-        .post(format!("{}/announce", app.url))
-        .bearer_auth(WRITE)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ok.status(), 200);
+    let announce_with = |token: &'static str| {
+        app.client
+            .post(format!("{}/announce", app.url))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    assert_json_error(announce_with(READ).await.unwrap(), 401).await;
+    assert_eq!(announce_with(WRITE).await.unwrap().status(), 200);
 
     assert_json_error(app.peers(&hash()).await, 401).await;
     assert_json_error(

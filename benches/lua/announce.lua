@@ -10,14 +10,6 @@ local function escaped20(prefix, n)
   return (s:gsub(".", function(c) return string.format("%%%02X", string.byte(c)) end))
 end
 
-function setup(thread)
-  thread:set("seed", math.random(1, 1000000))
-end
-
-function init(args)
-  math.randomseed(seed)
-end
-
 request = function()
   local t = math.random(0, torrents - 1)
   local p = math.random(0, peers - 1)
@@ -29,4 +21,5 @@ request = function()
   return wrk.format("GET", path, headers)
 end
 
-done = require("report").done
+local common = require("report")
+setup, init, done = common.setup, common.init, common.done

@@ -3,14 +3,6 @@ local torrents = tonumber(os.getenv("TORRENTS"))
 local peers = tonumber(os.getenv("PEERS"))
 local close = os.getenv("CLOSE") == "1"
 
-function setup(thread)
-  thread:set("seed", math.random(1, 1000000))
-end
-
-function init(args)
-  math.randomseed(seed)
-end
-
 request = function()
   local t = math.random(0, torrents - 1)
   local p = math.random(0, peers - 1)
@@ -20,4 +12,5 @@ request = function()
   return wrk.format("POST", "/announce", headers, body)
 end
 
-done = require("report").done
+local common = require("report")
+setup, init, done = common.setup, common.init, common.done

@@ -8,14 +8,6 @@ local mode = os.getenv("MODE")
 local target = os.getenv("TARGET")
 local close = os.getenv("CLOSE") == "1"
 
-function setup(thread)
-  thread:set("seed", math.random(1, 1000000))
-end
-
-function init(args)
-  math.randomseed(seed)
-end
-
 request = function()
   local i = math.random(0, pieces - 1)
   local headers = {}
@@ -29,4 +21,5 @@ request = function()
   return wrk.format("GET", target, headers)
 end
 
-done = require("report").done
+local common = require("report")
+setup, init, done = common.setup, common.init, common.done

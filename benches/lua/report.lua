@@ -1,5 +1,14 @@
--- Shared wrk `done` hook: one JSON line with throughput, latency and errors.
+-- Shared wrk hooks: per-thread random seeds, and `done` printing one JSON line with
+-- throughput, latency and errors.
 local M = {}
+
+function M.setup(thread)
+  thread:set("seed", math.random(1, 1000000))
+end
+
+function M.init(args)
+  math.randomseed(seed)
+end
 
 function M.done(summary, latency, requests)
   local seconds = summary.duration / 1e6
