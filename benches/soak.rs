@@ -6,12 +6,16 @@
 //!
 //! Under `cargo test` (no `--bench` flag) it runs a 3-second smoke version, so it cannot rot.
 
-use std::io::{BufRead, BufReader};
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+// The test harness's helper for running the real binary.
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 const FILE_BYTES: usize = 32 * 1024 * 1024;
 
@@ -28,41 +32,23 @@ impl Drop for Server {
 }
 
 fn start_server(data: &Path, state: &Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gotorrent-http"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(data)
-        .arg("--state-dir")
-        .arg(state)
-        .env("GOTORRENT__TRACKER__RATE_LIMIT_PER_SECOND", "0")
-        .env("GOTORRENT__TRACKER__ALLOW_PRIVATE_SEEDERS", "true")
-        .env("GOTORRENT__LOG__LEVEL", "warn")
-        .env("GOTORRENT__SEEDER__PIECE_LENGTH", "262144")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the server binary runs");
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("listening on port") {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "server exited early"
-        );
-    }
-    let port = line
-        .split("port ")
-        .nth(1)
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .trim()
-        .to_owned();
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-    Server {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    }
+    let args: [&OsStr; 7] = [
+        "serve".as_ref(),
+        "--bind".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+        "--state-dir".as_ref(),
+        state.as_os_str(),
+    ];
+    let env = [
+        ("GOTORRENT__TRACKER__RATE_LIMIT_PER_SECOND", "0"),
+        ("GOTORRENT__TRACKER__ALLOW_PRIVATE_SEEDERS", "true"),
+        ("GOTORRENT__LOG__LEVEL", "warn"),
+        ("GOTORRENT__SEEDER__PIECE_LENGTH", "262144"),
+    ];
+    let (child, url) = support::spawn_binary(&args, &env);
+    Server { child, url }
 }
 
 /// (RSS in KiB, open file descriptors) of a process.

@@ -145,15 +145,7 @@ async fn the_allowlist_admits_only_registered_torrents() {
         app.url,
         percent_encoding::percent_encode(&meta.info_hash_v1.0, percent_encoding::NON_ALPHANUMERIC)
     );
-    let refused = app
-        .client
-        .get(&bt)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let refused = app.get_bytes(&bt).await;
     assert!(String::from_utf8_lossy(&refused).contains("not registered"));
 
     app.register_torrent(meta.bytes.to_vec()).await;
@@ -161,15 +153,7 @@ async fn the_allowlist_admits_only_registered_torrents() {
         .announce(json!({"info_hash": meta.info_hash_v2.to_string(), "url": "http://127.0.0.1:9"}))
         .await;
     assert_eq!(known.status(), 200);
-    let accepted = app
-        .client
-        .get(&bt)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let accepted = app.get_bytes(&bt).await;
     assert!(String::from_utf8_lossy(&accepted).contains("8:interval"));
 }
 
@@ -370,15 +354,7 @@ async fn oversized_input_gets_a_clear_4xx() {
         app.url,
         "%ff".repeat(20)
     );
-    let body = app
-        .client
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let body = app.get_bytes(&url).await;
     let reply = gotorrent_http::bencode::decode(&body).unwrap().value;
     assert_eq!(reply.get("peers").unwrap().as_bytes().unwrap().len(), 5 * 6);
 }

@@ -28,10 +28,9 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    pub fn new(files: impl IntoIterator<Item = SharedFile>) -> Self {
+    pub fn new(files: impl IntoIterator<Item = Arc<SharedFile>>) -> Self {
         let mut catalog = Catalog::default();
         for file in files {
-            let file = Arc::new(file);
             // Identical content under two names is one torrent: the first name serves it.
             catalog
                 .by_v2

@@ -116,6 +116,7 @@ impl Seeder {
     /// Walks the data dir and the seed files, hashing what is new or changed, and swaps in the
     /// new catalog. Blocking: run on the blocking pool. Returns whether the catalog changed.
     pub fn rescan(&self) -> bool {
+        let previous = self.catalog();
         let mut files = Vec::new();
         let mut names = HashSet::new();
         for (name, path) in self.candidates() {
@@ -123,7 +124,7 @@ impl Seeder {
                 tracing::warn!(%name, path = %path.display(), "another shared file has this name; skipping");
                 continue;
             }
-            match self.load_or_hash(&name, &path) {
+            match self.load_or_hash(&name, &path, &previous) {
                 Ok(Some(file)) => files.push(file),
                 Ok(None) => {}
                 Err(e) => tracing::warn!(%name, error = %e, "cannot share file"),
@@ -182,12 +183,26 @@ impl Seeder {
         out
     }
 
-    /// The file's torrent from the hash cache, or by hashing it. `None` for an empty file.
-    fn load_or_hash(&self, name: &str, path: &Path) -> anyhow::Result<Option<SharedFile>> {
+    /// The file's entry: unchanged from the previous catalog, else its torrent from the hash
+    /// cache, else by hashing it. `None` for an empty file.
+    fn load_or_hash(
+        &self,
+        name: &str,
+        path: &Path,
+        previous: &Catalog,
+    ) -> anyhow::Result<Option<Arc<SharedFile>>> {
         let meta = std::fs::metadata(path)?;
         let (size, mtime) = (meta.len(), mtime_ns(&meta));
         if size == 0 {
             return Ok(None);
+        }
+        // Most rescans change nothing: keep the entry rather than re-reading and re-validating
+        // its torrent from the state database.
+        if let Some(unchanged) = previous
+            .by_name(name)
+            .filter(|f| f.path == path && f.size == size && f.mtime_ns == mtime)
+        {
+            return Ok(Some(unchanged.clone()));
         }
         let key = path.to_string_lossy();
         let cached = self.db.cached_hash(&key)?.filter(|c| {
@@ -213,13 +228,13 @@ impl Seeder {
             }
         };
         let meta = self.with_urls(name, hashed)?;
-        Ok(Some(SharedFile {
+        Ok(Some(Arc::new(SharedFile {
             name: name.to_owned(),
             path: path.to_owned(),
             size,
             mtime_ns: mtime,
             meta: Arc::new(meta),
-        }))
+        })))
     }
 
     /// Adds this server's announce URL and web seed to a hashed torrent; the info dict, and so

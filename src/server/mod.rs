@@ -52,6 +52,22 @@ pub struct AppState {
     pub http: reqwest::Client,
 }
 
+impl AppState {
+    /// The seeder, for handlers of its routes (mounted only when it is on).
+    pub fn seeder(&self) -> Result<&Arc<Seeder>, ApiError> {
+        self.seeder
+            .as_ref()
+            .ok_or_else(|| ApiError::NotFound("the seeder role is off".into()))
+    }
+
+    /// The tracker, for handlers of its routes (mounted only when it is on).
+    pub fn tracker(&self) -> Result<&Arc<Tracker>, ApiError> {
+        self.tracker
+            .as_ref()
+            .ok_or_else(|| ApiError::NotFound("the tracker role is off".into()))
+    }
+}
+
 pub struct Application {
     port: u16,
     public_url: Url,

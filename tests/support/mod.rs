@@ -240,6 +240,18 @@ impl TestApp {
             .collect()
     }
 
+    /// The body of `GET {url}` (a full URL), whatever the status.
+    pub async fn get_bytes(&self, url: &str) -> actix_web::web::Bytes {
+        self.client
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+    }
+
     /// `GET /scrape` for these raw info-hashes (none: everything), decoded.
     pub async fn scrape(&self, hashes: &[[u8; 20]]) -> gotorrent_http::bencode::Value {
         let query: Vec<String> = hashes
@@ -252,16 +264,9 @@ impl TestApp {
             })
             .collect();
         let url = format!("{}/scrape?{}", self.url, query.join("&"));
-        let body = self
-            .client
-            .get(url)
-            .send()
-            .await
+        gotorrent_http::bencode::decode(&self.get_bytes(&url).await)
             .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        gotorrent_http::bencode::decode(&body).unwrap().value
+            .value
     }
 
     pub async fn stop(&self) {

@@ -47,8 +47,9 @@ fn failure(reason: &str) -> HttpResponse {
     responses((status = 200, description = "Bencoded: interval, min interval, complete, incomplete, peers (and peers6 for IPv6), or `failure reason`", content_type = "application/x-bittorrent", body = Binary))
 )]
 pub async fn announce(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let Some(tracker) = state.tracker.as_ref() else {
-        return failure("the tracker role is off");
+    let tracker = match state.tracker() {
+        Ok(tracker) => tracker,
+        Err(e) => return failure(&e.to_string()),
     };
     let query = match bep3::parse_announce(req.query_string()) {
         Ok(q) => q,
@@ -96,8 +97,9 @@ pub async fn announce(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
     responses((status = 200, description = "Bencoded {files: {<info_hash>: {complete, downloaded, incomplete}}}, or `failure reason`", content_type = "application/x-bittorrent", body = Binary))
 )]
 pub async fn scrape(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let Some(tracker) = state.tracker.as_ref() else {
-        return failure("the tracker role is off");
+    let tracker = match state.tracker() {
+        Ok(tracker) => tracker,
+        Err(e) => return failure(&e.to_string()),
     };
     match bep3::parse_scrape(req.query_string()) {
         Ok(hashes) => bencoded(bep3::encode_scrape(&tracker.bt_scrape(&hashes))),

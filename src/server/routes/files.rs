@@ -1,7 +1,6 @@
 //! Seeder endpoints: `GET /chunks/{file}/{index}` (one piece) and `GET /files/{name}` (the whole
 //! file, a BEP 19 web seed). Both stream from storage and honour a single `Range`.
 
-use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use actix_web::body::SizedStream;
@@ -50,7 +49,7 @@ pub async fn chunk(
 ) -> Result<HttpResponse, ApiError> {
     let (file, index) = path.into_inner();
     let index = PieceIndex::parse(&index).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let catalog = seeder(&state)?.catalog();
+    let catalog = state.seeder()?.catalog();
     let (shared, by_hash) = catalog.resolve(&file).ok_or_else(|| not_shared(&file))?;
     let (offset, len) = shared.meta.piece_span(index).ok_or_else(|| {
         ApiError::NotFound(format!(
@@ -93,17 +92,10 @@ pub async fn file(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let name = name.into_inner();
-    let catalog = seeder(&state)?.catalog();
+    let catalog = state.seeder()?.catalog();
     let shared = catalog.by_name(&name).ok_or_else(|| not_shared(&name))?;
     let etag = format!("\"{}\"", shared.meta.info_hash_v2);
     serve(&req, &state, shared, 0, shared.size, &etag, REVALIDATE).await
-}
-
-fn seeder(state: &AppState) -> Result<&Arc<crate::seeder::Seeder>, ApiError> {
-    state
-        .seeder
-        .as_ref()
-        .ok_or_else(|| ApiError::NotFound("the seeder role is off".into()))
 }
 
 fn not_shared(name: &str) -> ApiError {

@@ -148,10 +148,7 @@ pub async fn register(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let tracker = state
-        .tracker
-        .clone()
-        .ok_or_else(|| ApiError::NotFound("the tracker role is off".into()))?;
+    let tracker = state.tracker()?.clone();
     let meta = Metainfo::from_bytes(&body)?;
     let (outcome, meta): (Registered, Arc<Metainfo>) = web::block(move || tracker.register(meta))
         .await

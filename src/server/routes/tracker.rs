@@ -52,13 +52,6 @@ fn parse_hash(raw: &str) -> Result<InfoHash, ApiError> {
     InfoHash::parse(raw).map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
-fn tracker(state: &AppState) -> Result<&crate::tracker::Tracker, ApiError> {
-    state
-        .tracker
-        .as_deref()
-        .ok_or_else(|| ApiError::NotFound("the tracker role is off".into()))
-}
-
 /// Registers (or refreshes, or with "stopped" removes) a seeder of a torrent.
 #[utoipa::path(
     post,
@@ -79,7 +72,7 @@ pub async fn announce(
     body: web::Json<AnnounceRequest>,
     state: web::Data<AppState>,
 ) -> Result<web::Json<AnnounceResponse>, ApiError> {
-    let tracker = tracker(&state)?;
+    let tracker = state.tracker()?;
     let hash = parse_hash(&body.info_hash)?;
     let url = SeederUrl::parse(&body.url).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let registered = tracker.lookup(&hash);
@@ -157,7 +150,7 @@ pub async fn peers(
     query: web::Query<PeersQuery>,
     state: web::Data<AppState>,
 ) -> Result<web::Json<PeersResponse>, ApiError> {
-    let tracker = tracker(&state)?;
+    let tracker = state.tracker()?;
     let hash = parse_hash(&query.info_hash)?;
     Ok(web::Json(PeersResponse {
         info_hash: hash.to_string(),
