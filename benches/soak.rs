@@ -43,7 +43,6 @@ fn start_server(data: &Path, state: &Path) -> Server {
     ];
     let env = [
         ("GOTORRENT__TRACKER__RATE_LIMIT_PER_SECOND", "0"),
-        ("GOTORRENT__TRACKER__ALLOW_PRIVATE_SEEDERS", "true"),
         ("GOTORRENT__LOG__LEVEL", "warn"),
         ("GOTORRENT__SEEDER__PIECE_LENGTH", "262144"),
     ];

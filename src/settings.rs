@@ -10,14 +10,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::types::PieceLength;
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Settings {
     pub server: ServerSettings,
     pub storage: StorageSettings,
@@ -26,7 +26,7 @@ pub struct Settings {
     pub log: LogSettings,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct ServerSettings {
     pub bind: String,
     pub public_url: Option<String>,
@@ -35,23 +35,24 @@ pub struct ServerSettings {
     pub trusted_proxy_hops: usize,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct StorageSettings {
     pub data_dir: PathBuf,
     pub state_dir: PathBuf,
     pub rescan_interval_secs: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct SeederSettings {
     pub enabled: bool,
     pub piece_length: u64,
     pub max_streams: usize,
+    pub max_streams_per_client: usize,
     pub tracker: Option<String>,
     pub tracker_token: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct TrackerSettings {
     pub enabled: bool,
     pub announce_interval_secs: u64,
@@ -60,19 +61,37 @@ pub struct TrackerSettings {
     pub write_token: Option<String>,
     pub read_token: Option<String>,
     pub allowlist: bool,
-    pub allow_private_seeders: bool,
+    pub private_seeders: PrivateSeeders,
     pub verify_seeders: bool,
     pub rate_limit_per_second: u32,
     pub rate_limit_burst: u32,
+    pub max_torrents: usize,
+    pub max_swarms: usize,
+    pub max_peers_per_swarm: usize,
+    pub max_seeders: usize,
+    pub max_bittorrent_peers: usize,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Which seeder URLs on loopback or private addresses the tracker lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PrivateSeeders {
+    /// A private address only from a client on a private or loopback network, a loopback one
+    /// only from the same machine.
+    SameNetwork,
+    /// Every address (a tracker for one LAN or laptop).
+    Always,
+    /// Public addresses only.
+    Never,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct LogSettings {
     pub format: LogFormat,
     pub level: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Auto,
@@ -96,6 +115,13 @@ pub struct Overrides {
 pub enum SettingsError {
     #[error("configuration: {0}")]
     Load(#[from] config::ConfigError),
+    #[error("unknown configuration key {key} ({origin}){}", suggestion.as_ref().map(|s| format!("; did you mean {s}?")).unwrap_or_default())]
+    UnknownKey {
+        key: String,
+        /// Where it was set: the environment variable's name, or the config file.
+        origin: String,
+        suggestion: Option<String>,
+    },
     #[error("configuration key {key}: {message} (got {value:?})")]
     Invalid {
         key: &'static str,
@@ -135,6 +161,11 @@ impl Settings {
             builder = builder.add_source(File::from(path).required(true));
         }
         let var = |name: &str| env.get(name).filter(|v| !v.is_empty()).cloned();
+        let env_names: Vec<String> = env
+            .keys()
+            .filter(|k| k.starts_with("GOTORRENT__"))
+            .cloned()
+            .collect();
         let (port, railway_domain) = (var("PORT"), var("RAILWAY_PUBLIC_DOMAIN"));
         builder = builder.add_source(
             Environment::with_prefix("GOTORRENT")
@@ -173,7 +204,13 @@ impl Settings {
         if overrides.no_seeder {
             builder = builder.set_override("seeder.enabled", false)?;
         }
-        let settings: Settings = builder.build()?.try_deserialize()?;
+        let config = builder.build()?;
+        let mut unknown = Vec::new();
+        let settings: Settings =
+            serde_ignored::deserialize(config, |path| unknown.push(path.to_string()))?;
+        if let Some(key) = unknown.into_iter().next() {
+            return Err(unknown_key(key, &env_names));
+        }
         settings.validate()
     }
 
@@ -243,6 +280,21 @@ impl Settings {
             ("tracker.max_peers", self.tracker.max_peers),
             ("seeder.max_streams", self.seeder.max_streams),
             (
+                "seeder.max_streams_per_client",
+                self.seeder.max_streams_per_client,
+            ),
+            ("tracker.max_torrents", self.tracker.max_torrents),
+            ("tracker.max_swarms", self.tracker.max_swarms),
+            (
+                "tracker.max_peers_per_swarm",
+                self.tracker.max_peers_per_swarm,
+            ),
+            ("tracker.max_seeders", self.tracker.max_seeders),
+            (
+                "tracker.max_bittorrent_peers",
+                self.tracker.max_bittorrent_peers,
+            ),
+            (
                 "tracker.rate_limit_burst",
                 self.tracker.rate_limit_burst as usize,
             ),
@@ -264,6 +316,46 @@ impl Settings {
             announce_interval,
             rescan_interval,
         })
+    }
+}
+
+/// Every key the settings have, dotted (`storage.data_dir`), optional ones included.
+fn known_keys() -> Vec<String> {
+    let defaults: Settings = Config::builder()
+        .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+        .build()
+        .and_then(Config::try_deserialize)
+        .expect("the compiled-in defaults deserialise");
+    let tree = serde_json::to_value(defaults).expect("settings serialise");
+    let mut keys = Vec::new();
+    for (section, fields) in tree.as_object().into_iter().flatten() {
+        for key in fields.as_object().into_iter().flatten().map(|(k, _)| k) {
+            keys.push(format!("{section}.{key}"));
+        }
+    }
+    keys
+}
+
+/// The error for a key no setting has, naming where it came from and the closest real key.
+fn unknown_key(key: String, env_names: &[String]) -> SettingsError {
+    let variable = format!("GOTORRENT__{}", key.replace('.', "__")).to_ascii_uppercase();
+    let origin = env_names
+        .iter()
+        .find(|name| name.to_ascii_uppercase().starts_with(&variable))
+        .map_or_else(
+            || "in the config file".to_owned(),
+            |name| format!("from {name}"),
+        );
+    let suggestion = known_keys()
+        .into_iter()
+        .map(|k| (strsim::damerau_levenshtein(&k, &key), k))
+        .filter(|(distance, k)| *distance <= 3.max(k.len() / 3))
+        .min()
+        .map(|(_, k)| k);
+    SettingsError::UnknownKey {
+        key,
+        origin,
+        suggestion,
     }
 }
 
@@ -390,6 +482,58 @@ mod tests {
         };
         let err = load(&[], overrides).unwrap_err().to_string();
         assert!(err.contains("seeder.tracker"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_naming_the_key_and_the_nearest_one() {
+        let err = load(
+            &[("GOTORRENT__STORAGE__BACKND", "s3")],
+            Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("storage.backnd") && err.contains("GOTORRENT__STORAGE__BACKND"),
+            "{err}"
+        );
+        let err = load(
+            &[("GOTORRENT__TRACKER__ALLOW_PRIVATE_SEEDERS", "true")],
+            Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("did you mean tracker.private_seeders"),
+            "{err}"
+        );
+        let err = load(&[("GOTORRENT__NEWSECTION__KEY", "1")], Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("newsection"), "{err}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("typo.toml");
+        std::fs::write(&file, "[seeder]\nmax_stream = 3\n").unwrap();
+        let err = Settings::load_with_env(Some(&file), &Overrides::default(), HashMap::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("seeder.max_stream ") && err.contains("in the config file"),
+            "{err}"
+        );
+        assert!(err.contains("did you mean seeder.max_streams?"), "{err}");
+    }
+
+    #[test]
+    fn every_key_is_documented_in_the_compiled_in_defaults() {
+        for key in known_keys() {
+            let (_, name) = key.split_once('.').unwrap();
+            assert!(
+                DEFAULTS.contains(&format!("\n{name} = "))
+                    || DEFAULTS.contains(&format!("\n# {name} = ")),
+                "{key} is not in config/default.toml"
+            );
+        }
     }
 
     #[test]

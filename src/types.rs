@@ -242,51 +242,80 @@ impl SeederUrl {
         &self.0
     }
 
-    /// Whether the host is loopback, private, link-local or otherwise not a public address, so
-    /// that a public tracker does not point downloaders at internal hosts. Host names other than
-    /// `localhost` are not resolved here.
-    pub fn is_private(&self) -> bool {
-        use std::net::IpAddr;
-        let Ok(url) = url::Url::parse(&self.0) else {
-            return true;
-        };
-        match url.host() {
-            Some(url::Host::Ipv4(ip)) => !is_public(IpAddr::V4(ip)),
-            Some(url::Host::Ipv6(ip)) => !is_public(IpAddr::V6(ip)),
-            Some(url::Host::Domain(name)) => {
-                let name = name.trim_end_matches('.').to_ascii_lowercase();
-                name == "localhost" || name.ends_with(".localhost")
-            }
-            None => true,
-        }
+    /// The host, for resolution: a domain name, or an IP address literal.
+    pub fn host(&self) -> url::Host<String> {
+        url::Url::parse(&self.0)
+            .ok()
+            .and_then(|u| u.host().map(|h| h.to_owned()))
+            .expect("a parsed seeder URL has a host")
+    }
+
+    /// The port, explicit or the scheme's default.
+    pub fn port(&self) -> u16 {
+        url::Url::parse(&self.0)
+            .ok()
+            .and_then(|u| u.port_or_known_default())
+            .expect("http(s) URLs have a default port")
     }
 }
 
-fn is_public(ip: std::net::IpAddr) -> bool {
-    use std::net::IpAddr;
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b)) // carrier-grade NAT
-                || a >= 240)
-        }
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_public(IpAddr::V4(v4)),
-            None => {
-                let first = v6.segments()[0];
-                !(v6.is_loopback()
-                    || v6.is_unspecified()
-                    || (first & 0xfe00) == 0xfc00 // unique local
-                    || (first & 0xffc0) == 0xfe80) // link-local
+/// Where an address sits, as far as who may be pointed at it is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AddressClass {
+    /// Reachable on the internet.
+    Public,
+    /// Private, link-local, carrier-grade NAT, unique-local, documentation or reserved: some
+    /// network's internal hosts.
+    Private,
+    /// This machine (loopback, or the unspecified address, which connects to it).
+    Loopback,
+}
+
+impl AddressClass {
+    pub fn of(ip: std::net::IpAddr) -> Self {
+        use std::net::IpAddr;
+        match ip {
+            IpAddr::V4(v4) => {
+                let [a, b, ..] = v4.octets();
+                if v4.is_loopback() || v4.is_unspecified() || a == 0 {
+                    AddressClass::Loopback
+                } else if v4.is_private()
+                    || v4.is_link_local()
+                    || v4.is_broadcast()
+                    || v4.is_documentation()
+                    || (a == 100 && (64..128).contains(&b)) // carrier-grade NAT
+                    || a >= 240
+                {
+                    AddressClass::Private
+                } else {
+                    AddressClass::Public
+                }
             }
-        },
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Self::of(IpAddr::V4(v4)),
+                None if v6.is_loopback() || v6.is_unspecified() => AddressClass::Loopback,
+                None => {
+                    let first = v6.segments()[0];
+                    if (first & 0xfe00) == 0xfc00 // unique local
+                        || (first & 0xffc0) == 0xfe80 // link-local
+                        || (first == 0x2001 && v6.segments()[1] == 0x0db8)
+                    // documentation
+                    {
+                        AddressClass::Private
+                    } else {
+                        AddressClass::Public
+                    }
+                }
+            },
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            AddressClass::Public => "public",
+            AddressClass::Private => "private",
+            AddressClass::Loopback => "loopback",
+        }
     }
 }
 
@@ -339,22 +368,35 @@ mod tests {
     }
 
     #[test]
-    fn private_and_loopback_seeders_are_recognised() {
-        for private in [
-            "http://127.0.0.1:8080",
-            "http://10.1.2.3",
-            "http://192.168.0.5",
-            "http://172.16.0.1",
-            "http://169.254.169.254/latest",
-            "http://100.64.0.1",
-            "http://0.0.0.0",
-            "http://localhost:8080",
-            "http://api.localhost",
+    fn addresses_are_classed_as_public_private_or_loopback() {
+        use std::net::IpAddr;
+        let class = |s: &str| AddressClass::of(s.parse::<IpAddr>().unwrap());
+        for loopback in [
+            "127.0.0.1",
+            "127.9.9.9",
+            "0.0.0.0",
+            "::1",
+            "::",
+            "::ffff:127.0.0.1",
         ] {
-            assert!(SeederUrl::parse(private).unwrap().is_private(), "{private}");
+            assert_eq!(class(loopback), AddressClass::Loopback, "{loopback}");
         }
-        for public in ["http://93.184.216.34", "https://seed.example.com:51413/x"] {
-            assert!(!SeederUrl::parse(public).unwrap().is_private(), "{public}");
+        for private in [
+            "10.1.2.3",
+            "192.168.0.5",
+            "172.16.0.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "255.255.255.255",
+            "240.0.0.1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert_eq!(class(private), AddressClass::Private, "{private}");
+        }
+        for public in ["93.184.216.34", "2606:4700::1111", "8.8.8.8"] {
+            assert_eq!(class(public), AddressClass::Public, "{public}");
         }
     }
 

@@ -5,10 +5,11 @@ mod support;
 use std::time::Duration;
 
 use gotorrent_http::metainfo::create;
+use gotorrent_http::settings::PrivateSeeders;
 use gotorrent_http::types::PieceLength;
 use serde_json::json;
 use support::fake_seeder::{Behaviour, FakeSeeder};
-use support::{assert_json_error, content, TestApp};
+use support::{assert_json_error, content, raw_request, TestApp};
 
 const WRITE: &str = "write-token-0123456789";
 const READ: &str = "read-token-0123456789";
@@ -157,6 +158,154 @@ async fn the_allowlist_admits_only_registered_torrents() {
     assert!(String::from_utf8_lossy(&accepted).contains("8:interval"));
 }
 
+/// Every protected operation: method, path (with `{h}` for an info-hash), and whether its
+/// refusals are bencoded (BitTorrent protocol) rather than JSON.
+const PROTECTED: &[(&str, &str, bool)] = &[
+    ("POST", "/announce", false),
+    ("GET", "/announce?info_hash=%AB%AB%AB%AB%AB%AB%AB%AB%AB%AB%AB%AB%AB%AB%AB%AB%AB%AB%AB%AB&peer_id=-XX0001-aaaaaaaaaaaa&port=6881&left=0", true),
+    ("POST", "/torrents", false),
+    ("GET", "/torrents", false),
+    ("GET", "/torrents/{h}", false),
+    ("GET", "/torrents/{h}/manifest", false),
+    ("GET", "/peers?info_hash={h}", false),
+    ("GET", "/scrape", true),
+];
+
+/// Other spellings of `path` (its query kept): letters percent-encoded (one, all, lower-case
+/// hex), doubled and trailing slashes, dot segments, upper case, an encoded slash.
+fn spellings(path_and_query: &str) -> Vec<String> {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .map_or((path_and_query, String::new()), |(p, q)| {
+            (p, format!("?{q}"))
+        });
+    let encode_all = |p: &str, lower: bool| -> String {
+        p.chars()
+            .map(|c| match c {
+                '/' => "/".to_owned(),
+                c if lower => format!("%{:02x}", c as u32),
+                c => format!("%{:02X}", c as u32),
+            })
+            .collect()
+    };
+    let mut out = vec![
+        format!("/%{:02X}{}", path.as_bytes()[1], &path[2..]),
+        format!("/{}%{:02x}{}", &path[1..2], path.as_bytes()[2], &path[3..]),
+        encode_all(path, false),
+        encode_all(path, true),
+        format!("/{path}"),
+        format!("{path}/"),
+        format!("/.{path}"),
+        format!("/x/..{path}"),
+        format!("%2F{}", &path[1..]),
+        path.to_ascii_uppercase(),
+        format!("{}{}", &path[..2].to_ascii_uppercase(), &path[2..]),
+    ];
+    for s in &mut out {
+        s.push_str(&query);
+    }
+    out
+}
+
+/// The same request to every spelling, with its outcome: 404 (the router sends it nowhere) or
+/// the plain path's refusal. With `spend_first`, each spelling comes from a client of its own
+/// (X-Forwarded-For) that has just spent its one-request burst on the plain path, so a spelling
+/// with a bucket of its own would get through. Returns how many spellings reached the protected
+/// handler.
+async fn assert_refused_like_the_plain_path(
+    app: &TestApp,
+    expect_status: u16,
+    expect_text: &str,
+    spend_first: bool,
+) -> usize {
+    let (mut reached, mut clients) = (0, 0);
+    for (method, template, bencoded) in PROTECTED {
+        let plain = template.replace("{h}", &hash());
+        for target in std::iter::once(plain.clone()).chain(spellings(&plain)) {
+            clients += 1;
+            let client = format!("198.18.{}.{}", clients / 250, clients % 250 + 1);
+            let headers: &[(&str, &str)] = if spend_first {
+                &[("x-forwarded-for", &client)]
+            } else {
+                &[]
+            };
+            if spend_first {
+                raw_request(&app.url, method, &plain, headers, b"{}").await;
+            }
+            let (status, body) = raw_request(&app.url, method, &target, headers, b"{}").await;
+            let text = String::from_utf8_lossy(&body);
+            // Not routed: 404, or 400 with no body from the HTTP parser (not an origin-form target).
+            let unrouted = status == 404 || (status == 400 && body.is_empty());
+            if unrouted && target != plain {
+                continue;
+            }
+            let expected = if *bencoded { 200 } else { expect_status };
+            assert!(
+                status == expected && text.contains(expect_text),
+                "{method} {target}: {status} {text}"
+            );
+            if *bencoded {
+                assert!(text.contains("failure reason"), "{method} {target}: {text}");
+            }
+            reached += 1;
+        }
+    }
+    reached
+}
+
+#[actix_web::test]
+async fn every_spelling_that_reaches_a_protected_route_needs_its_token() {
+    let app = TestApp::spawn_with(
+        &[],
+        |_| {},
+        |s| {
+            s.raw.tracker.write_token = Some(WRITE.into());
+            s.raw.tracker.read_token = Some(READ.into());
+        },
+    )
+    .await;
+    let reached = assert_refused_like_the_plain_path(&app, 401, "token", false).await;
+    // The plain paths, and the percent-encoded letters the router decodes, all met the guard.
+    assert!(
+        reached >= PROTECTED.len() * 5,
+        "only {reached} spellings were routed"
+    );
+}
+
+#[actix_web::test]
+async fn every_spelling_that_reaches_a_protected_route_shares_its_rate_limit() {
+    let app = TestApp::spawn_with(
+        &[],
+        |_| {},
+        |s| {
+            s.raw.tracker.rate_limit_per_second = 1;
+            s.raw.tracker.rate_limit_burst = 1;
+            s.raw.server.trusted_proxy_hops = 1;
+        },
+    )
+    .await;
+    let reached = assert_refused_like_the_plain_path(&app, 429, "too many requests", true).await;
+    assert!(
+        reached >= PROTECTED.len() * 5,
+        "only {reached} spellings were routed"
+    );
+    // An IPv6 client cannot take a fresh bucket per address of its /64.
+    let v6 = |ip: &'static str| [("x-forwarded-for", ip)];
+    let (status, _) = raw_request(&app.url, "GET", "/torrents", &v6("2001:db8:5:6::1"), b"").await;
+    assert_eq!(status, 200);
+    let (status, _) = raw_request(
+        &app.url,
+        "GET",
+        "/torrents",
+        &v6("2001:db8:5:6:ffff::2"),
+        b"",
+    )
+    .await;
+    assert_eq!(status, 429, "the same /64 shares one bucket");
+    let (status, _) = raw_request(&app.url, "GET", "/torrents", &v6("2001:db8:5:7::1"), b"").await;
+    assert_eq!(status, 200, "another /64 is another client");
+}
+
 #[actix_web::test]
 async fn tracker_requests_are_rate_limited_per_client_address() {
     let app = TestApp::spawn_with(
@@ -197,31 +346,113 @@ async fn tracker_requests_are_rate_limited_per_client_address() {
     assert_eq!(app.health().await.status(), 200);
 }
 
+/// Announces `url` as if from `client` (the app trusts one proxy hop).
+async fn announce_from(app: &TestApp, client: &str, url: &str) -> reqwest::Response {
+    app.client
+        .post(format!("{}/announce", app.url))
+        .header("x-forwarded-for", client)
+        .json(&json!({"info_hash": hash(), "url": url}))
+        .send()
+        .await
+        .unwrap()
+}
+
 #[actix_web::test]
-async fn private_seeder_addresses_are_refused_unless_allowed() {
-    let app =
-        TestApp::spawn_with(&[], |_| {}, |s| s.raw.tracker.allow_private_seeders = false).await;
+async fn private_seeders_are_listed_for_clients_on_their_own_network_only() {
+    let app = TestApp::spawn_with(&[], |_| {}, |s| s.raw.server.trusted_proxy_hops = 1).await;
+
+    // A laptop or LAN with default settings: this machine may name itself and private hosts.
+    for url in [
+        "http://127.0.0.1:8081",
+        "http://localhost:8081",
+        "http://10.0.0.1",
+    ] {
+        assert_eq!(
+            announce_from(&app, "127.0.0.1", url).await.status(),
+            200,
+            "{url}"
+        );
+    }
+    // A LAN client may name LAN hosts, but not this machine.
+    assert_eq!(
+        announce_from(&app, "192.168.1.5", "http://10.0.0.1")
+            .await
+            .status(),
+        200
+    );
+    let error = assert_json_error(
+        announce_from(&app, "192.168.1.5", "http://localhost:8080").await,
+        400,
+    )
+    .await;
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("from this machine"),
+        "{error}"
+    );
+    // From the internet, no internal host joins, and the refusal says why.
     for url in [
         "http://127.0.0.1:8080",
-        "http://10.0.0.1",
+        "http://10.0.0.2",
         "http://localhost",
         "http://169.254.169.254",
     ] {
-        let error = assert_json_error(
-            app.announce(json!({"info_hash": hash(), "url": url})).await,
-            400,
-        )
-        .await;
+        let error = assert_json_error(announce_from(&app, "8.8.8.8", url).await, 400).await;
+        let message = error["message"].as_str().unwrap();
         assert!(
-            error["message"]
-                .as_str()
-                .unwrap()
-                .contains("allow_private_seeders"),
+            message.contains("tracker.private_seeders = same-network")
+                && message.contains("public address 8.8.8.8"),
             "{error}"
         );
     }
     assert_eq!(
-        app.announce(json!({"info_hash": hash(), "url": "https://seed.example.com"}))
+        announce_from(&app, "8.8.8.8", "http://93.184.216.34")
+            .await
+            .status(),
+        200
+    );
+    // Leaving is always allowed: "stopped" needs no admission.
+    let stopped = app
+        .client
+        .post(format!("{}/announce", app.url))
+        .header("x-forwarded-for", "8.8.8.8")
+        .json(&json!({"info_hash": hash(), "url": "http://10.0.0.9", "event": "stopped"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stopped.status(), 200);
+}
+
+#[actix_web::test]
+async fn the_private_seeder_rule_can_be_forced_either_way() {
+    let never = TestApp::spawn_with(
+        &[],
+        |_| {},
+        |s| s.raw.tracker.private_seeders = PrivateSeeders::Never,
+    )
+    .await;
+    let refused = never
+        .announce(json!({"info_hash": hash(), "url": "http://127.0.0.1:9"}))
+        .await;
+    let error = assert_json_error(refused, 400).await;
+    assert!(
+        error["message"].as_str().unwrap().contains("= never"),
+        "{error}"
+    );
+
+    let always = TestApp::spawn_with(
+        &[],
+        |_| {},
+        |s| {
+            s.raw.server.trusted_proxy_hops = 1;
+            s.raw.tracker.private_seeders = PrivateSeeders::Always;
+        },
+    )
+    .await;
+    assert_eq!(
+        announce_from(&always, "8.8.8.8", "http://10.0.0.1")
             .await
             .status(),
         200

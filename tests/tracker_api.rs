@@ -38,7 +38,7 @@ async fn announced_seeders_are_listed_and_stopped_removes_them() {
         response.json::<serde_json::Value>().await.unwrap()["interval"],
         60
     );
-    app.announce(json!({"info_hash": hash, "url": "https://seed.example/base"}))
+    app.announce(json!({"info_hash": hash, "url": "https://93.184.216.34/base"}))
         .await;
 
     let peers: serde_json::Value = app.peers(&hash).await.json().await.unwrap();
@@ -49,7 +49,7 @@ async fn announced_seeders_are_listed_and_stopped_removes_them() {
         .map(|p| p["url"].as_str().unwrap())
         .collect();
     assert_eq!(urls.len(), 2);
-    assert!(urls.contains(&"http://127.0.0.1:9") && urls.contains(&"https://seed.example/base"));
+    assert!(urls.contains(&"http://127.0.0.1:9") && urls.contains(&"https://93.184.216.34/base"));
     assert_eq!(peers["interval"], 60);
 
     app.announce(json!({"info_hash": hash, "url": "http://127.0.0.1:9", "event": "stopped"}))

@@ -54,6 +54,8 @@ pub enum ApiError {
     Storage(#[from] StorageError),
     #[error("{0}")]
     Db(#[from] DbError),
+    #[error("{0}")]
+    SeederRefused(#[from] crate::tracker::admission::AdmissionError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -63,6 +65,7 @@ impl ApiError {
         match self {
             ApiError::NotFound(_) => "not_found",
             ApiError::BadRequest(_) => "bad_request",
+            ApiError::SeederRefused(_) => "seeder_refused",
             ApiError::InvalidTorrent(_) => "invalid_torrent",
             ApiError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
@@ -89,7 +92,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::SeederRefused(_) => StatusCode::BAD_REQUEST,
             ApiError::InvalidTorrent(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

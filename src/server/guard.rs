@@ -1,17 +1,19 @@
-//! Access policy for the tracker endpoints, in one place: who may write (announce, register),
-//! who may read (peers, torrents, scrape), and how fast one client may ask.
+//! Access policy for the tracker's routes: who may write (announce, register), who may read
+//! (peers, torrents, scrape), and how fast one client may ask.
 //!
-//! Tokens are compared in constant time. The rate limit is per client address (from the
-//! socket, or X-Forwarded-For behind trusted proxies), so one abusive client cannot starve the
-//! rest. Seeder endpoints (/chunks, /files) stay open: web-seed clients cannot send tokens.
+//! The policy is a property of the route, not of the raw request path: [`protect`] wraps the
+//! route's handler, so whatever spelling the router resolves to that handler (percent-encoded
+//! letters, say) meets the same check. Tokens are compared in constant time. The rate limit is
+//! per client (the socket's address, or X-Forwarded-For behind trusted proxies; an IPv6 client
+//! by its /64, which one subscriber usually holds whole), so one abusive client cannot starve
+//! the rest. Seeder endpoints (/chunks, /files) stay open: web-seed clients cannot send tokens.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::Method;
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::middleware::Next;
 use actix_web::{web, Error, HttpResponse};
 use governor::clock::{Clock, DefaultClock};
@@ -58,22 +60,100 @@ impl Guard {
             limiter.shrink_to_fit();
         }
     }
-}
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Access {
-    Write,
-    Read,
-    Open,
-}
-
-fn classify(method: &Method, path: &str) -> Access {
-    match (method.as_str(), path) {
-        ("POST", "/announce" | "/torrents") | ("GET", "/announce") => Access::Write,
-        ("GET", "/peers" | "/torrents" | "/scrape") => Access::Read,
-        ("GET", p) if p.starts_with("/torrents/") => Access::Read,
-        _ => Access::Open,
+    /// Refuses the request if its client is over the rate limit or lacks the token `access`
+    /// needs.
+    fn check(&self, req: &ServiceRequest, access: Access) -> Option<ApiError> {
+        if let Some(limiter) = &self.limiter {
+            if let Some(ip) = client_ip(req.request(), self.trusted_proxy_hops) {
+                if let Err(not_until) = limiter.check_key(&client_key(ip)) {
+                    let wait = not_until.wait_time_from(DefaultClock::default().now());
+                    return Some(ApiError::RateLimited {
+                        retry_after_secs: wait.as_secs() + 1,
+                    });
+                }
+            }
+        }
+        let expected = match access {
+            Access::Write => self.write_token.as_deref(),
+            Access::Read => self.read_token.as_deref(),
+        };
+        match expected {
+            Some(token) if !presents(req, token) => Some(ApiError::Unauthorized(match access {
+                Access::Write => "announcing and registering need the tracker's write token",
+                Access::Read => "reading tracker data needs the tracker's read token",
+            })),
+            _ => None,
+        }
     }
+}
+
+/// What a protected route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Announcing and registering: `tracker.write_token`.
+    Write,
+    /// Reading tracker data: `tracker.read_token`.
+    Read,
+}
+
+/// How a route's clients read a refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// `{error, message}` with the error's status.
+    Json,
+    /// A bencoded `failure reason` with status 200, which is what BitTorrent clients read.
+    Bencode,
+}
+
+/// The key one client is rate-limited under: its IPv4 address, or its IPv6 /64 (a subscriber
+/// gets a whole /64 and could otherwise take a fresh bucket per address).
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
+/// Middleware for one route: the rate limit and the token `access` needs, refused as `refusal`.
+pub fn protect<S>(
+    access: Access,
+    refusal: Refusal,
+) -> impl Transform<S, ServiceRequest, Response = ServiceResponse<BoxBody>, Error = Error, InitError = ()>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<BoxBody>, Error = Error> + 'static,
+{
+    actix_web::middleware::from_fn(move |req: ServiceRequest, next: Next<BoxBody>| {
+        enforce(req, next, access, refusal)
+    })
+}
+
+async fn enforce(
+    req: ServiceRequest,
+    next: Next<BoxBody>,
+    access: Access,
+    refusal: Refusal,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let refused = req
+        .app_data::<web::Data<AppState>>()
+        .and_then(|state| state.guard.check(&req, access));
+    let Some(refused) = refused else {
+        return next.call(req).await;
+    };
+    Ok(match refusal {
+        Refusal::Json => req.error_response(refused),
+        Refusal::Bencode => req.into_response(
+            HttpResponse::Ok()
+                .content_type("application/x-bittorrent")
+                .body(bep3::encode_failure(&refused.to_string())),
+        ),
+    })
 }
 
 /// Whether the request carries `expected`, as a bearer token or (for BitTorrent clients,
@@ -98,7 +178,21 @@ pub const MAX_URI_BYTES: usize = 16 * 1024;
 /// Most header bytes (names and values) accepted in one request.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
-/// Refuses requests larger than any real client sends, before any handler runs.
+/// Refuses requests larger than any real client sends, before routing: this one applies to
+/// every path, so it is the only check that looks at the raw request.
+pub async fn limit_size(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    match oversized(&req) {
+        None => next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body),
+        Some(refusal) => Ok(req.error_response(refusal).map_into_right_body()),
+    }
+}
+
 fn oversized(req: &ServiceRequest) -> Option<ApiError> {
     let uri = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
     if uri > MAX_URI_BYTES {
@@ -116,64 +210,6 @@ fn oversized(req: &ServiceRequest) -> Option<ApiError> {
     })
 }
 
-pub async fn enforce(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        return next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_left_body);
-    };
-    let guard = &state.guard;
-    let access = classify(req.method(), req.path());
-    let refusal = oversized(&req).or_else(|| match access {
-        Access::Open => None,
-        _ => check(&req, guard, access),
-    });
-    match refusal {
-        None => next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_left_body),
-        // BitTorrent clients read errors from a bencoded body with status 200.
-        Some(refusal) if req.method() == Method::GET && req.path() == "/announce" => {
-            let body = bep3::encode_failure(&refusal.to_string());
-            let response = HttpResponse::Ok()
-                .content_type("application/x-bittorrent")
-                .body(body);
-            Ok(req.into_response(response).map_into_right_body())
-        }
-        Some(refusal) => Ok(req.error_response(refusal).map_into_right_body()),
-    }
-}
-
-fn check(req: &ServiceRequest, guard: &Guard, access: Access) -> Option<ApiError> {
-    if let Some(limiter) = &guard.limiter {
-        if let Some(ip) = client_ip(req.request(), guard.trusted_proxy_hops) {
-            if let Err(not_until) = limiter.check_key(&ip) {
-                let wait = not_until.wait_time_from(DefaultClock::default().now());
-                return Some(ApiError::RateLimited {
-                    retry_after_secs: wait.as_secs() + 1,
-                });
-            }
-        }
-    }
-    let expected = match access {
-        Access::Write => guard.write_token.as_deref(),
-        Access::Read => guard.read_token.as_deref(),
-        Access::Open => None,
-    };
-    match expected {
-        Some(token) if !presents(req, token) => Some(ApiError::Unauthorized(match access {
-            Access::Write => "announcing and registering need the tracker's write token",
-            _ => "reading tracker data needs the tracker's read token",
-        })),
-        _ => None,
-    }
-}
-
 /// Shared by the app state and the periodic cleanup task.
 pub type SharedGuard = Arc<Guard>;
 
@@ -182,16 +218,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn classifies_tracker_writes_and_reads() {
-        assert_eq!(classify(&Method::POST, "/announce"), Access::Write);
-        assert_eq!(classify(&Method::GET, "/announce"), Access::Write);
-        assert_eq!(classify(&Method::POST, "/torrents"), Access::Write);
+    fn ipv6_clients_share_a_bucket_per_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff:1:2:3".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(client_key(a), client_key(b));
+        assert_ne!(client_key(a), client_key(other));
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(client_key(v4), v4);
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
         assert_eq!(
-            classify(&Method::GET, "/torrents/abc/manifest"),
-            Access::Read
+            client_key(mapped),
+            v4,
+            "a v4-mapped address is its IPv4 client"
         );
-        assert_eq!(classify(&Method::GET, "/scrape"), Access::Read);
-        assert_eq!(classify(&Method::GET, "/chunks/a/0"), Access::Open);
-        assert_eq!(classify(&Method::GET, "/health"), Access::Open);
     }
 }

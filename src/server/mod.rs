@@ -46,10 +46,11 @@ pub struct AppState {
     pub streams: Arc<tokio::sync::Semaphore>,
     pub guard: guard::SharedGuard,
     pub allowlist: bool,
-    pub allow_private_seeders: bool,
+    pub private_seeders: crate::settings::PrivateSeeders,
     pub verify_seeders: bool,
-    /// For the tracker's own requests (seeder verification).
-    pub http: reqwest::Client,
+    /// For seeder verification: follows no redirects, so a seeder cannot send the tracker
+    /// elsewhere.
+    pub verify_http: reqwest::Client,
 }
 
 impl AppState {
@@ -158,9 +159,13 @@ impl Application {
             streams: Arc::new(tokio::sync::Semaphore::new(raw.seeder.max_streams)),
             guard: guard.clone(),
             allowlist: raw.tracker.allowlist,
-            allow_private_seeders: raw.tracker.allow_private_seeders,
+            private_seeders: raw.tracker.private_seeders,
             verify_seeders: raw.tracker.verify_seeders,
-            http: http.clone(),
+            verify_http: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .timeout(Duration::from_secs(30))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?,
         });
         let workers = match raw.server.workers {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -170,7 +175,7 @@ impl Application {
             let state = state.clone();
             App::new()
                 .app_data(state.clone())
-                .wrap(actix_web::middleware::from_fn(guard::enforce))
+                .wrap(actix_web::middleware::from_fn(guard::limit_size))
                 .wrap(
                     actix_web::middleware::ErrorHandlers::new()
                         .default_handler(error::ensure_json_body),

@@ -1,6 +1,7 @@
 //! The tracker role: which torrents exist (a registry persisted through a [`TorrentStore`]) and
 //! which seeders have them (in-memory [`swarm::Swarms`]; seeders re-announce after a restart).
 
+pub mod admission;
 pub mod bep3;
 pub mod bt_swarm;
 pub mod swarm;

@@ -36,9 +36,7 @@ pub fn test_settings(
     tweak(&mut overrides);
     let mut settings = Settings::load_with_env(None, &overrides, Default::default()).unwrap();
     settings.raw.server.workers = 1;
-    // Test seeders live on 127.0.0.1, and tests poll quickly: the tests of these two policies
-    // switch them back on.
-    settings.raw.tracker.allow_private_seeders = true;
+    // Tests poll quickly: the rate limit's own tests switch it back on.
     settings.raw.tracker.rate_limit_per_second = 0;
     settings
 }
@@ -308,6 +306,59 @@ pub fn spawn_binary(
         .to_owned();
     std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
     (child, format!("http://127.0.0.1:{port}"))
+}
+
+/// One HTTP/1.1 request with the request target exactly as given (no client normalises it),
+/// on a fresh connection. Returns the status and the body.
+pub async fn raw_request(
+    url: &str,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let mut request =
+        format!("{method} {target} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    stream.write_all(request.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let head_end = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete response head");
+    let head = String::from_utf8_lossy(&response[..head_end]).into_owned();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let mut body = response[head_end + 4..].to_vec();
+    if chunked {
+        body = dechunk(&body);
+    }
+    (status, body)
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&data[..line_end]).unwrap().trim(), 16)
+                .unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[line_end + 2..line_end + 2 + size]);
+        data = &data[line_end + 4 + size..];
+    }
 }
 
 /// Polls `check` until it holds, failing after 20 s. Readiness is polled, never slept for.

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use actix_web::{web, HttpRequest};
 
 use super::error::{extractor_error, ApiError};
+use super::guard::{self, Access, Refusal};
 use super::AppState;
 use crate::metainfo::Metainfo;
 
@@ -38,29 +39,46 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
                 .route(web::head().to(files::file)),
         );
     }
+    // Tracker data is guarded where it is served: the policy wraps the handler, so every
+    // spelling of a path that the router sends to it meets the same check.
+    let read = || guard::protect(Access::Read, Refusal::Json);
+    let write = || guard::protect(Access::Write, Refusal::Json);
     cfg.service(web::redirect("/swagger-ui", "/swagger-ui/").permanent())
         .service(resource("/health", "GET").route(web::get().to(ops::health)))
         .service(resource("/metrics", "GET").route(web::get().to(ops::metrics)))
-        .service(resource("/torrents/{info_hash}", "GET").route(web::get().to(torrents::metainfo)))
+        .service(
+            resource("/torrents/{info_hash}", "GET")
+                .route(web::get().to(torrents::metainfo).wrap(read())),
+        )
         .service(
             resource("/torrents/{info_hash}/manifest", "GET")
-                .route(web::get().to(torrents::manifest)),
+                .route(web::get().to(torrents::manifest).wrap(read())),
         );
     if state.tracker.is_some() {
         cfg.service(
             resource("/torrents", "GET, POST")
-                .route(web::get().to(torrents::list))
-                .route(web::post().to(torrents::register)),
+                .route(web::get().to(torrents::list).wrap(read()))
+                .route(web::post().to(torrents::register).wrap(write())),
         )
         .service(
             resource("/announce", "GET, POST")
-                .route(web::post().to(tracker::announce))
-                .route(web::get().to(bittorrent::announce)),
+                .route(web::post().to(tracker::announce).wrap(write()))
+                .route(
+                    web::get()
+                        .to(bittorrent::announce)
+                        .wrap(guard::protect(Access::Write, Refusal::Bencode)),
+                ),
         )
-        .service(resource("/peers", "GET").route(web::get().to(tracker::peers)))
-        .service(resource("/scrape", "GET").route(web::get().to(bittorrent::scrape)));
+        .service(resource("/peers", "GET").route(web::get().to(tracker::peers).wrap(read())))
+        .service(
+            resource("/scrape", "GET").route(
+                web::get()
+                    .to(bittorrent::scrape)
+                    .wrap(guard::protect(Access::Read, Refusal::Bencode)),
+            ),
+        );
     } else {
-        cfg.service(resource("/torrents", "GET").route(web::get().to(torrents::list)));
+        cfg.service(resource("/torrents", "GET").route(web::get().to(torrents::list).wrap(read())));
     }
 }
 

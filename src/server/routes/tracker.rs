@@ -1,13 +1,16 @@
 //! Native tracker endpoints: seeders announce with JSON, downloaders ask who has a torrent.
 
-use actix_web::web;
+use actix_web::{web, HttpRequest};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::download::{fetch, source::Endpoint, store};
 use crate::metainfo::Metainfo;
 use crate::server::error::{ApiError, ErrorBody};
+use crate::server::routes::bittorrent::client_ip;
 use crate::server::AppState;
+use crate::settings::PrivateSeeders;
+use crate::tracker::admission;
 use crate::tracker::swarm::{Event, PeerView};
 use crate::types::{InfoHash, PieceIndex, SeederUrl};
 
@@ -69,6 +72,7 @@ fn parse_hash(raw: &str) -> Result<InfoHash, ApiError> {
     )
 )]
 pub async fn announce(
+    req: HttpRequest,
     body: web::Json<AnnounceRequest>,
     state: web::Data<AppState>,
 ) -> Result<web::Json<AnnounceResponse>, ApiError> {
@@ -81,14 +85,15 @@ pub async fn announce(
             "torrent {hash} is not registered, and this tracker only tracks registered torrents (tracker.allowlist)"
         )));
     }
-    if !state.allow_private_seeders && url.is_private() {
-        return Err(ApiError::BadRequest(format!(
-            "seeder URL {url} points at a loopback or private address, which this tracker refuses (tracker.allow_private_seeders)"
-        )));
-    }
+    // Only a seeder joining the swarm is judged (re-announces of a listed one skip the lookup).
     let joining = body.event != Some(Event::Stopped) && !tracker.is_listed(&hash, &url);
+    if joining && state.private_seeders != PrivateSeeders::Always {
+        let client = client_ip(&req, state.trusted_proxy_hops);
+        let addresses = admission::resolve(&url).await?;
+        admission::admit(state.private_seeders, &url, &addresses, client)?;
+    }
     if let (true, true, Some(meta)) = (state.verify_seeders, joining, registered) {
-        verify_seeder(&state.http, &url, &meta).await?;
+        verify_seeder(&state.verify_http, &url, &meta).await?;
     }
     tracker.announce(&hash, url, body.event);
     Ok(web::Json(AnnounceResponse {
@@ -124,9 +129,14 @@ async fn verify_seeder(
     let refuse = |why: String| {
         ApiError::SeederUnverified(format!("seeder {url} failed verification: {why}"))
     };
+    // The fetch error stays in our log: echoing it would let an announcer probe what the
+    // tracker's network answers.
     let data = fetch::piece(http, &endpoint, meta, index, offset, len)
         .await
-        .map_err(|e| refuse(format!("fetching piece {index}: {e}")))?;
+        .map_err(|e| {
+            tracing::info!(seeder = %url, piece = index, error = %e, "seeder verification: fetch failed");
+            refuse(format!("could not fetch piece {index} from it"))
+        })?;
     if !store::piece_matches(meta, index as usize, &data) {
         return Err(refuse(format!(
             "piece {index} does not match the torrent's SHA-256 hash"
