@@ -64,6 +64,10 @@ pub struct DownloadArgs {
     /// Pieces failing verification before a seeder is dropped.
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub max_bad_pieces: u32,
+    /// Slowest rate a request is given time for, in bytes per second: a seeder that misses two
+    /// such deadlines in a row is dropped.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub min_rate: u64,
     /// Print only errors.
     #[arg(long, short)]
     pub quiet: bool,
@@ -255,6 +259,7 @@ async fn download(args: &DownloadArgs) -> anyhow::Result<()> {
         .collect::<anyhow::Result<_>>()?;
     options.connections = usize::from(args.connections);
     options.max_bad_pieces = args.max_bad_pieces;
+    options.min_rate = args.min_rate;
 
     let bar = DownloadBar::new(args.quiet);
     let report = crate::download::download(&options, &bar).await?;

@@ -4,6 +4,7 @@
 //! (state and policy, no HTTP) → `storage` / `db` (files and SQLite). `metainfo`, `bencode` and
 //! `types` are pure protocol code shared by all of them and by the CLI.
 
+pub mod api_client;
 pub mod bencode;
 pub mod cli;
 pub mod db;

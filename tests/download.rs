@@ -252,6 +252,176 @@ async fn retry_after_is_honoured_and_a_web_seed_ignoring_range_is_not_trusted() 
     );
 }
 
+#[actix_web::test]
+async fn a_seeder_that_only_drips_loses_its_requests_to_a_good_one() {
+    let fx = fixture(40 * PIECE, vec![]);
+    let drip = FakeSeeder::start(
+        fx.data.clone(),
+        PIECE,
+        Behaviour::Drip(Duration::from_millis(50)),
+    )
+    .await;
+    let good = FakeSeeder::start(fx.data.clone(), PIECE, Behaviour::Good).await;
+    let mut options = fx.options(&[&drip.url, &good.url]);
+    // A 16 KiB piece gets 2 s plus 0.25 s at this floor rate; the drip needs 800 s for one.
+    options.min_rate = 64 * 1024;
+
+    let started = std::time::Instant::now();
+    let report = download::download(&options, &Silent).await.unwrap();
+
+    fx.assert_downloaded(&report);
+    assert_eq!(bytes_from(&report, &good.url), fx.data.len() as u64);
+    assert_eq!(
+        bytes_from(&report, &drip.url),
+        0,
+        "its pieces went to the good seeder"
+    );
+    println!(
+        "with a dripping seeder beside a good one: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[actix_web::test]
+async fn with_only_a_dripping_seeder_it_ends_with_a_clear_error() {
+    let fx = fixture(4 * PIECE, vec![]);
+    let drip = FakeSeeder::start(
+        fx.data.clone(),
+        PIECE,
+        Behaviour::Drip(Duration::from_millis(200)),
+    )
+    .await;
+
+    let started = std::time::Instant::now();
+    let error = download::download(&fx.options(&[&drip.url]), &Silent)
+        .await
+        .unwrap_err();
+
+    let text = format!("{error:#}");
+    assert!(
+        text.contains("no usable seeders left") && text.contains("4 of 4 pieces missing"),
+        "{text}"
+    );
+    println!(
+        "with only a dripping seeder, the error after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[actix_web::test]
+async fn a_hostile_tracker_peer_list_is_filtered_not_fatal() {
+    let fx = fixture(8 * PIECE, vec![]);
+    let good = FakeSeeder::start(fx.data.clone(), PIECE, Behaviour::Good).await;
+    let tracker = FakeSeeder::start(Vec::new(), PIECE, Behaviour::Good).await;
+    let mut peers: Vec<serde_json::Value> = ["mailto:x@y", "data:,x", "not a url", "ftp://h/"]
+        .iter()
+        .map(|u| serde_json::json!({"url": u}))
+        .collect();
+    peers.extend((0..100_000).map(|_| serde_json::json!({"url": good.url})));
+    tracker.set_peers(serde_json::json!({"peers": peers}).to_string());
+    let mut options = fx.options(&[]);
+    options.tracker = Some(Url::parse(&tracker.url).unwrap());
+
+    let report = download::download(&options, &Silent).await.unwrap();
+
+    fx.assert_downloaded(&report);
+    assert_eq!(
+        report.seeders.len(),
+        1,
+        "100,000 copies of one seeder are one seeder"
+    );
+
+    // A peer list past the size limit is refused, not read whole.
+    let huge = format!(r#"{{"peers":[],"pad":"{}"}}"#, "x".repeat(5 << 20));
+    tracker.set_peers(huge);
+    let mut options = fx.options(&[&good.url]);
+    options.output_dir = fx.dir.path().join("again");
+    options.tracker = Some(Url::parse(&tracker.url).unwrap());
+    let report = download::download(&options, &Silent).await.unwrap();
+    assert_eq!(report.seeders.len(), 1);
+}
+
+#[actix_web::test]
+async fn torrents_with_pieces_over_the_buffer_limit_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = create::from_bytes(
+        "huge pieces.bin",
+        &content(1000),
+        PieceLength::new(64 << 20).unwrap(),
+        vec![],
+        vec![],
+    )
+    .unwrap();
+    let torrent = dir.path().join("huge.torrent");
+    std::fs::write(&torrent, &meta.bytes).unwrap();
+
+    let error = download::download(
+        &Options::new(torrent.to_str().unwrap(), dir.path()),
+        &Silent,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+
+    assert!(
+        error.contains("pieces of 64 MiB") && error.contains("limit of 32 MiB"),
+        "{error}"
+    );
+    assert!(
+        !dir.path().join("huge pieces.bin.part").exists(),
+        "nothing written"
+    );
+}
+
+/// CPU time (user + system) of a process so far, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[actix_web::test]
+async fn waiting_on_a_stalled_request_does_not_spin() {
+    let fx = fixture(2 * PIECE, vec![]);
+    let stalled = FakeSeeder::start(fx.data.clone(), PIECE, Behaviour::Stall).await;
+    let mut child = gotorrent()
+        .args([
+            "download",
+            fx.torrent.to_str().unwrap(),
+            "--quiet",
+            "--seeder",
+            &stalled.url,
+            "-o",
+        ])
+        .arg(fx.out_dir())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    poll("both requests to stall", || async {
+        stalled.requests() >= 2
+    })
+    .await;
+
+    let before = cpu_ticks(child.id());
+    actix_web::rt::time::sleep(Duration::from_secs(2)).await;
+    let spent = cpu_ticks(child.id()) - before;
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // 2 s at 100 ticks/s: a spinning loop burns most of 200 ticks; waiting burns none.
+    assert!(spent <= 4, "{spent} ticks of CPU in 2 s of waiting");
+}
+
 fn gotorrent() -> Command {
     Command::new(env!("CARGO_BIN_EXE_gotorrent-http"))
 }

@@ -589,3 +589,35 @@ async fn oversized_input_gets_a_clear_4xx() {
     let reply = gotorrent_http::bencode::decode(&body).unwrap().value;
     assert_eq!(reply.get("peers").unwrap().as_bytes().unwrap().len(), 5 * 6);
 }
+
+#[actix_web::test]
+async fn our_clients_report_the_servers_reason_for_a_refusal() {
+    use gotorrent_http::seeder::announcer::TrackerClient;
+    use gotorrent_http::types::{InfoHashV2, SeederUrl};
+    let tracker = TestApp::spawn_with(
+        &[],
+        |o| o.no_seeder = true,
+        |s| s.raw.tracker.private_seeders = PrivateSeeders::Never,
+    )
+    .await;
+    let client = TrackerClient::Remote {
+        base: url::Url::parse(&tracker.url).unwrap(),
+        http: reqwest::Client::new(),
+        token: None,
+    };
+
+    let error = client
+        .announce(
+            InfoHashV2([7; 32]),
+            &SeederUrl::parse("http://127.0.0.1:9").unwrap(),
+            None,
+        )
+        .await
+        .unwrap_err();
+
+    let text = format!("{error:#}");
+    assert!(
+        text.contains("400 Bad Request") && text.contains("tracker.private_seeders = never"),
+        "{text}"
+    );
+}

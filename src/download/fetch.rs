@@ -22,6 +22,13 @@ pub enum FetchError {
     /// Content-Range, or a body of the wrong length. Not trusted for this request.
     #[error("{0}")]
     Protocol(String),
+    /// The deadline passed with `received` of the piece's bytes in.
+    #[error("too slow: {received} of {len} bytes in {:.1} s", elapsed.as_secs_f64())]
+    TooSlow {
+        received: u64,
+        len: u64,
+        elapsed: Duration,
+    },
 }
 
 impl FetchError {
@@ -33,7 +40,9 @@ impl FetchError {
     }
 }
 
-/// Fetches piece `index` (at `offset`, `len` bytes) from `endpoint`.
+/// Fetches piece `index` (at `offset`, `len` bytes) from `endpoint`, all of it within
+/// `deadline`: a per-read timeout alone would let a seeder that sends a byte now and then hold
+/// the request forever.
 pub async fn piece(
     http: &reqwest::Client,
     endpoint: &Endpoint,
@@ -41,7 +50,15 @@ pub async fn piece(
     index: u32,
     offset: u64,
     len: u64,
+    deadline: Duration,
 ) -> Result<Vec<u8>, FetchError> {
+    let started = tokio::time::Instant::now();
+    let until = started + deadline;
+    let too_slow = |received: usize| FetchError::TooSlow {
+        received: received as u64,
+        len,
+        elapsed: started.elapsed(),
+    };
     let request = match endpoint {
         Endpoint::Native(base) => {
             let url = join_url(
@@ -54,9 +71,9 @@ pub async fn piece(
             .get(url.clone())
             .header(RANGE, format!("bytes={}-{}", offset, offset + len - 1)),
     };
-    let mut response = request
-        .send()
+    let mut response = tokio::time::timeout_at(until, request.send())
         .await
+        .map_err(|_| too_slow(0))?
         .map_err(|e| FetchError::Transport(describe(&e)))?;
     let status = response.status();
     match endpoint {
@@ -99,9 +116,9 @@ pub async fn piece(
     }
     // Read at most `len` bytes, whatever the server claims, so memory stays bounded.
     let mut data = Vec::with_capacity(len as usize);
-    while let Some(chunk) = response
-        .chunk()
+    while let Some(chunk) = tokio::time::timeout_at(until, response.chunk())
         .await
+        .map_err(|_| too_slow(data.len()))?
         .map_err(|e| FetchError::Transport(describe(&e)))?
     {
         if data.len() + chunk.len() > len as usize {

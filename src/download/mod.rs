@@ -25,8 +25,11 @@ use scheduler::{Completion, Policy, Scheduler, SeederId, SeederStatus};
 use source::Endpoint;
 
 /// Piece buffers in flight are capped at this many bytes, so memory stays bounded whatever the
-/// piece length: with huge pieces, fewer requests run at once.
+/// piece length: with large pieces, fewer requests run at once. A piece is verified whole, so
+/// torrents with longer pieces are refused (see [`MAX_PIECE_LENGTH`]).
 const PIECE_BUFFER_BUDGET: u64 = 32 * 1024 * 1024;
+/// The longest piece this downloader accepts, in bytes: one piece buffer must fit the budget.
+pub const MAX_PIECE_LENGTH: u64 = PIECE_BUFFER_BUDGET;
 /// Verified pieces are made durable and recorded at least this often.
 const RECORD_EVERY: Duration = Duration::from_secs(1);
 
@@ -48,6 +51,9 @@ pub struct Options {
     pub connect_timeout: Duration,
     /// A response silent this long is abandoned.
     pub stall_timeout: Duration,
+    /// The slowest rate a request is given time for, in bytes per second: a seeder slower than
+    /// this (or than an eighth of its own measured rate) on a request loses it.
+    pub min_rate: u64,
 }
 
 impl Options {
@@ -62,6 +68,7 @@ impl Options {
             refresh_interval: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
             stall_timeout: Duration::from_secs(15),
+            min_rate: 64 * 1024,
         }
     }
 }
@@ -119,6 +126,8 @@ struct Run {
     tracker: Option<Url>,
     sched: Scheduler,
     endpoints: Vec<Endpoint>,
+    /// Each endpoint's id, so a long peer list is merged in linear time.
+    known: HashMap<Endpoint, SeederId>,
     started: Instant,
     last_refresh: Option<Instant>,
 }
@@ -132,12 +141,13 @@ impl Run {
     fn add_endpoints(&mut self, endpoints: Vec<Endpoint>) -> usize {
         let mut added = 0;
         for endpoint in endpoints {
-            match self.endpoints.iter().position(|e| *e == endpoint) {
-                Some(i) => self.sched.revive(SeederId(i)),
+            match self.known.get(&endpoint) {
+                Some(id) => self.sched.revive(*id),
                 None => {
                     tracing::info!(seeder = %endpoint, "using seeder");
+                    let id = self.sched.add_seeder();
+                    self.known.insert(endpoint.clone(), id);
                     self.endpoints.push(endpoint);
-                    self.sched.add_seeder();
                     added += 1;
                 }
             }
@@ -175,6 +185,14 @@ pub async fn download(options: &Options, progress: &dyn Progress) -> anyhow::Res
         .build()
         .context("building the HTTP client")?;
     let meta = Arc::new(source::metainfo(&options.source, options.tracker.as_ref(), &http).await?);
+    anyhow::ensure!(
+        meta.piece_length.get() <= MAX_PIECE_LENGTH,
+        "{} ({}) has pieces of {} MiB, above this downloader's limit of {} MiB (each piece is held in memory until verified)",
+        meta.name,
+        meta.info_hash_v2,
+        meta.piece_length.get() >> 20,
+        MAX_PIECE_LENGTH >> 20
+    );
     let tracker = source::tracker(options.tracker.as_ref(), &meta);
 
     let opened = {
@@ -223,6 +241,7 @@ pub async fn download(options: &Options, progress: &dyn Progress) -> anyhow::Res
     let policy = Policy {
         max_in_flight,
         max_bad_pieces: options.max_bad_pieces.max(1),
+        min_rate: options.min_rate.max(1) as f64,
         ..Policy::default()
     };
     let mut run = Run {
@@ -231,6 +250,7 @@ pub async fn download(options: &Options, progress: &dyn Progress) -> anyhow::Res
         tracker,
         sched: Scheduler::new(&done, policy),
         endpoints: Vec::new(),
+        known: HashMap::new(),
         started,
         last_refresh: None,
     };
@@ -297,6 +317,8 @@ async fn fetch_all(
 ) -> anyhow::Result<()> {
     let mut tasks: JoinSet<(usize, SeederId, Outcome, Duration)> = JoinSet::new();
     let mut handles: HashMap<(usize, SeederId), AbortHandle> = HashMap::new();
+    // Which request a task was, to name it if it panics.
+    let mut requests: HashMap<tokio::task::Id, (usize, SeederId)> = HashMap::new();
     let mut unrecorded: Vec<u32> = Vec::new();
     let mut last_record = Instant::now();
     // The record's fsync can take a while with hundreds of MB dirty: it runs beside the loop,
@@ -305,6 +327,10 @@ async fn fetch_all(
 
     let outcome = loop {
         while let Some((piece, seeder)) = run.sched.assign(run.now()) {
+            let (_, len) = run
+                .meta
+                .piece_span(PieceIndex(piece as u32))
+                .expect("assigned pieces exist");
             let handle = tasks.spawn(fetch_and_store(
                 run.http.clone(),
                 run.endpoints[seeder.0].clone(),
@@ -312,7 +338,9 @@ async fn fetch_all(
                 part.clone(),
                 piece,
                 seeder,
+                run.sched.deadline(seeder, len),
             ));
+            requests.insert(handle.id(), (piece, seeder));
             handles.insert((piece, seeder), handle);
         }
         if run.sched.is_done() && tasks.is_empty() {
@@ -344,11 +372,23 @@ async fn fetch_all(
         let refresh_in = run.last_refresh.map_or(Duration::ZERO, |t| {
             options.refresh_interval.saturating_sub(t.elapsed())
         });
-        let record_in = RECORD_EVERY.saturating_sub(last_record.elapsed());
+        // With nothing to record there is no record deadline (it would wake the loop at once).
+        let record_in = match unrecorded.is_empty() {
+            true => Duration::from_secs(3600),
+            false => RECORD_EVERY.saturating_sub(last_record.elapsed()),
+        };
         tokio::select! {
-            Some(joined) = tasks.join_next() => {
-                let Ok((piece, seeder, outcome, elapsed)) = joined else {
-                    continue; // a duplicate cancelled by the endgame
+            Some(joined) = tasks.join_next_with_id() => {
+                let (piece, seeder, outcome, elapsed) = match joined_task(joined, &mut requests) {
+                    Joined::Done(result) => result,
+                    // A duplicate cancelled by the endgame, or a dropped seeder's request.
+                    Joined::Cancelled => continue,
+                    Joined::Panicked { piece, seeder, message } => {
+                        break Err(anyhow::anyhow!(
+                            "internal error: fetching piece {piece} from {} panicked: {message}; verified pieces so far are kept for a later resume",
+                            run.endpoints[seeder.0],
+                        ));
+                    }
                 };
                 handles.remove(&(piece, seeder));
                 if run.sched.is_banned(seeder) {
@@ -383,6 +423,17 @@ async fn fetch_all(
                         break Err(anyhow::anyhow!(
                             "cannot write the download: {e}; verified pieces so far are kept for a later resume"
                         ));
+                    }
+                    Outcome::Failed(fetch::FetchError::TooSlow { received, elapsed, .. }) => {
+                        tracing::debug!(seeder = %endpoint, piece, received, "request missed its deadline; fetching it elsewhere");
+                        if let Some(ban) = run.sched.missed_deadline(piece, seeder, run.now(), received, elapsed) {
+                            tracing::warn!(seeder = %endpoint, reason = %ban.reason, "dropping seeder for the rest of this download");
+                            for released in ban.released {
+                                if let Some(h) = handles.remove(&(released, seeder)) {
+                                    h.abort();
+                                }
+                            }
+                        }
                     }
                     Outcome::Failed(e) => {
                         tracing::debug!(seeder = %endpoint, piece, error = %e, "request failed; will retry");
@@ -420,6 +471,53 @@ async fn fetch_all(
     outcome
 }
 
+/// How a fetch task ended.
+enum Joined<T> {
+    Done(T),
+    Cancelled,
+    /// A bug: reported, never mistaken for a cancelled duplicate.
+    Panicked {
+        piece: usize,
+        seeder: SeederId,
+        message: String,
+    },
+}
+
+/// Sorts a joined task's result, forgetting its request.
+fn joined_task<T>(
+    joined: Result<(tokio::task::Id, T), tokio::task::JoinError>,
+    requests: &mut HashMap<tokio::task::Id, (usize, SeederId)>,
+) -> Joined<T> {
+    match joined {
+        Ok((id, result)) => {
+            requests.remove(&id);
+            Joined::Done(result)
+        }
+        Err(e) => {
+            let (piece, seeder) = requests
+                .remove(&e.id())
+                .expect("every task is a recorded request");
+            if e.is_cancelled() {
+                return Joined::Cancelled;
+            }
+            Joined::Panicked {
+                piece,
+                seeder,
+                message: panic_message(e.into_panic()),
+            }
+        }
+    }
+}
+
+/// The text a task panicked with.
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_owned())
+}
+
 async fn fetch_and_store(
     http: reqwest::Client,
     endpoint: Endpoint,
@@ -427,12 +525,14 @@ async fn fetch_and_store(
     part: Arc<store::PartFile>,
     piece: usize,
     seeder: SeederId,
+    deadline: Duration,
 ) -> (usize, SeederId, Outcome, Duration) {
     let started = Instant::now();
     let (offset, len) = meta
         .piece_span(PieceIndex(piece as u32))
         .expect("assigned pieces exist");
-    let outcome = match fetch::piece(&http, &endpoint, &meta, piece as u32, offset, len).await {
+    let fetched = fetch::piece(&http, &endpoint, &meta, piece as u32, offset, len, deadline);
+    let outcome = match fetched.await {
         Err(e) => Outcome::Failed(e),
         Ok(data) => {
             let checked = tokio::task::spawn_blocking(move || {
@@ -451,4 +551,43 @@ async fn fetch_and_store(
         }
     };
     (piece, seeder, outcome, started.elapsed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_fetch_task_is_reported_and_a_cancelled_one_is_not() {
+        let mut tasks: JoinSet<u32> = JoinSet::new();
+        let mut requests = HashMap::new();
+        let panicking = tasks.spawn(async { panic!("bug in piece handling") });
+        requests.insert(panicking.id(), (7, SeederId(1)));
+        let cancelled = tasks.spawn(std::future::pending());
+        requests.insert(cancelled.id(), (8, SeederId(0)));
+        cancelled.abort();
+        let fine = tasks.spawn(async { 42 });
+        requests.insert(fine.id(), (9, SeederId(0)));
+
+        let (mut panics, mut cancels, mut done) = (Vec::new(), 0, Vec::new());
+        while let Some(joined) = tasks.join_next_with_id().await {
+            match joined_task(joined, &mut requests) {
+                Joined::Done(v) => done.push(v),
+                Joined::Cancelled => cancels += 1,
+                Joined::Panicked {
+                    piece,
+                    seeder,
+                    message,
+                } => panics.push((piece, seeder, message)),
+            }
+        }
+
+        assert_eq!(done, [42]);
+        assert_eq!(cancels, 1);
+        assert_eq!(
+            panics,
+            [(7, SeederId(1), "bug in piece handling".to_owned())]
+        );
+        assert!(requests.is_empty());
+    }
 }

@@ -24,6 +24,13 @@ pub struct Policy {
     pub backoff_max: Duration,
     /// Copies of one piece in flight at once during the endgame.
     pub endgame_copies: usize,
+    /// The slowest rate a request is given time for, in bytes per second; see
+    /// [`Scheduler::deadline`].
+    pub min_rate: f64,
+    /// Added to every request's deadline for connecting and the first byte.
+    pub deadline_slack: Duration,
+    /// Consecutive missed deadlines before a seeder is dropped as too slow.
+    pub max_deadline_misses: u32,
 }
 
 impl Default for Policy {
@@ -35,6 +42,9 @@ impl Default for Policy {
             backoff_base: Duration::from_millis(250),
             backoff_max: Duration::from_secs(10),
             endgame_copies: 2,
+            min_rate: 64.0 * 1024.0,
+            deadline_slack: Duration::from_secs(2),
+            max_deadline_misses: 2,
         }
     }
 }
@@ -44,7 +54,8 @@ pub enum SeederStatus {
     Active,
     /// Too many consecutive failures; revived if the tracker lists it again.
     Gone,
-    /// Sent data that failed verification too often: never used again in this download.
+    /// Sent data that failed verification too often, or missed its deadlines: never used again
+    /// in this download.
     Banned(String),
 }
 
@@ -58,6 +69,7 @@ pub struct SeederStats {
     pub pieces: u32,
     pub bad_pieces: u32,
     consecutive_failures: u32,
+    deadline_misses: u32,
     backoff_until: Duration,
 }
 
@@ -137,6 +149,7 @@ impl Scheduler {
             pieces: 0,
             bad_pieces: 0,
             consecutive_failures: 0,
+            deadline_misses: 0,
             backoff_until: Duration::ZERO,
         });
         SeederId(self.seeders.len() - 1)
@@ -294,6 +307,7 @@ impl Scheduler {
         let sample = bytes as f64 / elapsed.as_secs_f64().max(1e-6);
         stats.rate = Some(stats.rate.map_or(sample, |r| 0.7 * r + 0.3 * sample));
         stats.consecutive_failures = 0;
+        stats.deadline_misses = 0;
         stats.bytes += bytes;
         stats.pieces += 1;
 
@@ -324,17 +338,58 @@ impl Scheduler {
             return None;
         }
         let reason = format!("{} pieces failed SHA-256 verification", stats.bad_pieces);
-        stats.status = SeederStatus::Banned(reason.clone());
+        Some(self.ban(seeder, reason))
+    }
+
+    /// Drops a seeder for the rest of the download and releases what it had in flight.
+    fn ban(&mut self, seeder: SeederId, reason: String) -> Ban {
+        self.seeders[seeder.0].status = SeederStatus::Banned(reason.clone());
         let held: Vec<usize> = (0..self.pieces.len())
             .filter(|&i| matches!(&self.pieces[i].state, PieceState::InFlight(h) if h.contains(&seeder)))
             .collect();
         for &i in &held {
             self.release(i, seeder);
         }
-        Some(Ban {
+        Ban {
             reason,
             released: held,
-        })
+        }
+    }
+
+    /// How long a request for `len` bytes from `seeder` may take: the slack, plus the time at
+    /// an eighth of its measured rate (a request shares the seeder with others in flight), and
+    /// never more than the time at [`Policy::min_rate`]. A seeder that only drips misses it.
+    pub fn deadline(&self, seeder: SeederId, len: u64) -> Duration {
+        let measured = self.seeders[seeder.0].rate.map_or(0.0, |r| r / 8.0);
+        let rate = measured.max(self.policy.min_rate).max(1.0);
+        self.policy.deadline_slack + Duration::from_secs_f64(len as f64 / rate)
+    }
+
+    /// The request missed its deadline with `received` bytes in `elapsed`: the piece goes back
+    /// to the others, the seeder's rate drops to what it showed, and after
+    /// [`Policy::max_deadline_misses`] in a row it is dropped (returned as a ban).
+    pub fn missed_deadline(
+        &mut self,
+        piece: usize,
+        seeder: SeederId,
+        now: Duration,
+        received: u64,
+        elapsed: Duration,
+    ) -> Option<Ban> {
+        self.failed(piece, seeder, now, None);
+        let max = self.policy.max_deadline_misses;
+        let stats = &mut self.seeders[seeder.0];
+        stats.rate = Some(received as f64 / elapsed.as_secs_f64().max(1e-6));
+        stats.deadline_misses += 1;
+        if stats.deadline_misses < max || matches!(stats.status, SeederStatus::Banned(_)) {
+            return None;
+        }
+        let reason = format!(
+            "too slow: missed {} request deadlines in a row (the last: {received} bytes in {:.1} s)",
+            stats.deadline_misses,
+            elapsed.as_secs_f64()
+        );
+        Some(self.ban(seeder, reason))
     }
 
     pub fn is_banned(&self, seeder: SeederId) -> bool {
@@ -506,6 +561,45 @@ mod tests {
         assert_eq!(s.usable_seeders(), 0);
         s.revive(a);
         assert_eq!(s.usable_seeders(), 1);
+    }
+
+    #[test]
+    fn deadlines_follow_the_measured_rate_and_a_dripping_seeder_is_dropped() {
+        let mut s = sched(4, 4);
+        let (fast, drip) = (s.add_seeder(), s.add_seeder());
+        // Unmeasured: the floor rate of 64 KiB/s, plus the slack.
+        assert_eq!(s.deadline(fast, 65536), Duration::from_secs(3));
+        s.completed(0, fast, 8 << 20, Duration::from_secs(1));
+        // 8 MiB/s measured: an eighth of it, 1 MiB/s, for 1 MiB.
+        assert_eq!(s.deadline(fast, 1 << 20), Duration::from_secs(3));
+
+        let (p1, _) = s.assign(T0).unwrap();
+        let (p2, who) = s.assign(T0).unwrap();
+        assert_eq!(who, drip, "the unmeasured seeder gets tried");
+        assert!(s
+            .missed_deadline(p2, drip, T0, 10, Duration::from_secs(3))
+            .is_none());
+        assert_eq!(s.seeder(drip).rate, Some(10.0 / 3.0));
+        assert_ne!(
+            s.assign(T0).map(|(p, _)| p),
+            Some(p1),
+            "p1 is still in flight"
+        );
+        let now = Duration::from_secs(10);
+        let (p, id) = loop {
+            let (p, id) = s.assign(now).unwrap();
+            if id == drip {
+                break (p, id);
+            }
+            s.completed(p, id, 1, Duration::from_millis(1));
+        };
+        let ban = s
+            .missed_deadline(p, id, now, 0, Duration::from_secs(3))
+            .unwrap();
+        assert!(ban.reason.contains("too slow"), "{}", ban.reason);
+        assert!(s.is_banned(drip));
+        s.revive(drip);
+        assert!(s.is_banned(drip), "listing it again does not bring it back");
     }
 
     #[test]

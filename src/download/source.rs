@@ -2,6 +2,7 @@
 //! looked up on a tracker; seeders from the tracker's /peers, the torrent's url-list and the
 //! command line.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::path::Path;
 
@@ -9,6 +10,7 @@ use anyhow::Context;
 use serde::Deserialize;
 use url::Url;
 
+use crate::api_client;
 use crate::metainfo::Metainfo;
 use crate::settings::tracker_base;
 use crate::types::{join_url, InfoHash};
@@ -56,17 +58,33 @@ pub async fn metainfo(
     Metainfo::from_bytes(&bytes).with_context(|| format!("{source:?} is not a usable torrent"))
 }
 
-/// GET `url`, failing on transport errors and non-2xx statuses.
+/// Largest .torrent fetched over HTTP, in bytes (piece layers of a 100 GiB file at 1 MiB
+/// pieces take 3.2 MB).
+pub const MAX_TORRENT_BYTES: usize = 32 * 1024 * 1024;
+/// Largest peer list read from a tracker, in bytes.
+pub const MAX_PEER_LIST_BYTES: usize = 4 * 1024 * 1024;
+/// Most seeders taken from one peer list; a tracker lists at most a few hundred.
+pub const MAX_PEERS: usize = 1000;
+
+/// GET `url` and read at most `limit` bytes of a successful answer; a refusal carries the
+/// server's message.
 async fn get_ok(
     url: &Url,
     http: &reqwest::Client,
     what: &str,
-) -> anyhow::Result<reqwest::Response> {
-    http.get(url.clone())
+    limit: usize,
+) -> anyhow::Result<Vec<u8>> {
+    let response = http
+        .get(url.clone())
         .send()
         .await
-        .and_then(reqwest::Response::error_for_status)
-        .with_context(|| format!("{what} from {url}"))
+        .with_context(|| format!("{what} from {url}"))?;
+    let response = api_client::checked(response)
+        .await
+        .with_context(|| what.to_owned())?;
+    api_client::read_limited(response, limit)
+        .await
+        .with_context(|| what.to_owned())
 }
 
 /// `GET {server}/torrents/{hash}`, checked to be the torrent asked for.
@@ -130,11 +148,7 @@ async fn from_magnet(
 }
 
 async fn fetch_metainfo(url: &Url, http: &reqwest::Client) -> anyhow::Result<Metainfo> {
-    let bytes = get_ok(url, http, "cannot fetch the torrent")
-        .await?
-        .bytes()
-        .await
-        .with_context(|| format!("reading the torrent from {url}"))?;
+    let bytes = get_ok(url, http, "cannot fetch the torrent", MAX_TORRENT_BYTES).await?;
     Metainfo::from_bytes(&bytes).with_context(|| format!("{url} did not return a usable torrent"))
 }
 
@@ -159,7 +173,8 @@ struct PeerEntry {
     url: String,
 }
 
-/// Live seeders the tracker knows for this torrent.
+/// Live seeders the tracker knows for this torrent: http(s) URLs only, each once, at most
+/// [`MAX_PEERS`]. Anything else a tracker lists is skipped with one warning.
 pub async fn tracker_peers(
     tracker: &Url,
     meta: &Metainfo,
@@ -168,17 +183,46 @@ pub async fn tracker_peers(
     let mut url = join_url(tracker, "peers");
     url.query_pairs_mut()
         .append_pair("info_hash", &meta.info_hash_v2.to_string());
-    let reply: PeersReply = get_ok(&url, http, "cannot get seeders")
-        .await?
-        .json()
-        .await
+    let body = get_ok(&url, http, "cannot get seeders", MAX_PEER_LIST_BYTES).await?;
+    let reply: PeersReply = serde_json::from_slice(&body)
         .with_context(|| format!("{url} answered something other than a peer list"))?;
-    Ok(reply
-        .peers
-        .iter()
-        .filter_map(|p| Url::parse(&p.url).ok())
-        .map(Endpoint::Native)
-        .collect())
+    let (peers, skipped) = seeder_endpoints(reply.peers.iter().map(|p| p.url.as_str()));
+    if let Some((count, example)) = skipped {
+        tracing::warn!(tracker = %tracker, skipped = count, example = %crate::types::truncate_for_message(&example), "skipped peer URLs that are not http(s) seeder URLs");
+    }
+    Ok(peers)
+}
+
+/// The usable seeders among `urls`, in order, each once, at most [`MAX_PEERS`]; and how many
+/// were skipped as unusable, with the first of them.
+fn seeder_endpoints<'a>(
+    urls: impl Iterator<Item = &'a str>,
+) -> (Vec<Endpoint>, Option<(usize, String)>) {
+    let mut seen = HashSet::new();
+    let mut peers = Vec::new();
+    let mut skipped: Option<(usize, String)> = None;
+    for raw in urls {
+        if peers.len() == MAX_PEERS {
+            break;
+        }
+        match Url::parse(raw) {
+            Ok(url) if is_http_with_host(&url) => {
+                if seen.insert(url.clone()) {
+                    peers.push(Endpoint::Native(url));
+                }
+            }
+            _ => {
+                let entry = skipped.get_or_insert_with(|| (0, raw.to_owned()));
+                entry.0 += 1;
+            }
+        }
+    }
+    (peers, skipped)
+}
+
+/// Only these can be fetched from (and joined with paths).
+fn is_http_with_host(url: &Url) -> bool {
+    matches!(url.scheme(), "http" | "https") && url.has_host() && !url.cannot_be_a_base()
 }
 
 /// The torrent's web seeds. A url-list entry ending in '/' names a directory: the torrent name
@@ -187,7 +231,7 @@ pub fn web_seeds(meta: &Metainfo) -> Vec<Endpoint> {
     meta.url_list
         .iter()
         .filter_map(|u| Url::parse(u).ok())
-        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .filter(is_http_with_host)
         .map(|u| {
             if u.path().ends_with('/') {
                 Endpoint::WebSeed(join_url(&u, &meta.name))
@@ -201,14 +245,14 @@ pub fn web_seeds(meta: &Metainfo) -> Vec<Endpoint> {
 /// Drops web seeds that are the `/files/` URL of a native seeder already listed: the same
 /// server, better used through its chunk endpoint.
 pub fn dedup(endpoints: Vec<Endpoint>, name: &str) -> Vec<Endpoint> {
-    let natives: Vec<Url> = endpoints
+    let natives: HashSet<Url> = endpoints
         .iter()
         .filter_map(|e| match e {
             Endpoint::Native(base) => Some(join_url(&join_url(base, "files"), name)),
             Endpoint::WebSeed(_) => None,
         })
         .collect();
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     endpoints
         .into_iter()
         .filter(|e| match e {
@@ -239,6 +283,35 @@ mod tests {
         ]);
         let seeds: Vec<String> = web_seeds(&m).iter().map(ToString::to_string).collect();
         assert_eq!(seeds, ["http://h/files/a%20b.bin", "http://h/exact.bin"]);
+    }
+
+    #[test]
+    fn hostile_peer_lists_are_filtered_deduplicated_and_capped_in_linear_time() {
+        let (peers, skipped) = seeder_endpoints(
+            [
+                "mailto:x@y",
+                "http://a:1",
+                "http://a:1/",
+                "data:,x",
+                "not a url",
+                "https://b",
+            ]
+            .into_iter(),
+        );
+        let urls: Vec<String> = peers.iter().map(ToString::to_string).collect();
+        assert_eq!(urls, ["http://a:1/", "https://b/"]);
+        assert_eq!(skipped, Some((3, "mailto:x@y".to_owned())));
+
+        let many: Vec<String> = (0..100_000)
+            .map(|i| format!("http://10.{}.{}.{}:8080", i / 65536, i / 256 % 256, i % 256))
+            .collect();
+        let started = std::time::Instant::now();
+        let (peers, _) = seeder_endpoints(many.iter().map(String::as_str));
+        assert_eq!(peers.len(), MAX_PEERS);
+        let repeated = vec!["http://a:1"; 100_000];
+        let (peers, _) = seeder_endpoints(repeated.into_iter());
+        assert_eq!(peers.len(), 1);
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use tokio::sync::Notify;
 use url::Url;
 
 use super::Seeder;
+use crate::api_client;
 use crate::metainfo::Metainfo;
 use crate::tracker::swarm::Event;
 use crate::tracker::Tracker;
@@ -35,6 +36,9 @@ struct AnnounceBody<'a> {
     event: Option<Event>,
 }
 
+/// An announce reply is a few dozen bytes; anything far larger is not one.
+const MAX_REPLY_BYTES: usize = 64 * 1024;
+
 #[derive(Deserialize)]
 struct AnnounceReply {
     interval: u64,
@@ -49,12 +53,12 @@ impl TrackerClient {
                 tokio::task::spawn_blocking(move || tracker.register(meta)).await??;
             }
             TrackerClient::Remote { base, http, token } => {
-                with_token(http.post(join_url(base, "torrents")), token)
+                let response = with_token(http.post(join_url(base, "torrents")), token)
                     .header("content-type", "application/x-bittorrent")
                     .body(meta.bytes.to_vec())
                     .send()
-                    .await?
-                    .error_for_status()?;
+                    .await?;
+                api_client::checked(response).await?;
             }
         }
         Ok(())
@@ -78,13 +82,14 @@ impl TrackerClient {
                     url: url.as_str(),
                     event,
                 };
-                let reply: AnnounceReply = with_token(http.post(join_url(base, "announce")), token)
+                let response = with_token(http.post(join_url(base, "announce")), token)
                     .json(&body)
                     .send()
-                    .await?
-                    .error_for_status()?
-                    .json()
                     .await?;
+                let body =
+                    api_client::read_limited(api_client::checked(response).await?, MAX_REPLY_BYTES)
+                        .await?;
+                let reply: AnnounceReply = serde_json::from_slice(&body)?;
                 Ok(Duration::from_secs(reply.interval.max(1)))
             }
         }
@@ -129,7 +134,7 @@ impl Announcer {
                             registered.insert(hash);
                         }
                         Err(e) => {
-                            tracing::warn!(name = %file.name, error = %e, "registering torrent with tracker failed");
+                            tracing::warn!(name = %file.name, error = %format!("{e:#}"), "registering torrent with tracker failed");
                             continue;
                         }
                     }
@@ -155,7 +160,7 @@ impl Announcer {
         match self.client.announce(hash, &self.own_url, event).await {
             Ok(interval) => Some(interval),
             Err(e) => {
-                tracing::warn!(info_hash = %hash, error = %e, "announce failed; will retry");
+                tracing::warn!(info_hash = %hash, error = %format!("{e:#}"), "announce failed; will retry");
                 None
             }
         }

@@ -20,9 +20,15 @@ pub enum Behaviour {
     Unavailable(usize),
     /// Web seed that ignores Range and sends the whole file with 200.
     IgnoresRange,
+    /// Sends each piece one byte at a time, this long apart.
+    Drip(Duration),
+    /// Never sends a piece's body: the response head, then silence.
+    Stall,
 }
 
 struct State {
+    /// The body of `GET /peers`, as a hostile tracker would send it.
+    peers: Mutex<String>,
     data: Vec<u8>,
     piece_length: usize,
     behaviour: Behaviour,
@@ -38,6 +44,7 @@ pub struct FakeSeeder {
 impl FakeSeeder {
     pub async fn start(data: Vec<u8>, piece_length: usize, behaviour: Behaviour) -> FakeSeeder {
         let state = Arc::new(State {
+            peers: Mutex::new(r#"{"peers":[]}"#.to_owned()),
             data,
             piece_length,
             behaviour,
@@ -52,6 +59,7 @@ impl FakeSeeder {
                 .app_data(shared.clone())
                 .route("/chunks/{hash}/{index}", web::get().to(chunk))
                 .route("/files/{name:.+}", web::get().to(file))
+                .route("/peers", web::get().to(peers))
         })
         .workers(1)
         .listen(listener)
@@ -63,6 +71,11 @@ impl FakeSeeder {
             url: format!("http://127.0.0.1:{port}"),
             state,
         }
+    }
+
+    /// Makes `GET /peers` answer `body` (this fake doubles as a tracker).
+    pub fn set_peers(&self, body: String) {
+        *self.state.peers.lock().unwrap() = body;
     }
 
     /// Requests answered with piece data so far.
@@ -94,6 +107,26 @@ async fn misbehave(state: &State) -> Option<HttpResponse> {
     None
 }
 
+async fn peers(state: web::Data<State>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(state.peers.lock().unwrap().clone())
+}
+
+/// A body that yields one byte per `every`, or nothing ever.
+fn trickle(bytes: Vec<u8>, every: Option<Duration>) -> HttpResponse {
+    let len = bytes.len() as u64;
+    let stream = futures_util::stream::unfold((bytes, 0), move |(bytes, at)| async move {
+        match every {
+            None => std::future::pending::<()>().await,
+            Some(every) => actix_web::rt::time::sleep(every).await,
+        }
+        let byte = web::Bytes::copy_from_slice(bytes.get(at..=at)?);
+        Some((Ok::<_, std::io::Error>(byte), (bytes, at + 1)))
+    });
+    HttpResponse::Ok().body(actix_web::body::SizedStream::new(len, stream))
+}
+
 async fn chunk(path: web::Path<(String, usize)>, state: web::Data<State>) -> HttpResponse {
     if let Some(response) = misbehave(&state).await {
         return response;
@@ -105,8 +138,11 @@ async fn chunk(path: web::Path<(String, usize)>, state: web::Data<State>) -> Htt
     }
     let end = (start + state.piece_length).min(state.data.len());
     let mut piece = state.data[start..end].to_vec();
-    if matches!(state.behaviour, Behaviour::Corrupt) {
-        piece[0] ^= 0xff;
+    match state.behaviour {
+        Behaviour::Corrupt => piece[0] ^= 0xff,
+        Behaviour::Drip(every) => return trickle(piece, Some(every)),
+        Behaviour::Stall => return trickle(piece, None),
+        _ => {}
     }
     HttpResponse::Ok().body(piece)
 }

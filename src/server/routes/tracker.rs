@@ -112,6 +112,9 @@ mod tests {
     }
 }
 
+/// How long a seeder under verification may take to serve its one chunk.
+const VERIFY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// Fetches one chunk from a new seeder and checks it against the torrent before listing it.
 async fn verify_seeder(
     http: &reqwest::Client,
@@ -131,7 +134,7 @@ async fn verify_seeder(
     };
     // The fetch error stays in our log: echoing it would let an announcer probe what the
     // tracker's network answers.
-    let data = fetch::piece(http, &endpoint, meta, index, offset, len)
+    let data = fetch::piece(http, &endpoint, meta, index, offset, len, VERIFY_DEADLINE)
         .await
         .map_err(|e| {
             tracing::info!(seeder = %url, piece = index, error = %e, "seeder verification: fetch failed");
