@@ -9,6 +9,7 @@ use gotorrent_http::bencode;
 use gotorrent_http::metainfo::{create, merkle, Metainfo};
 use gotorrent_http::tracker::bep3::{self, AnnounceEvent};
 use gotorrent_http::tracker::bt_swarm::{Announce, BtSwarms};
+use gotorrent_http::tracker::Limits;
 use gotorrent_http::types::PieceLength;
 
 fn hashing(c: &mut Criterion) {
@@ -68,20 +69,22 @@ fn announces(c: &mut Criterion) {
         |b| {
             b.iter_batched_ref(
                 || {
-                    let mut swarms = BtSwarms::new(120);
+                    let mut swarms = BtSwarms::new(120, Limits::default());
                     for t in 0..1000u32 {
                         for p in 0..50u32 {
-                            swarms.announce(announce(t, p, None), 0);
+                            swarms.announce(announce(t, p, None), 0).unwrap();
                         }
                     }
                     (swarms, 0u32)
                 },
                 |(swarms, n)| {
                     *n += 1;
-                    let outcome = swarms.announce(
-                        announce(*n % 1000, 50 + *n, Some(AnnounceEvent::Started)),
-                        1,
-                    );
+                    let outcome = swarms
+                        .announce(
+                            announce(*n % 1000, 50 + *n, Some(AnnounceEvent::Started)),
+                            1,
+                        )
+                        .unwrap();
                     let reply = bep3::AnnounceReply {
                         interval: 60,
                         min_interval: 30,

@@ -74,6 +74,8 @@ def start_gotorrent(procs, binary, work, name, data_dir, piece_length, tracker=N
     env = dict(os.environ,
                GOTORRENT__SEEDER__PIECE_LENGTH=str(piece_length),
                GOTORRENT__TRACKER__RATE_LIMIT_PER_SECOND="0",
+               # wrk is one client with many connections: the per-client cap would refuse it.
+               GOTORRENT__SEEDER__MAX_STREAMS_PER_CLIENT="512",
                GOTORRENT__TRACKER__MAX_PEERS="50",
                GOTORRENT__LOG__LEVEL="warn")
     log = open(os.path.join(work, f"{name}.log"), "w+")

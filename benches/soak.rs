@@ -43,6 +43,8 @@ fn start_server(data: &Path, state: &Path) -> Server {
     ];
     let env = [
         ("GOTORRENT__TRACKER__RATE_LIMIT_PER_SECOND", "0"),
+        // Every soak client is 127.0.0.1: the per-client stream cap would refuse them.
+        ("GOTORRENT__SEEDER__MAX_STREAMS_PER_CLIENT", "512"),
         ("GOTORRENT__LOG__LEVEL", "warn"),
         ("GOTORRENT__SEEDER__PIECE_LENGTH", "262144"),
     ];

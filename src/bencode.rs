@@ -31,12 +31,19 @@ pub enum DecodeError {
     KeyOrder { at: usize },
     #[error("nesting deeper than {MAX_DEPTH} levels at byte {at}")]
     TooDeep { at: usize },
+    #[error("more than {MAX_VALUES} values (at byte {at})")]
+    TooManyValues { at: usize },
     #[error("{extra} trailing bytes after the value")]
     Trailing { extra: usize },
 }
 
 /// Nesting limit: a torrent needs a handful of levels; this bounds recursion on hostile input.
 pub const MAX_DEPTH: usize = 64;
+/// Most values (integers, strings, lists, dictionaries) in one input. A torrent of 10,000 files
+/// has about 110,000; the cap bounds the decoder's memory (a value takes 32 bytes, so about
+/// 32 MB) on input such as millions of empty lists, whose two bytes each would otherwise
+/// become 32.
+pub const MAX_VALUES: usize = 1_000_000;
 
 impl Value {
     pub fn bytes(b: impl Into<Vec<u8>>) -> Self {
@@ -141,6 +148,7 @@ pub fn decode(input: &[u8]) -> Result<Decoded<'_>, DecodeError> {
     let mut parser = Parser {
         input,
         pos: 0,
+        values: 0,
         top_level_spans: BTreeMap::new(),
     };
     let value = parser.value(0)?;
@@ -159,6 +167,8 @@ pub fn decode(input: &[u8]) -> Result<Decoded<'_>, DecodeError> {
 struct Parser<'a> {
     input: &'a [u8],
     pos: usize,
+    /// Values decoded so far, against [`MAX_VALUES`].
+    values: usize,
     top_level_spans: BTreeMap<Vec<u8>, Range<usize>>,
 }
 
@@ -173,6 +183,10 @@ impl Parser<'_> {
     fn value(&mut self, depth: usize) -> Result<Value, DecodeError> {
         if depth > MAX_DEPTH {
             return Err(DecodeError::TooDeep { at: self.pos });
+        }
+        self.values += 1;
+        if self.values > MAX_VALUES {
+            return Err(DecodeError::TooManyValues { at: self.pos });
         }
         match self.peek()? {
             b'i' => {
@@ -278,6 +292,21 @@ mod tests {
             (b"cow".to_vec(), Value::bytes("moo")),
         ]));
         assert_eq!(dict.encode(), b"d3:cow3:moo4:spam4:eggse");
+    }
+
+    #[test]
+    fn the_number_of_values_is_bounded() {
+        let mut many = b"l".to_vec();
+        many.extend(b"le".repeat(MAX_VALUES));
+        many.push(b'e');
+        assert!(matches!(
+            decode(&many),
+            Err(DecodeError::TooManyValues { .. })
+        ));
+        let mut fine = b"l".to_vec();
+        fine.extend(b"le".repeat(MAX_VALUES - 1));
+        fine.push(b'e');
+        assert!(decode(&fine).is_ok());
     }
 
     #[test]

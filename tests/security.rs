@@ -621,3 +621,171 @@ async fn our_clients_report_the_servers_reason_for_a_refusal() {
         "{text}"
     );
 }
+
+#[actix_web::test]
+async fn slow_readers_cannot_hold_every_stream() {
+    use tokio::io::AsyncWriteExt;
+    let data = content(32 << 20);
+    let app = TestApp::spawn_with(
+        &[("big file.bin", &data[..])],
+        |_| {},
+        |s| {
+            s.raw.seeder.max_streams = 4;
+            s.raw.seeder.max_streams_per_client = 2;
+            s.raw.server.trusted_proxy_hops = 1;
+        },
+    )
+    .await;
+    app.wait_for_torrent("big file.bin").await;
+    // A fresh connection per request, as separate downloaders would open.
+    let get_as = |client: &'static str| {
+        reqwest::Client::new()
+            .get(format!("{}/files/big%20file.bin", app.url))
+            .header("x-forwarded-for", client)
+            .send()
+    };
+
+    // Two requests from one client that never read their bodies.
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        let mut socket = tokio::net::TcpStream::connect(app.url.trim_start_matches("http://"))
+            .await
+            .unwrap();
+        let request = "GET /files/big%20file.bin HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 198.51.100.9\r\n\r\n";
+        socket.write_all(request.as_bytes()).await.unwrap();
+        stalled.push(socket);
+    }
+    support::poll("both slow streams to hold their permits", || async {
+        get_as("198.51.100.9")
+            .await
+            .is_ok_and(|r| r.status() == 503)
+    })
+    .await;
+
+    let refused = get_as("198.51.100.9").await.unwrap();
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let error = assert_json_error(refused, 503).await;
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("seeder.max_streams_per_client"),
+        "{error}"
+    );
+    let other = get_as("198.51.100.10").await.unwrap();
+    assert_eq!(other.status(), 200, "another client still gets a stream");
+    assert_eq!(other.bytes().await.unwrap().len(), data.len());
+    drop(stalled);
+}
+
+/// A BEP 3 announce of a made-up torrent; returns the bencoded reply as text.
+async fn bt_announce(app: &TestApp, torrent: u32, event: &str) -> String {
+    let hash: String = format!("{torrent:040x}")
+        .as_bytes()
+        .chunks(2)
+        .map(|pair| format!("%{}", std::str::from_utf8(pair).unwrap()))
+        .collect();
+    let url = format!(
+        "{}/announce?info_hash={hash}&peer_id=-XX0001-aaaaaaaaaaaa&port=6881&left=0&event={event}",
+        app.url
+    );
+    String::from_utf8_lossy(&app.get_bytes(&url).await).into_owned()
+}
+
+#[actix_web::test]
+async fn tracker_memory_is_capped_and_a_full_table_says_so() {
+    let app = TestApp::spawn_with(
+        &[],
+        |_| {},
+        |s| {
+            s.raw.tracker.max_swarms = 5;
+            s.raw.tracker.max_torrents = 1;
+        },
+    )
+    .await;
+
+    // Completed events for random info-hashes: each a swarm, up to the cap.
+    for torrent in 0..5 {
+        assert!(bt_announce(&app, torrent, "completed")
+            .await
+            .contains("8:interval"));
+    }
+    let refused = bt_announce(&app, 99, "completed").await;
+    assert!(
+        refused.contains("failure reason") && refused.contains("tracker.max_swarms = 5"),
+        "{refused}"
+    );
+    // The native swarm table has the same cap.
+    for torrent in 0..5u8 {
+        let hash = format!("{torrent:02x}").repeat(32);
+        let ok = app
+            .announce(json!({"info_hash": hash, "url": "http://127.0.0.1:9"}))
+            .await;
+        assert_eq!(ok.status(), 200);
+    }
+    let full = app
+        .announce(json!({"info_hash": "ff".repeat(32), "url": "http://127.0.0.1:9"}))
+        .await;
+    assert_eq!(full.headers()["retry-after"], "60");
+    let error = assert_json_error(full, 503).await;
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("tracker.max_swarms"),
+        "{error}"
+    );
+    // And the registry.
+    let torrent = |name: &str| {
+        create::from_bytes(name, b"x", PieceLength::new(16384).unwrap(), vec![], vec![])
+            .unwrap()
+            .bytes
+            .to_vec()
+    };
+    assert_eq!(app.register_torrent(torrent("one.bin")).await.status(), 201);
+    let error = assert_json_error(app.register_torrent(torrent("two.bin")).await, 503).await;
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("tracker.max_torrents = 1"),
+        "{error}"
+    );
+}
+
+#[actix_web::test]
+async fn invented_methods_do_not_grow_the_metrics() {
+    let app = TestApp::spawn().await;
+    for n in 0..50 {
+        let method = reqwest::Method::from_bytes(format!("BREW{n}").as_bytes()).unwrap();
+        app.client
+            .request(method, format!("{}/torrents", app.url))
+            .send()
+            .await
+            .unwrap();
+    }
+    let metrics = app.metrics().await;
+    assert!(!metrics.contains("BREW"), "{metrics}");
+    assert!(metrics.contains(r#"method="other""#), "{metrics}");
+}
+
+#[actix_web::test]
+async fn a_body_of_millions_of_empty_lists_is_refused_without_decoding_it_all() {
+    let app = TestApp::spawn().await;
+    let mut body = b"l".to_vec();
+    body.extend(b"le".repeat((5 << 20) - 1));
+    body.push(b'e');
+    assert_eq!(body.len(), 10 << 20, "just within server.max_body_bytes");
+
+    let started = std::time::Instant::now();
+    let error = assert_json_error(app.register_torrent(body).await, 422).await;
+
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("more than 1000000 values"),
+        "{error}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+}

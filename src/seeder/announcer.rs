@@ -73,7 +73,7 @@ impl TrackerClient {
     ) -> anyhow::Result<Duration> {
         match self {
             TrackerClient::Local(tracker) => {
-                tracker.announce(&InfoHash::V2(hash), url.clone(), event);
+                tracker.announce(&InfoHash::V2(hash), url.clone(), event)?;
                 Ok(tracker.interval())
             }
             TrackerClient::Remote { base, http, token } => {

@@ -36,6 +36,8 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("too many downloads at once; retry shortly")]
     Overloaded,
+    #[error("this client already has {limit} downloads streaming (seeder.max_streams_per_client); retry when one ends")]
+    TooManyStreams { limit: usize },
     #[error("unauthorized: {0}")]
     Unauthorized(&'static str),
     #[error("{0}")]
@@ -56,6 +58,8 @@ pub enum ApiError {
     Db(#[from] DbError),
     #[error("{0}")]
     SeederRefused(#[from] crate::tracker::admission::AdmissionError),
+    #[error("{0}")]
+    Full(#[from] crate::tracker::Full),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -66,11 +70,13 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::SeederRefused(_) => "seeder_refused",
+            ApiError::Full(_) => "capacity_reached",
             ApiError::InvalidTorrent(_) => "invalid_torrent",
             ApiError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Overloaded => "overloaded",
+            ApiError::TooManyStreams { .. } => "too_many_streams",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::SeederUnverified(_) => "seeder_unverified",
@@ -97,7 +103,9 @@ impl ResponseError for ApiError {
             ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Overloaded | ApiError::TooManyStreams { .. } | ApiError::Full(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::SeederUnverified(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -125,8 +133,12 @@ impl ResponseError for ApiError {
             ApiError::Storage(StorageError::Missing { .. } | StorageError::Changed { .. }) => {
                 response.insert_header((header::RETRY_AFTER, "30"));
             }
-            ApiError::Overloaded => {
+            ApiError::Overloaded | ApiError::TooManyStreams { .. } => {
                 response.insert_header((header::RETRY_AFTER, "1"));
+            }
+            // Entries expire within two announce intervals; a minute is a fair first wait.
+            ApiError::Full(_) => {
+                response.insert_header((header::RETRY_AFTER, "60"));
             }
             ApiError::Unauthorized(_) => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
@@ -217,4 +229,13 @@ pub fn ensure_json_body<B: actix_web::body::MessageBody + 'static>(
     Ok(ErrorHandlerResponse::Response(
         actix_web::dev::ServiceResponse::new(req, new).map_into_right_body(),
     ))
+}
+
+impl From<crate::tracker::TrackerError> for ApiError {
+    fn from(e: crate::tracker::TrackerError) -> Self {
+        match e {
+            crate::tracker::TrackerError::Db(e) => ApiError::Db(e),
+            crate::tracker::TrackerError::Full(e) => ApiError::Full(e),
+        }
+    }
 }

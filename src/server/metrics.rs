@@ -85,6 +85,27 @@ impl Default for Metrics {
     }
 }
 
+/// The method as a label: the standard ones by name, anything a client invents as "other", so
+/// the number of series stays bounded.
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    const KNOWN: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::HEAD, "HEAD"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::DELETE, "DELETE"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::PATCH, "PATCH"),
+        (Method::TRACE, "TRACE"),
+        (Method::CONNECT, "CONNECT"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(m, _)| m == method)
+        .map_or("other", |(_, name)| name)
+}
+
 /// Counts the request by route pattern (not raw path, so label cardinality stays bounded) and
 /// logs one line with method, path, status and duration.
 pub async fn observe(
@@ -105,7 +126,7 @@ pub async fn observe(
         state
             .metrics
             .requests
-            .with_label_values(&[route.as_str(), method.as_str(), status.as_str()])
+            .with_label_values(&[route.as_str(), method_label(&method), status.as_str()])
             .inc();
     }
     tracing::info!(

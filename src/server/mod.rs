@@ -8,6 +8,7 @@ mod metrics;
 pub mod openapi;
 pub mod range;
 mod routes;
+mod streams;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -42,8 +43,10 @@ pub struct AppState {
     pub trusted_proxy_hops: usize,
     pub accept_ip_param: bool,
     pub max_peers: usize,
-    /// Permits for file and chunk bodies streaming at once.
-    pub streams: Arc<tokio::sync::Semaphore>,
+    /// Permits for file and chunk bodies streaming at once, in all and per client.
+    pub streams: streams::Streams,
+    /// Permits for decoding request bodies (torrents) at once: one per core.
+    pub decoding: tokio::sync::Semaphore,
     pub guard: guard::SharedGuard,
     pub allowlist: bool,
     pub private_seeders: crate::settings::PrivateSeeders,
@@ -93,10 +96,18 @@ impl Application {
         let db = Arc::new(StateDb::open(&raw.storage.state_dir)?);
         let tracker = if raw.tracker.enabled {
             let store = db.clone();
+            let limits = crate::tracker::Limits {
+                max_torrents: raw.tracker.max_torrents,
+                max_swarms: raw.tracker.max_swarms,
+                max_peers_per_swarm: raw.tracker.max_peers_per_swarm,
+                max_seeders: raw.tracker.max_seeders,
+                max_bittorrent_peers: raw.tracker.max_bittorrent_peers,
+            };
             Some(Arc::new(Tracker::load(
                 store,
                 settings.announce_interval,
                 raw.tracker.max_peers,
+                limits,
             )?))
         } else {
             None
@@ -156,7 +167,11 @@ impl Application {
             trusted_proxy_hops: raw.server.trusted_proxy_hops,
             accept_ip_param: raw.tracker.accept_ip_param,
             max_peers: raw.tracker.max_peers,
-            streams: Arc::new(tokio::sync::Semaphore::new(raw.seeder.max_streams)),
+            streams: streams::Streams::new(
+                raw.seeder.max_streams,
+                raw.seeder.max_streams_per_client,
+            ),
+            decoding: tokio::sync::Semaphore::new(cores()),
             guard: guard.clone(),
             allowlist: raw.tracker.allowlist,
             private_seeders: raw.tracker.private_seeders,
@@ -168,7 +183,7 @@ impl Application {
                 .build()?,
         });
         let workers = match raw.server.workers {
-            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            0 => cores(),
             n => n,
         };
         let server = HttpServer::new(move || {
@@ -275,6 +290,10 @@ impl Application {
         }
         served
     }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 /// With no public URL configured, the server's own address; an unspecified bind address

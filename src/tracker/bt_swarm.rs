@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use super::bep3::{AnnounceEvent, PeerAddr, ScrapeStats};
+use super::{Full, Limits};
 
 #[derive(Debug, Clone, Copy)]
 struct Peer {
@@ -25,6 +26,10 @@ struct Swarm {
 pub struct BtSwarms {
     swarms: HashMap<[u8; 20], Swarm>,
     peer_ttl: u64,
+    limits: Limits,
+    /// Peers over all swarms (live or not yet expired), kept against
+    /// `limits.max_bittorrent_peers`.
+    peers: usize,
 }
 
 /// One announce, already validated and with the peer's address decided.
@@ -46,27 +51,76 @@ pub struct AnnounceOutcome {
 }
 
 impl BtSwarms {
-    pub fn new(peer_ttl_secs: u64) -> Self {
+    pub fn new(peer_ttl_secs: u64, limits: Limits) -> Self {
         BtSwarms {
             swarms: HashMap::new(),
             peer_ttl: peer_ttl_secs,
+            limits,
+            peers: 0,
         }
+    }
+
+    /// Refuses a peer this announce would add, if a cap is reached.
+    fn room_for(&self, a: &Announce) -> Result<(), Full> {
+        let limits = self.limits;
+        match self.swarms.get(&a.key) {
+            Some(swarm) if swarm.peers.contains_key(&a.peer_id) => return Ok(()),
+            Some(swarm) if swarm.peers.len() >= limits.max_peers_per_swarm => {
+                return Err(Full::new(
+                    "this torrent's swarm",
+                    "tracker.max_peers_per_swarm",
+                    limits.max_peers_per_swarm,
+                ));
+            }
+            Some(_) => {}
+            None if self.swarms.len() >= limits.max_swarms => {
+                return Err(Full::new(
+                    "the tracker's swarm table",
+                    "tracker.max_swarms",
+                    limits.max_swarms,
+                ));
+            }
+            None => {}
+        }
+        if self.peers >= limits.max_bittorrent_peers {
+            return Err(Full::new(
+                "the tracker's peer list",
+                "tracker.max_bittorrent_peers",
+                limits.max_bittorrent_peers,
+            ));
+        }
+        Ok(())
     }
 
     fn live(&self, peer: &Peer, now: u64) -> bool {
         now.saturating_sub(peer.last_announce) <= self.peer_ttl
     }
 
-    pub fn announce(&mut self, a: Announce, now: u64) -> AnnounceOutcome {
+    pub fn announce(&mut self, a: Announce, now: u64) -> Result<AnnounceOutcome, Full> {
+        let stopped = a.event == Some(AnnounceEvent::Stopped);
+        if stopped && !self.swarms.contains_key(&a.key) {
+            return Ok(AnnounceOutcome {
+                stats: ScrapeStats::default(),
+                peers: Vec::new(),
+            });
+        }
+        if !stopped {
+            self.room_for(&a)?;
+        }
         let swarm = self.swarms.entry(a.key).or_default();
-        if a.event == Some(AnnounceEvent::Stopped) {
-            swarm.peers.remove(&a.peer_id);
+        if stopped {
+            if swarm.peers.remove(&a.peer_id).is_some() {
+                self.peers -= 1;
+            }
         } else {
-            let peer = swarm.peers.entry(a.peer_id).or_insert(Peer {
-                addr: a.addr,
-                left: a.left,
-                last_announce: now,
-                completed: false,
+            let peer = swarm.peers.entry(a.peer_id).or_insert_with(|| {
+                self.peers += 1;
+                Peer {
+                    addr: a.addr,
+                    left: a.left,
+                    last_announce: now,
+                    completed: false,
+                }
             });
             // A download counts once per peer, however many "completed" events it sends.
             if a.event == Some(AnnounceEvent::Completed) && !peer.completed {
@@ -100,7 +154,7 @@ impl BtSwarms {
         {
             self.swarms.remove(&a.key);
         }
-        AnnounceOutcome { stats, peers }
+        Ok(AnnounceOutcome { stats, peers })
     }
 
     pub fn stats(&self, key: &[u8; 20], now: u64) -> ScrapeStats {
@@ -130,14 +184,20 @@ impl BtSwarms {
         keys
     }
 
-    pub fn expire(&mut self, now: u64) {
+    /// Drops expired peers, and swarms left without peers unless `keep` says their counts
+    /// matter (registered torrents): otherwise `completed` announces for made-up info-hashes
+    /// would keep swarms forever.
+    pub fn expire(&mut self, now: u64, keep: impl Fn(&[u8; 20]) -> bool) {
         let ttl = self.peer_ttl;
-        self.swarms.retain(|_, swarm| {
+        let mut peers = 0;
+        self.swarms.retain(|key, swarm| {
             swarm
                 .peers
                 .retain(|_, p| now.saturating_sub(p.last_announce) <= ttl);
-            !swarm.peers.is_empty() || swarm.downloaded > 0
+            peers += swarm.peers.len();
+            !swarm.peers.is_empty() || (swarm.downloaded > 0 && keep(key))
         });
+        self.peers = peers;
     }
 }
 
@@ -158,13 +218,18 @@ mod tests {
 
     #[test]
     fn counts_seeders_leechers_and_downloads() {
-        let mut s = BtSwarms::new(120);
-        s.announce(announce(1, 0, Some(AnnounceEvent::Started)), 100);
-        let out = s.announce(announce(2, 500, Some(AnnounceEvent::Started)), 100);
+        let mut s = BtSwarms::new(120, Limits::default());
+        s.announce(announce(1, 0, Some(AnnounceEvent::Started)), 100)
+            .unwrap();
+        let out = s
+            .announce(announce(2, 500, Some(AnnounceEvent::Started)), 100)
+            .unwrap();
         assert_eq!(out.peers.len(), 1, "the leecher gets the seeder");
         assert_eq!((out.stats.complete, out.stats.incomplete), (1, 1));
-        s.announce(announce(2, 0, Some(AnnounceEvent::Completed)), 101);
-        s.announce(announce(2, 0, Some(AnnounceEvent::Completed)), 102);
+        s.announce(announce(2, 0, Some(AnnounceEvent::Completed)), 101)
+            .unwrap();
+        s.announce(announce(2, 0, Some(AnnounceEvent::Completed)), 102)
+            .unwrap();
         let stats = s.stats(&[9; 20], 102);
         assert_eq!(
             (stats.complete, stats.incomplete, stats.downloaded),
@@ -174,36 +239,99 @@ mod tests {
 
     #[test]
     fn seeders_are_not_sent_other_seeders() {
-        let mut s = BtSwarms::new(120);
-        s.announce(announce(1, 0, None), 100);
-        assert!(s.announce(announce(2, 0, None), 100).peers.is_empty());
-        assert_eq!(s.announce(announce(3, 10, None), 100).peers.len(), 2);
+        let mut s = BtSwarms::new(120, Limits::default());
+        s.announce(announce(1, 0, None), 100).unwrap();
+        assert!(s
+            .announce(announce(2, 0, None), 100)
+            .unwrap()
+            .peers
+            .is_empty());
+        assert_eq!(
+            s.announce(announce(3, 10, None), 100).unwrap().peers.len(),
+            2
+        );
     }
 
     #[test]
     fn stopped_removes_and_silence_expires() {
-        let mut s = BtSwarms::new(120);
-        s.announce(announce(1, 10, None), 100);
-        s.announce(announce(2, 10, None), 100);
-        s.announce(announce(1, 10, Some(AnnounceEvent::Stopped)), 101);
+        let mut s = BtSwarms::new(120, Limits::default());
+        s.announce(announce(1, 10, None), 100).unwrap();
+        s.announce(announce(2, 10, None), 100).unwrap();
+        s.announce(announce(1, 10, Some(AnnounceEvent::Stopped)), 101)
+            .unwrap();
         assert_eq!(s.stats(&[9; 20], 101).incomplete, 1);
         assert_eq!(
             s.stats(&[9; 20], 221).incomplete,
             0,
             "expired after the TTL"
         );
-        s.expire(221);
+        s.expire(221, |_| true);
         assert!(s.keys(10).is_empty());
     }
 
     #[test]
     fn numwant_caps_the_peer_list() {
-        let mut s = BtSwarms::new(120);
+        let mut s = BtSwarms::new(120, Limits::default());
         for peer in 1..=10 {
-            s.announce(announce(peer, 10, None), 100);
+            s.announce(announce(peer, 10, None), 100).unwrap();
         }
         let mut a = announce(11, 10, None);
         a.numwant = 3;
-        assert_eq!(s.announce(a, 100).peers.len(), 3);
+        assert_eq!(s.announce(a, 100).unwrap().peers.len(), 3);
+    }
+
+    #[test]
+    fn completed_counts_of_unregistered_swarms_do_not_outlive_their_peers() {
+        let mut s = BtSwarms::new(120, Limits::default());
+        for key in 0..100u8 {
+            let mut a = announce(1, 0, Some(AnnounceEvent::Completed));
+            a.key = [key; 20];
+            s.announce(a, 100).unwrap();
+        }
+        s.expire(221, |key| key[0] == 7);
+        assert_eq!(
+            s.keys(1000),
+            [[7; 20]],
+            "only the registered swarm keeps its count"
+        );
+        assert_eq!(s.stats(&[7; 20], 221).downloaded, 1);
+        assert_eq!(s.peers, 0);
+    }
+
+    #[test]
+    fn caps_refuse_new_peers_and_swarms_but_refresh_known_peers() {
+        let limits = Limits {
+            max_swarms: 2,
+            max_peers_per_swarm: 2,
+            max_bittorrent_peers: 3,
+            ..Limits::default()
+        };
+        let mut s = BtSwarms::new(120, limits);
+        let on = |key: u8, peer: u8| Announce {
+            key: [key; 20],
+            ..announce(peer, 10, None)
+        };
+        s.announce(on(1, 1), 100).unwrap();
+        s.announce(on(1, 2), 100).unwrap();
+        let err = s.announce(on(1, 3), 100).unwrap_err();
+        assert!(
+            err.to_string().contains("tracker.max_peers_per_swarm"),
+            "{err}"
+        );
+        s.announce(on(2, 1), 100).unwrap();
+        let err = s.announce(on(3, 1), 100).unwrap_err();
+        assert!(err.to_string().contains("tracker.max_swarms"), "{err}");
+        let err = s.announce(on(2, 2), 100).unwrap_err();
+        assert!(
+            err.to_string().contains("tracker.max_bittorrent_peers"),
+            "{err}"
+        );
+        s.announce(on(1, 1), 101)
+            .expect("a known peer is refreshed");
+        let mut stop = on(9, 1);
+        stop.event = Some(AnnounceEvent::Stopped);
+        s.announce(stop, 101)
+            .expect("stopping in an unknown swarm creates nothing");
+        assert_eq!(s.keys(10).len(), 2);
     }
 }

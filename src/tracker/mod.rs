@@ -20,6 +20,56 @@ use swarm::{Event, PeerView, Swarms};
 /// Most torrents in a scrape that names none (the whole registry).
 pub const MAX_FULL_SCRAPE: usize = 1000;
 
+/// Caps on what clients can make the tracker remember (config keys `tracker.max_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_torrents: usize,
+    /// Swarms per protocol.
+    pub max_swarms: usize,
+    /// Seeders, or BitTorrent peers, in one swarm.
+    pub max_peers_per_swarm: usize,
+    /// Native seeder entries over all swarms.
+    pub max_seeders: usize,
+    /// BitTorrent peers over all swarms.
+    pub max_bittorrent_peers: usize,
+}
+
+impl Default for Limits {
+    /// The compiled-in defaults of config/default.toml.
+    fn default() -> Self {
+        Limits {
+            max_torrents: 100_000,
+            max_swarms: 100_000,
+            max_peers_per_swarm: 5_000,
+            max_seeders: 100_000,
+            max_bittorrent_peers: 1_000_000,
+        }
+    }
+}
+
+/// A cap was reached: the request is refused until entries expire.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} is full ({key} = {limit}); retry later")]
+pub struct Full {
+    pub what: &'static str,
+    pub key: &'static str,
+    pub limit: usize,
+}
+
+impl Full {
+    pub fn new(what: &'static str, key: &'static str, limit: usize) -> Self {
+        Full { what, key, limit }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrackerError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Full(#[from] Full),
+}
+
 /// Durable storage of registered torrents. SQLite today; a store shared by several tracker
 /// instances can implement the same interface.
 pub trait TorrentStore: Send + Sync {
@@ -75,6 +125,7 @@ pub struct Tracker {
     bt_swarms: Mutex<BtSwarms>,
     interval: Duration,
     max_peers: usize,
+    limits: Limits,
 }
 
 /// Whether a registration added a torrent or found it already there.
@@ -91,6 +142,7 @@ impl Tracker {
         store: Arc<dyn TorrentStore>,
         interval: Duration,
         max_peers: usize,
+        limits: Limits,
     ) -> Result<Self, DbError> {
         let mut registry = Registry::default();
         for bytes in store.load_all()? {
@@ -105,10 +157,11 @@ impl Tracker {
         Ok(Tracker {
             store,
             registry: RwLock::new(registry),
-            swarms: Mutex::new(Swarms::new(2 * interval.as_secs())),
-            bt_swarms: Mutex::new(BtSwarms::new(2 * interval.as_secs())),
+            swarms: Mutex::new(Swarms::new(2 * interval.as_secs(), limits)),
+            bt_swarms: Mutex::new(BtSwarms::new(2 * interval.as_secs(), limits)),
             interval,
             max_peers,
+            limits,
         })
     }
 
@@ -117,9 +170,20 @@ impl Tracker {
     }
 
     /// Persists then publishes a torrent. Blocking (disk write): call from the blocking pool.
-    pub fn register(&self, meta: Metainfo) -> Result<(Registered, Arc<Metainfo>), DbError> {
+    pub fn register(&self, meta: Metainfo) -> Result<(Registered, Arc<Metainfo>), TrackerError> {
         if let Some(existing) = self.lookup(&InfoHash::V2(meta.info_hash_v2)) {
             return Ok((Registered::Existing, existing));
+        }
+        let limit = self.limits.max_torrents;
+        if self
+            .registry
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .by_v2
+            .len()
+            >= limit
+        {
+            return Err(Full::new("the torrent registry", "tracker.max_torrents", limit).into());
         }
         self.store.save(&meta, unix_now() as i64)?;
         let meta = Arc::new(meta);
@@ -154,11 +218,16 @@ impl Tracker {
             .map_or(*hash, |meta| InfoHash::V2(meta.info_hash_v2))
     }
 
-    pub fn announce(&self, hash: &InfoHash, url: SeederUrl, event: Option<Event>) {
+    pub fn announce(
+        &self,
+        hash: &InfoHash,
+        url: SeederUrl,
+        event: Option<Event>,
+    ) -> Result<(), Full> {
         let key = self.swarm_key(hash);
         let now = unix_now();
         let mut swarms = self.swarms.lock().unwrap_or_else(|e| e.into_inner());
-        swarms.announce(key, url, event, now);
+        swarms.announce(key, url, event, now)
     }
 
     pub fn peers(&self, hash: &InfoHash) -> Vec<PeerView> {
@@ -191,17 +260,20 @@ impl Tracker {
         swarms.total_live(unix_now())
     }
 
-    /// Drops expired seeders and peers; run periodically.
+    /// Drops expired seeders and peers, and the BitTorrent swarms of unregistered torrents
+    /// left without peers; run periodically.
     pub fn expire(&self) {
         let now = unix_now();
         self.swarms
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .expire(now);
+        let registry = self.registry.read().unwrap_or_else(|e| e.into_inner());
+        let registered = |key: &[u8; 20]| registry.v1_to_v2.contains_key(&InfoHashV1(*key));
         self.bt_swarms
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .expire(now);
+            .expire(now, registered);
     }
 
     /// The BitTorrent swarm key: a registered hybrid torrent's v1 hash and truncated v2 hash
@@ -216,7 +288,7 @@ impl Tracker {
     }
 
     /// A BEP 3 announce; `a.key` is the info-hash as the client sent it.
-    pub fn bt_announce(&self, mut a: bt_swarm::Announce) -> AnnounceOutcome {
+    pub fn bt_announce(&self, mut a: bt_swarm::Announce) -> Result<AnnounceOutcome, Full> {
         a.key = self.bt_key(&a.key);
         let mut swarms = self.bt_swarms.lock().unwrap_or_else(|e| e.into_inner());
         swarms.announce(a, unix_now())

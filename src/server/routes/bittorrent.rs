@@ -66,7 +66,7 @@ pub async fn announce(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
         .numwant
         .unwrap_or(DEFAULT_NUMWANT)
         .min(state.max_peers);
-    let outcome = tracker.bt_announce(Announce {
+    let announced = tracker.bt_announce(Announce {
         key: query.info_hash,
         peer_id: query.peer_id,
         addr: SocketAddr::new(ip, query.port),
@@ -74,6 +74,10 @@ pub async fn announce(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
         event: query.event,
         numwant,
     });
+    let outcome = match announced {
+        Ok(outcome) => outcome,
+        Err(full) => return failure(&full.to_string()),
+    };
     let interval = tracker.interval().as_secs();
     bencoded(bep3::encode_announce(
         &AnnounceReply {

@@ -11,8 +11,10 @@ use futures_util::StreamExt;
 
 use crate::seeder::SharedFile;
 use crate::server::error::{ApiError, ErrorBody};
+use crate::server::guard::client_key;
 use crate::server::openapi::Binary;
 use crate::server::range::{self, RangeOutcome};
+use crate::server::routes::bittorrent::client_ip;
 use crate::server::AppState;
 use crate::storage::FileRef;
 use crate::types::PieceIndex;
@@ -39,7 +41,7 @@ const REVALIDATE: &str = "no-cache";
         (status = 400, description = "Malformed piece index", body = ErrorBody),
         (status = 404, description = "Unknown file or piece index past the end", body = ErrorBody),
         (status = 416, description = "Range outside the piece", body = ErrorBody),
-        (status = 503, description = "Too many streams at once (Retry-After), or the file changed on disk since it was hashed", body = ErrorBody),
+        (status = 503, description = "Too many streams at once, in all (seeder.max_streams) or for this client (seeder.max_streams_per_client), or the file changed on disk since it was hashed; Retry-After says when to try again", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]
 pub async fn chunk(
@@ -83,7 +85,7 @@ pub async fn chunk(
         (status = 304, description = "Not modified (If-None-Match matched the ETag)"),
         (status = 404, description = "No shared file of that name", body = ErrorBody),
         (status = 416, description = "Range not satisfiable; Content-Range gives the length", body = ErrorBody),
-        (status = 503, description = "Too many streams at once (Retry-After), or the file changed on disk since it was hashed", body = ErrorBody),
+        (status = 503, description = "Too many streams at once, in all (seeder.max_streams) or for this client (seeder.max_streams_per_client), or the file changed on disk since it was hashed; Retry-After says when to try again", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]
 pub async fn file(
@@ -147,12 +149,9 @@ async fn serve(
         RangeOutcome::Unsatisfiable => return Err(ApiError::RangeNotSatisfiable { length: len }),
     };
 
-    // Past the stream limit, say "busy, come back" rather than queueing without bound.
-    let permit = state
-        .streams
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| ApiError::Overloaded)?;
+    // Past a stream limit, say "busy, come back" rather than queueing without bound.
+    let client = client_ip(req, state.trusted_proxy_hops).map(client_key);
+    let permit = state.streams.try_acquire(client)?;
     let file_ref = FileRef {
         path: shared.path.clone(),
         size: shared.size,

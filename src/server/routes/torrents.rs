@@ -149,10 +149,19 @@ pub async fn register(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let tracker = state.tracker()?.clone();
-    let meta = Metainfo::from_bytes(&body)?;
-    let (outcome, meta): (Registered, Arc<Metainfo>) = web::block(move || tracker.register(meta))
+    // Decoding a large body is CPU work: it runs on the blocking pool, a few at a time, so a
+    // burst of big bodies neither stalls the async workers nor holds many decoded copies.
+    let _permit = state
+        .decoding
+        .acquire()
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let (outcome, meta): (Registered, Arc<Metainfo>) = web::block(move || {
+        let meta = Metainfo::from_bytes(&body)?;
+        Ok::<_, ApiError>(tracker.register(meta)?)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
     let status = match outcome {
         Registered::Created => StatusCode::CREATED,
         Registered::Existing => StatusCode::OK,

@@ -95,7 +95,7 @@ pub async fn announce(
     if let (true, true, Some(meta)) = (state.verify_seeders, joining, registered) {
         verify_seeder(&state.verify_http, &url, &meta).await?;
     }
-    tracker.announce(&hash, url, body.event);
+    tracker.announce(&hash, url, body.event)?;
     Ok(web::Json(AnnounceResponse {
         interval: tracker.interval().as_secs(),
     }))
