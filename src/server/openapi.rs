@@ -1,6 +1,7 @@
 //! The OpenAPI document: every endpoint, its parameters, bodies and error bodies.
 
-use utoipa::OpenApi;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{IntoResponses, Modify, OpenApi};
 
 use super::error::ErrorBody;
 use super::routes::{bittorrent, files, ops, torrents, tracker};
@@ -41,6 +42,7 @@ use crate::tracker::swarm::{Event, PeerView};
         tracker::PeersResponse,
         ops::Health,
     )),
+    modifiers(&BearerToken),
     tags(
         (name = "seeder", description = "File and chunk serving"),
         (name = "torrents", description = "Torrent metainfo"),
@@ -50,6 +52,48 @@ use crate::tracker::swarm::{Event, PeerView};
     )
 )]
 pub struct ApiDoc;
+
+/// The tracker's tokens (`tracker.write_token`, `tracker.read_token`) as a bearer scheme, so
+/// Swagger UI offers Authorize.
+struct BearerToken;
+
+/// The name operations refer to in `security(...)` (the macro takes it as a literal).
+const BEARER: &str = "tracker_token";
+
+impl Modify for BearerToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            BEARER,
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// What the guard answers on a route that needs `tracker.read_token`.
+#[derive(IntoResponses)]
+pub enum ReadRefusals {
+    /// tracker.read_token is set and the request lacks it
+    #[response(status = 401, headers(("WWW-Authenticate" = String, description = "Bearer")))]
+    Unauthorized(ErrorBody),
+    /// Over this client's rate limit (tracker.rate_limit_per_second)
+    #[response(status = 429, headers(("Retry-After" = u64, description = "Seconds to wait")))]
+    RateLimited(ErrorBody),
+}
+
+/// What the guard answers on a route that needs `tracker.write_token`.
+#[derive(IntoResponses)]
+pub enum WriteRefusals {
+    /// tracker.write_token is set and the request lacks it
+    #[response(status = 401, headers(("WWW-Authenticate" = String, description = "Bearer")))]
+    Unauthorized(ErrorBody),
+    /// Over this client's rate limit (tracker.rate_limit_per_second)
+    #[response(status = 429, headers(("Retry-After" = u64, description = "Seconds to wait")))]
+    RateLimited(ErrorBody),
+    /// A tracker cap is reached (tracker.max_*); entries expire, so retry later
+    #[response(status = 503, headers(("Retry-After" = u64, description = "Seconds to wait")))]
+    Full(ErrorBody),
+}
 
 /// Raw bytes in a request or response body (a `Vec<u8>` would be documented as an integer array).
 #[derive(utoipa::ToSchema)]
@@ -61,4 +105,40 @@ pub fn json() -> String {
     ApiDoc::openapi()
         .to_pretty_json()
         .expect("the OpenAPI document serialises")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_guarded_operation_declares_the_guards_answers_and_the_bearer_scheme() {
+        let doc: serde_json::Value = serde_json::from_str(&super::json()).unwrap();
+        assert_eq!(
+            doc["components"]["securitySchemes"]["tracker_token"]["scheme"],
+            "bearer"
+        );
+        for (path, method) in [
+            ("/announce", "post"),
+            ("/torrents", "post"),
+            ("/torrents", "get"),
+            ("/torrents/{info_hash}", "get"),
+            ("/torrents/{info_hash}/manifest", "get"),
+            ("/peers", "get"),
+        ] {
+            let op = &doc["paths"][path][method];
+            for status in ["401", "429"] {
+                assert!(
+                    op["responses"][status].is_object(),
+                    "{method} {path} {status}"
+                );
+            }
+            assert!(
+                op["responses"]["429"]["headers"]["Retry-After"].is_object(),
+                "{method} {path}"
+            );
+            assert!(
+                op["security"].to_string().contains("tracker_token"),
+                "{method} {path}"
+            );
+        }
+    }
 }

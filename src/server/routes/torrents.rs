@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use super::{find_torrent, known_torrents};
 use crate::metainfo::Metainfo;
 use crate::server::error::{ApiError, ErrorBody};
-use crate::server::openapi::Binary;
+use crate::server::openapi::{Binary, ReadRefusals, WriteRefusals};
 use crate::server::AppState;
 use crate::tracker::Registered;
 use crate::types::InfoHash;
@@ -71,7 +71,8 @@ fn summary(state: &AppState, meta: &Metainfo) -> TorrentSummary {
     get,
     path = "/torrents",
     tag = "torrents",
-    responses((status = 200, body = Vec<TorrentSummary>))
+    security((), ("tracker_token" = [])),
+    responses((status = 200, body = Vec<TorrentSummary>), ReadRefusals)
 )]
 pub async fn list(state: web::Data<AppState>) -> web::Json<Vec<TorrentSummary>> {
     let torrents = known_torrents(&state);
@@ -84,10 +85,12 @@ pub async fn list(state: web::Data<AppState>) -> web::Json<Vec<TorrentSummary>> 
     path = "/torrents/{info_hash}",
     tag = "torrents",
     params(("info_hash" = String, Path, pattern = "^([0-9a-fA-F]{40}|[0-9a-fA-F]{64})$", description = "v2 (64 hex) or v1 (40 hex) info-hash")),
+    security((), ("tracker_token" = [])),
     responses(
         (status = 200, content_type = "application/x-bittorrent", body = Binary),
         (status = 400, description = "Malformed info-hash", body = ErrorBody),
         (status = 404, description = "Unknown torrent", body = ErrorBody),
+        ReadRefusals,
     )
 )]
 pub async fn metainfo(
@@ -108,10 +111,12 @@ pub async fn metainfo(
     path = "/torrents/{info_hash}/manifest",
     tag = "torrents",
     params(("info_hash" = String, Path, pattern = "^([0-9a-fA-F]{40}|[0-9a-fA-F]{64})$", description = "v2 (64 hex) or v1 (40 hex) info-hash")),
+    security((), ("tracker_token" = [])),
     responses(
         (status = 200, body = Manifest),
         (status = 400, description = "Malformed info-hash", body = ErrorBody),
         (status = 404, description = "Unknown torrent", body = ErrorBody),
+        ReadRefusals,
     )
 )]
 pub async fn manifest(
@@ -137,11 +142,13 @@ pub async fn manifest(
         description = "A bencoded single-file hybrid v1 + v2 .torrent (any content type is accepted)",
         content((Binary = "application/x-bittorrent"), (Binary = "application/octet-stream"))
     ),
+    security((), ("tracker_token" = [])),
     responses(
         (status = 201, description = "Registered", body = TorrentSummary),
         (status = 200, description = "Already registered", body = TorrentSummary),
         (status = 413, description = "Body larger than server.max_body_bytes", body = ErrorBody),
         (status = 422, description = "Not a usable torrent", body = ErrorBody),
+        WriteRefusals,
     )
 )]
 pub async fn register(

@@ -7,6 +7,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::download::{fetch, source::Endpoint, store};
 use crate::metainfo::Metainfo;
 use crate::server::error::{ApiError, ErrorBody};
+use crate::server::openapi::{ReadRefusals, WriteRefusals};
 use crate::server::routes::bittorrent::client_ip;
 use crate::server::AppState;
 use crate::settings::PrivateSeeders;
@@ -61,14 +62,14 @@ fn parse_hash(raw: &str) -> Result<InfoHash, ApiError> {
     path = "/announce",
     tag = "tracker",
     request_body = AnnounceRequest,
+    security((), ("tracker_token" = [])),
     responses(
         (status = 200, body = AnnounceResponse),
-        (status = 400, description = "Malformed info-hash, seeder URL or JSON, or a private seeder address refused", body = ErrorBody),
-        (status = 401, description = "tracker.write_token is set and the request lacks it", body = ErrorBody),
+        (status = 400, description = "Malformed info-hash, seeder URL or JSON, or a seeder address refused by tracker.private_seeders", body = ErrorBody),
         (status = 403, description = "tracker.allowlist is on and the torrent is not registered", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 422, description = "tracker.verify_seeders is on and the seeder served a wrong or no chunk", body = ErrorBody),
-        (status = 429, description = "Rate limit exceeded (Retry-After)", body = ErrorBody),
+        WriteRefusals,
     )
 )]
 pub async fn announce(
@@ -154,9 +155,11 @@ async fn verify_seeder(
     path = "/peers",
     tag = "tracker",
     params(PeersQuery),
+    security((), ("tracker_token" = [])),
     responses(
         (status = 200, body = PeersResponse),
         (status = 400, description = "Missing or malformed info-hash", body = ErrorBody),
+        ReadRefusals,
     )
 )]
 pub async fn peers(
