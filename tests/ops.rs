@@ -130,17 +130,129 @@ async fn a_role_that_is_off_has_no_routes() {
     assert_json_error(app.get_file("x", &[]).await, 404).await;
 }
 
+/// The Dockerfile's instructions, continuation lines joined, comments dropped.
+fn dockerfile_instructions() -> Vec<String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    let joined = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace("\\\n", " ");
+    joined
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 #[test]
-fn railway_health_check_path_is_the_health_endpoint() {
+fn the_image_deploys_on_railway() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let railway = std::fs::read_to_string(root.join("railway.toml")).unwrap();
+    for needed in [
+        r#"builder = "DOCKERFILE""#,
+        r#"healthcheckPath = "/health""#,
+    ] {
+        assert!(railway.contains(needed), "railway.toml lacks {needed}");
+    }
+    // A start command would replace the image's entrypoint, which drops root.
     assert!(
-        railway.contains(r#"healthcheckPath = "/health""#),
+        !railway
+            .lines()
+            .any(|l| l.trim_start().starts_with("startCommand")),
         "{railway}"
     );
-    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+
+    let instructions = dockerfile_instructions();
+    let keyword = |i: &String| i.split_whitespace().next().unwrap().to_ascii_uppercase();
+    // Railway refuses images that declare a volume.
     assert!(
-        dockerfile.contains("/health"),
-        "Dockerfile HEALTHCHECK should probe /health"
+        !instructions.iter().any(|i| keyword(i) == "VOLUME"),
+        "{instructions:#?}"
     );
+    let last_stage: Vec<&String> = instructions
+        .iter()
+        .skip(
+            instructions
+                .iter()
+                .rposition(|i| keyword(i) == "FROM")
+                .unwrap(),
+        )
+        .collect();
+    let find = |word: &str| {
+        last_stage
+            .iter()
+            .find(|i| keyword(i) == word)
+            .map(|i| i.as_str())
+    };
+    assert!(find("HEALTHCHECK").is_some_and(|h| h.contains("/health")));
+    assert_eq!(
+        find("ENTRYPOINT"),
+        Some(r#"ENTRYPOINT ["/usr/local/bin/gotorrent-entrypoint"]"#)
+    );
+    assert!(find("COPY").is_some());
+    assert!(last_stage
+        .iter()
+        .any(|i| i.contains("deploy/entrypoint.sh /usr/local/bin/gotorrent-entrypoint")));
+    assert!(
+        find("USER").is_none(),
+        "the entrypoint starts as root to take over a root-owned volume, then drops to the user"
+    );
+}
+
+#[test]
+fn the_entrypoint_hands_a_root_owned_volume_to_the_service_user_and_drops_root() {
+    use std::os::unix::fs::MetadataExt;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let euid = String::from_utf8(
+        std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(
+        euid.trim(),
+        "0",
+        "this test plays the container's start as root: run it as root (CI does)"
+    );
+    // A volume as Railway mounts it: owned by root, with a file from an earlier deploy.
+    let volume = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(volume.path().join("state")).unwrap();
+    std::fs::write(volume.path().join("state/old.db"), b"x").unwrap();
+
+    let out = std::process::Command::new("sh")
+        .arg(root.join("deploy/entrypoint.sh"))
+        .args(["sh", "-c", "id -u && touch data/new.bin && echo written"])
+        .current_dir(volume.path())
+        .env("GOTORRENT_HOME", volume.path())
+        .env("GOTORRENT_USER", "nobody")
+        .output()
+        .unwrap();
+
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let nobody = std::fs::metadata(volume.path().join("data")).unwrap().uid();
+    assert_ne!(nobody, 0);
+    assert_eq!(
+        stdout.lines().next(),
+        Some(nobody.to_string().as_str()),
+        "runs as the user"
+    );
+    assert!(
+        stdout.contains("written"),
+        "the user can write the data dir"
+    );
+    for path in ["", "state", "state/old.db", "data/new.bin"] {
+        let owner = std::fs::metadata(volume.path().join(path)).unwrap().uid();
+        assert_eq!(owner, nobody, "{path} belongs to the service user");
+    }
 }
