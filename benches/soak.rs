@@ -3,8 +3,15 @@
 //! open file descriptors after warm-up and at the end; fails on any error or a leak.
 //!
 //!     cargo bench --bench soak                  # 60 s (SOAK_SECONDS to change)
+//!     SOAK_HOSTILE=1 cargo bench --bench soak   # the same, beside hostile traffic
 //!
-//! Under `cargo test` (no `--bench` flag) it runs a 3-second smoke version, so it cannot rot.
+//! Hostile traffic: BEP 3 `completed` announces and native announces for random info-hashes
+//! (each a new swarm), requests with invented HTTP methods, and 10 MiB POST /torrents bodies of
+//! empty lists. Peers expire after 10 s in this run (a 5 s announce interval), so the caps and
+//! the expiry both take part and RSS must level off.
+//!
+//! Under `cargo test` (no `--bench` flag) it runs a 3-second smoke version with hostile traffic,
+//! so it cannot rot.
 
 use std::ffi::OsStr;
 use std::path::Path;
@@ -47,6 +54,8 @@ fn start_server(data: &Path, state: &Path) -> Server {
         ("GOTORRENT__SEEDER__MAX_STREAMS_PER_CLIENT", "512"),
         ("GOTORRENT__LOG__LEVEL", "warn"),
         ("GOTORRENT__SEEDER__PIECE_LENGTH", "262144"),
+        // Peers expire after twice this: a hostile run's swarms come and go within the soak.
+        ("GOTORRENT__TRACKER__ANNOUNCE_INTERVAL_SECS", "5"),
     ];
     let (child, url) = support::spawn_binary(&args, &env);
     Server { child, url }
@@ -71,6 +80,7 @@ struct Counts {
     announces: AtomicU64,
     downloads: AtomicU64,
     errors: AtomicU64,
+    hostile: AtomicU64,
 }
 
 fn main() {
@@ -80,12 +90,71 @@ fn main() {
         Err(_) if full => 60,
         Err(_) => 3,
     };
+    let hostile = !full || std::env::var("SOAK_HOSTILE").is_ok_and(|v| v == "1");
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let ok = runtime.block_on(soak(Duration::from_secs(seconds)));
+    let ok = runtime.block_on(soak(Duration::from_secs(seconds), hostile));
     std::process::exit(if ok { 0 } else { 1 });
 }
 
-async fn soak(duration: Duration) -> bool {
+/// Requests no well-behaved client sends, in a loop until `stop`; counts them.
+fn spawn_hostile(
+    url: &str,
+    http: &reqwest::Client,
+    counts: &Arc<Counts>,
+    stop: &Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    for worker in 0..3u64 {
+        let (http, url, counts, stop) =
+            (http.clone(), url.to_owned(), counts.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = worker << 40;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let random: String = format!("{:040x}", n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+                let escaped: String = random
+                    .as_bytes()
+                    .chunks(2)
+                    .map(|p| format!("%{}", std::str::from_utf8(p).unwrap()))
+                    .collect();
+                let request = match n % 3 {
+                    0 => http.get(format!(
+                        "{url}/announce?info_hash={escaped}&peer_id=-XX0001-{:012}&port=6881&left=0&event=completed",
+                        n % 1_000_000_000_000
+                    )),
+                    1 => http.post(format!("{url}/announce")).json(&serde_json::json!({
+                        "info_hash": format!("{random}{:024x}", n),
+                        "url": format!("http://10.{}.{}.{}:8080", n % 250, n / 250 % 250, worker),
+                    })),
+                    _ => http.request(
+                        reqwest::Method::from_bytes(format!("X{n}").as_bytes()).unwrap(),
+                        format!("{url}/torrents"),
+                    ),
+                };
+                let _ = request.send().await;
+                counts.hostile.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    let (http, url, counts, stop) = (http.clone(), url.to_owned(), counts.clone(), stop.clone());
+    tasks.push(tokio::spawn(async move {
+        let mut body = b"l".to_vec();
+        body.extend(b"le".repeat((5 << 20) - 1));
+        body.push(b'e');
+        let body = actix_web::web::Bytes::from(body);
+        while !stop.load(Ordering::Relaxed) {
+            let _ = http
+                .post(format!("{url}/torrents"))
+                .body(body.clone())
+                .send()
+                .await;
+            counts.hostile.fetch_add(1, Ordering::Relaxed);
+        }
+    }));
+    tasks
+}
+
+async fn soak(duration: Duration, hostile: bool) -> bool {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
     std::fs::create_dir_all(&data_dir).unwrap();
@@ -111,8 +180,16 @@ async fn soak(duration: Duration) -> bool {
 
     let counts = Arc::new(Counts::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let warm_up = duration.min(Duration::from_secs(5)) / 2;
+    // Hostile runs warm up past the first expiry (10 s), so the tables have reached their
+    // steady size when RSS is first read.
+    let warm_up = match hostile {
+        true => duration.min(Duration::from_secs(30)) / 2,
+        false => duration.min(Duration::from_secs(5)) / 2,
+    };
     let mut tasks = Vec::new();
+    if hostile {
+        tasks.extend(spawn_hostile(&server.url, &http, &counts, &stop));
+    }
     for worker in 0..8u64 {
         let (http, url, v2, counts, stop) = (
             http.clone(),
@@ -198,7 +275,14 @@ async fn soak(duration: Duration) -> bool {
     let started = Instant::now();
     let base_chunks = counts.chunks.load(Ordering::Relaxed);
     let base_bytes = counts.bytes.load(Ordering::Relaxed);
-    tokio::time::sleep(duration.saturating_sub(warm_up)).await;
+    // RSS every 10 s, so a level can be told from a climb.
+    let mut samples = vec![rss_before];
+    let measured = duration.saturating_sub(warm_up);
+    while started.elapsed() + Duration::from_secs(10) < measured {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        samples.push(footprint(pid).0);
+    }
+    tokio::time::sleep(measured.saturating_sub(started.elapsed())).await;
     let elapsed = started.elapsed().as_secs_f64();
     let (rss_after, fds_after) = footprint(pid);
     stop.store(true, Ordering::Relaxed);
@@ -227,8 +311,14 @@ async fn soak(duration: Duration) -> bool {
         "  downloads     {} verified whole-file downloads of 32 MiB",
         counts.downloads.load(Ordering::Relaxed)
     );
+    if hostile {
+        println!(
+            "  hostile       {} requests beside (random info-hashes, invented methods, 10 MiB bodies)",
+            counts.hostile.load(Ordering::Relaxed)
+        );
+    }
     println!("  errors        {errors}");
-    println!("  server RSS    {rss_before} KiB -> {rss_after} KiB");
+    println!("  server RSS    {rss_before} KiB -> {rss_after} KiB (every 10 s: {samples:?} KiB)");
     println!("  server fds    {fds_before} -> {fds_after}");
     let rss_ok = rss_after <= rss_before + rss_before / 2 + 16 * 1024;
     let fds_ok = fds_after <= fds_before + 16;

@@ -4,6 +4,7 @@ use clap::Parser;
 
 #[actix_web::main]
 async fn main() {
+    return_large_buffers_to_the_system();
     let cli = gotorrent_http::cli::Cli::parse();
     if let Err(e) = gotorrent_http::cli::run(cli).await {
         eprintln!("error: {}", one_line(&e));
@@ -22,4 +23,16 @@ fn one_line(e: &anyhow::Error) -> String {
         }
     }
     line
+}
+
+/// Allocations of 1 MiB and more get their own mappings, returned to the system when freed.
+/// glibc otherwise raises this threshold as large blocks are freed, after which request bodies
+/// and decoded torrents of several MB are carved from per-thread heaps that never shrink: a soak
+/// with 10 MiB bodies held 330-400 MB of RSS, against 30-60 MB with the threshold fixed.
+fn return_large_buffers_to_the_system() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only adjusts allocator parameters; called before other threads start.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
 }

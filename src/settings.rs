@@ -537,6 +537,22 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_configuration_table_lists_exactly_the_keys() {
+        let readme = include_str!("../README.md");
+        let documented: std::collections::BTreeSet<String> = readme
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split_once('`').map(|(key, _)| key.to_owned()))
+            .filter(|key| key.contains('.') && !key.contains(' '))
+            .collect();
+        let known: std::collections::BTreeSet<String> = known_keys().into_iter().collect();
+        assert_eq!(
+            documented, known,
+            "README.md's Configuration table vs the settings"
+        );
+    }
+
+    #[test]
     fn tracker_announce_url_becomes_its_base() {
         let url = Url::parse("http://t.example:8080/x/announce?a=1").unwrap();
         assert_eq!(tracker_base(url).as_str(), "http://t.example:8080/x");
