@@ -499,6 +499,55 @@ async fn new_seeders_can_be_verified_by_one_chunk_before_listing() {
 }
 
 #[actix_web::test]
+async fn seeder_verification_follows_no_redirect_and_keeps_the_fetch_error_to_itself() {
+    let app = TestApp::spawn_with(&[], |_| {}, |s| s.raw.tracker.verify_seeders = true).await;
+    let data = content(4 * 16384);
+    let meta = create::from_bytes(
+        "v.bin",
+        &data,
+        PieceLength::new(16384).unwrap(),
+        vec![],
+        vec![],
+    )
+    .unwrap();
+    app.register_torrent(meta.bytes.to_vec()).await;
+    // The real chunks are at `good`; a "seeder" that redirects the tracker there must fail.
+    let good = FakeSeeder::start(data, 16384, Behaviour::Good).await;
+    let target = good.url.clone();
+    let redirector = actix_web::HttpServer::new(move || {
+        let target = target.clone();
+        actix_web::App::new().default_service(actix_web::web::to(
+            move |req: actix_web::HttpRequest| {
+                let location = format!("{target}{}", req.path());
+                async move {
+                    actix_web::HttpResponse::Found()
+                        .insert_header(("location", location))
+                        .finish()
+                }
+            },
+        ))
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let redirector_url = format!("http://{}", redirector.addrs()[0]);
+    actix_web::rt::spawn(redirector.run());
+
+    let refused = app
+        .announce(json!({"info_hash": meta.info_hash_v2.to_string(), "url": redirector_url}))
+        .await;
+
+    let error = assert_json_error(refused, 422).await;
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("could not fetch piece"), "{message}");
+    assert!(
+        !message.contains("302") && !message.contains(&good.url),
+        "no detail echoed: {message}"
+    );
+    assert_eq!(good.requests(), 0, "the redirect was not followed");
+}
+
+#[actix_web::test]
 async fn a_file_changed_on_disk_is_never_served_under_its_old_torrent() {
     let original = content(3 * 16384);
     let app = TestApp::spawn_with(
