@@ -346,6 +346,18 @@ async fn tracker_requests_are_rate_limited_per_client_address() {
     assert_eq!(app.health().await.status(), 200);
 }
 
+/// Registers a torrent of `data` (16 KiB pieces) with the app's tracker.
+async fn register(app: &TestApp, name: &str, data: &[u8]) -> gotorrent_http::metainfo::Metainfo {
+    let meta =
+        create::from_bytes(name, data, PieceLength::new(16384).unwrap(), vec![], vec![]).unwrap();
+    assert!(app
+        .register_torrent(meta.bytes.to_vec())
+        .await
+        .status()
+        .is_success());
+    meta
+}
+
 /// Announces `url` as if from `client` (the app trusts one proxy hop).
 async fn announce_from(app: &TestApp, client: &str, url: &str) -> reqwest::Response {
     app.client
@@ -463,15 +475,7 @@ async fn the_private_seeder_rule_can_be_forced_either_way() {
 async fn new_seeders_can_be_verified_by_one_chunk_before_listing() {
     let app = TestApp::spawn_with(&[], |_| {}, |s| s.raw.tracker.verify_seeders = true).await;
     let data = content(10 * 16384);
-    let meta = create::from_bytes(
-        "checked.bin",
-        &data,
-        PieceLength::new(16384).unwrap(),
-        vec![],
-        vec![],
-    )
-    .unwrap();
-    app.register_torrent(meta.bytes.to_vec()).await;
+    let meta = register(&app, "checked.bin", &data).await;
     let good = FakeSeeder::start(data.clone(), 16384, Behaviour::Good).await;
     let liar = FakeSeeder::start(data.clone(), 16384, Behaviour::Corrupt).await;
     let v2 = meta.info_hash_v2.to_string();
@@ -502,15 +506,7 @@ async fn new_seeders_can_be_verified_by_one_chunk_before_listing() {
 async fn seeder_verification_follows_no_redirect_and_keeps_the_fetch_error_to_itself() {
     let app = TestApp::spawn_with(&[], |_| {}, |s| s.raw.tracker.verify_seeders = true).await;
     let data = content(4 * 16384);
-    let meta = create::from_bytes(
-        "v.bin",
-        &data,
-        PieceLength::new(16384).unwrap(),
-        vec![],
-        vec![],
-    )
-    .unwrap();
-    app.register_torrent(meta.bytes.to_vec()).await;
+    let meta = register(&app, "v.bin", &data).await;
     // The real chunks are at `good`; a "seeder" that redirects the tracker there must fail.
     let good = FakeSeeder::start(data, 16384, Behaviour::Good).await;
     let target = good.url.clone();

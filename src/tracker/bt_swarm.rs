@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use super::bep3::{AnnounceEvent, PeerAddr, ScrapeStats};
-use super::{Full, Limits};
+use super::{Full, Limits, Table};
 
 #[derive(Debug, Clone, Copy)]
 struct Peer {
@@ -62,34 +62,17 @@ impl BtSwarms {
 
     /// Refuses a peer this announce would add, if a cap is reached.
     fn room_for(&self, a: &Announce) -> Result<(), Full> {
-        let limits = self.limits;
-        match self.swarms.get(&a.key) {
-            Some(swarm) if swarm.peers.contains_key(&a.peer_id) => return Ok(()),
-            Some(swarm) if swarm.peers.len() >= limits.max_peers_per_swarm => {
-                return Err(Full::new(
-                    "this torrent's swarm",
-                    "tracker.max_peers_per_swarm",
-                    limits.max_peers_per_swarm,
-                ));
-            }
-            Some(_) => {}
-            None if self.swarms.len() >= limits.max_swarms => {
-                return Err(Full::new(
-                    "the tracker's swarm table",
-                    "tracker.max_swarms",
-                    limits.max_swarms,
-                ));
-            }
-            None => {}
+        let swarm = self.swarms.get(&a.key);
+        if swarm.is_some_and(|s| s.peers.contains_key(&a.peer_id)) {
+            return Ok(());
         }
-        if self.peers >= limits.max_bittorrent_peers {
-            return Err(Full::new(
-                "the tracker's peer list",
-                "tracker.max_bittorrent_peers",
-                limits.max_bittorrent_peers,
-            ));
-        }
-        Ok(())
+        let in_swarm = swarm.map(|s| s.peers.len());
+        self.limits.room_for(
+            Table::BitTorrentPeers,
+            self.peers,
+            self.swarms.len(),
+            in_swarm,
+        )
     }
 
     fn live(&self, peer: &Peer, now: u64) -> bool {
@@ -318,10 +301,14 @@ mod tests {
             err.to_string().contains("tracker.max_peers_per_swarm"),
             "{err}"
         );
+        let mut stop = on(1, 2);
+        stop.event = Some(AnnounceEvent::Stopped);
+        s.announce(stop, 100).unwrap();
         s.announce(on(2, 1), 100).unwrap();
         let err = s.announce(on(3, 1), 100).unwrap_err();
         assert!(err.to_string().contains("tracker.max_swarms"), "{err}");
-        let err = s.announce(on(2, 2), 100).unwrap_err();
+        s.announce(on(2, 2), 100).unwrap();
+        let err = s.announce(on(2, 3), 100).unwrap_err();
         assert!(
             err.to_string().contains("tracker.max_bittorrent_peers"),
             "{err}"

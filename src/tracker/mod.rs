@@ -47,6 +47,56 @@ impl Default for Limits {
     }
 }
 
+/// Which table an entry goes into, for [`Limits::room_for`].
+#[derive(Debug, Clone, Copy)]
+pub enum Table {
+    /// Native seeders (`tracker.max_seeders` over all swarms).
+    Seeders,
+    /// BitTorrent peers (`tracker.max_bittorrent_peers` over all swarms).
+    BitTorrentPeers,
+}
+
+impl Limits {
+    /// Whether one more entry fits: `total` entries in the table now, `swarms` swarms, and
+    /// `in_swarm` entries in its swarm (`None`: the swarm would be new).
+    pub fn room_for(
+        &self,
+        table: Table,
+        total: usize,
+        swarms: usize,
+        in_swarm: Option<usize>,
+    ) -> Result<(), Full> {
+        let (what, key, limit) = match table {
+            Table::Seeders => (
+                "the tracker's seeder list",
+                "tracker.max_seeders",
+                self.max_seeders,
+            ),
+            Table::BitTorrentPeers => (
+                "the tracker's peer list",
+                "tracker.max_bittorrent_peers",
+                self.max_bittorrent_peers,
+            ),
+        };
+        if total >= limit {
+            return Err(Full::new(what, key, limit));
+        }
+        match in_swarm {
+            Some(n) if n >= self.max_peers_per_swarm => Err(Full::new(
+                "this torrent's swarm",
+                "tracker.max_peers_per_swarm",
+                self.max_peers_per_swarm,
+            )),
+            None if swarms >= self.max_swarms => Err(Full::new(
+                "the tracker's swarm table",
+                "tracker.max_swarms",
+                self.max_swarms,
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// A cap was reached: the request is refused until entries expire.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{what} is full ({key} = {limit}); retry later")]

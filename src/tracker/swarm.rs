@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{Full, Limits};
+use super::{Full, Limits, Table};
 use crate::types::{InfoHash, SeederUrl};
 
 /// What an announce says about the seeder.
@@ -84,33 +84,10 @@ impl Swarms {
             record.last_announce = now;
             return Ok(());
         }
-        let limits = self.limits;
-        if self.entries >= limits.max_seeders {
-            return Err(Full::new(
-                "the tracker's seeder list",
-                "tracker.max_seeders",
-                limits.max_seeders,
-            ));
-        }
-        let swarms = self.swarms.len();
-        let swarm = match self.swarms.get_mut(&torrent) {
-            Some(swarm) if swarm.len() >= limits.max_peers_per_swarm => {
-                return Err(Full::new(
-                    "this torrent's swarm",
-                    "tracker.max_peers_per_swarm",
-                    limits.max_peers_per_swarm,
-                ));
-            }
-            Some(swarm) => swarm,
-            None if swarms >= limits.max_swarms => {
-                return Err(Full::new(
-                    "the tracker's swarm table",
-                    "tracker.max_swarms",
-                    limits.max_swarms,
-                ));
-            }
-            None => self.swarms.entry(torrent).or_default(),
-        };
+        let in_swarm = self.swarms.get(&torrent).map(HashMap::len);
+        self.limits
+            .room_for(Table::Seeders, self.entries, self.swarms.len(), in_swarm)?;
+        let swarm = self.swarms.entry(torrent).or_default();
         swarm.insert(
             url,
             PeerRecord {
