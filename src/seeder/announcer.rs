@@ -13,7 +13,7 @@ use super::Seeder;
 use crate::api_client;
 use crate::metainfo::Metainfo;
 use crate::tracker::swarm::Event;
-use crate::tracker::Tracker;
+use crate::tracker::{SeederAnnounce, Tracker};
 use crate::types::{join_url, InfoHash, InfoHashV2, SeederUrl};
 
 /// The tracker a seeder reports to: this process's own, or another server over HTTP.
@@ -48,9 +48,7 @@ impl TrackerClient {
     pub async fn register(&self, meta: &Metainfo) -> anyhow::Result<()> {
         match self {
             TrackerClient::Local(tracker) => {
-                let tracker = tracker.clone();
-                let meta = meta.clone();
-                tokio::task::spawn_blocking(move || tracker.register(meta)).await??;
+                tracker.register(meta.clone()).await?;
             }
             TrackerClient::Remote { base, http, token } => {
                 let response = with_token(http.post(join_url(base, "torrents")), token)
@@ -72,10 +70,15 @@ impl TrackerClient {
         event: Option<Event>,
     ) -> anyhow::Result<Duration> {
         match self {
-            TrackerClient::Local(tracker) => {
-                tracker.announce(&InfoHash::V2(hash), url.clone(), event)?;
-                Ok(tracker.interval())
-            }
+            TrackerClient::Local(tracker) => Ok(tracker
+                .announce(SeederAnnounce {
+                    hash: InfoHash::V2(hash),
+                    url: url.clone(),
+                    event,
+                    // This process: the same machine as the tracker.
+                    client: Some(std::net::Ipv4Addr::LOCALHOST.into()),
+                })
+                .await?),
             TrackerClient::Remote { base, http, token } => {
                 let body = AnnounceBody {
                     info_hash: hash.to_string(),

@@ -8,6 +8,8 @@ use utoipa::ToSchema;
 use crate::db::DbError;
 use crate::metainfo::MetainfoError;
 use crate::storage::StorageError;
+use crate::tracker::store::StoreError;
+use crate::tracker::TrackerError;
 
 /// The body of every error response.
 #[derive(Debug, Serialize, ToSchema)]
@@ -60,6 +62,9 @@ pub enum ApiError {
     SeederRefused(#[from] crate::tracker::admission::AdmissionError),
     #[error("{0}")]
     Full(#[from] crate::tracker::Full),
+    /// A store the service depends on is down; the client may retry.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -71,6 +76,7 @@ impl ApiError {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::SeederRefused(_) => "seeder_refused",
             ApiError::Full(_) => "capacity_reached",
+            ApiError::Unavailable(_) => "unavailable",
             ApiError::InvalidTorrent(_) => "invalid_torrent",
             ApiError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
@@ -103,9 +109,10 @@ impl ResponseError for ApiError {
             ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Overloaded | ApiError::TooManyStreams { .. } | ApiError::Full(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::Overloaded
+            | ApiError::TooManyStreams { .. }
+            | ApiError::Full(_)
+            | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::SeederUnverified(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -137,7 +144,7 @@ impl ResponseError for ApiError {
                 response.insert_header((header::RETRY_AFTER, "1"));
             }
             // Entries expire within two announce intervals; a minute is a fair first wait.
-            ApiError::Full(_) => {
+            ApiError::Full(_) | ApiError::Unavailable(_) => {
                 response.insert_header((header::RETRY_AFTER, "60"));
             }
             ApiError::Unauthorized(_) => {
@@ -231,11 +238,17 @@ pub fn ensure_json_body<B: actix_web::body::MessageBody + 'static>(
     ))
 }
 
-impl From<crate::tracker::TrackerError> for ApiError {
-    fn from(e: crate::tracker::TrackerError) -> Self {
+impl From<TrackerError> for ApiError {
+    fn from(e: TrackerError) -> Self {
         match e {
-            crate::tracker::TrackerError::Db(e) => ApiError::Db(e),
-            crate::tracker::TrackerError::Full(e) => ApiError::Full(e),
+            TrackerError::NotRegistered(_) => ApiError::Forbidden(e.to_string()),
+            TrackerError::Refused(e) => ApiError::SeederRefused(e),
+            TrackerError::Unverified(why) => ApiError::SeederUnverified(why),
+            TrackerError::InvalidTorrent(e) => ApiError::InvalidTorrent(e),
+            TrackerError::Store(StoreError::Full(e)) => ApiError::Full(e),
+            TrackerError::Store(StoreError::Db(e)) => ApiError::Db(e),
+            TrackerError::Store(StoreError::Unavailable(why)) => ApiError::Unavailable(why),
+            TrackerError::Internal(why) => ApiError::Internal(why),
         }
     }
 }

@@ -64,18 +64,21 @@ impl Metrics {
     }
 
     /// Refreshes the gauges from current state and renders the text exposition format.
-    pub fn render(&self, state: &AppState) -> String {
+    pub async fn render(&self, state: &AppState) -> Result<String, super::ApiError> {
         let shared = state.seeder.as_ref().map_or(0, |s| s.catalog().len());
         self.shared_files.set(shared as i64);
-        self.torrents
-            .set(super::routes::known_torrents(state).len() as i64);
-        self.live_seeders
-            .set(state.tracker.as_ref().map_or(0, |t| t.total_live_seeders()) as i64);
+        let torrents = super::routes::known_torrents(state).await?.len();
+        self.torrents.set(torrents as i64);
+        let live = match &state.tracker {
+            Some(tracker) => tracker.total_live_seeders().await?,
+            None => 0,
+        };
+        self.live_seeders.set(live as i64);
         let mut out = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut out)
             .expect("text encoding into memory cannot fail");
-        String::from_utf8(out).expect("the text format is UTF-8")
+        Ok(String::from_utf8(out).expect("the text format is UTF-8"))
     }
 }
 

@@ -28,6 +28,7 @@ use crate::seeder::announcer::{Announcer, TrackerClient};
 use crate::seeder::{Seeder, TorrentUrls};
 use crate::settings::Validated;
 use crate::storage::{LocalStorage, Storage};
+use crate::tracker::store::{MemorySwarms, SqliteTorrents};
 use crate::tracker::Tracker;
 use crate::types::{join_url as join, SeederUrl};
 pub use error::{ApiError, ErrorBody};
@@ -41,19 +42,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
     pub trusted_proxy_hops: usize,
-    pub accept_ip_param: bool,
-    pub max_peers: usize,
     /// Permits for file and chunk bodies streaming at once, in all and per client.
     pub streams: streams::Streams,
-    /// Permits for decoding request bodies (torrents) at once: one per core.
-    pub decoding: tokio::sync::Semaphore,
     pub guard: guard::SharedGuard,
-    pub allowlist: bool,
-    pub private_seeders: crate::settings::PrivateSeeders,
-    pub verify_seeders: bool,
-    /// For seeder verification: follows no redirects, so a seeder cannot send the tracker
-    /// elsewhere.
-    pub verify_http: reqwest::Client,
 }
 
 impl AppState {
@@ -95,20 +86,25 @@ impl Application {
 
         let db = Arc::new(StateDb::open(&raw.storage.state_dir)?);
         let tracker = if raw.tracker.enabled {
-            let store = db.clone();
-            let limits = crate::tracker::Limits {
-                max_torrents: raw.tracker.max_torrents,
-                max_swarms: raw.tracker.max_swarms,
-                max_peers_per_swarm: raw.tracker.max_peers_per_swarm,
-                max_seeders: raw.tracker.max_seeders,
-                max_bittorrent_peers: raw.tracker.max_bittorrent_peers,
+            let policy = crate::tracker::Policy {
+                interval: settings.announce_interval,
+                max_peers: raw.tracker.max_peers,
+                limits: crate::tracker::Limits {
+                    max_torrents: raw.tracker.max_torrents,
+                    max_swarms: raw.tracker.max_swarms,
+                    max_peers_per_swarm: raw.tracker.max_peers_per_swarm,
+                    max_seeders: raw.tracker.max_seeders,
+                    max_bittorrent_peers: raw.tracker.max_bittorrent_peers,
+                },
+                allowlist: raw.tracker.allowlist,
+                private_seeders: raw.tracker.private_seeders,
+                verify_seeders: raw.tracker.verify_seeders,
+                accept_ip_param: raw.tracker.accept_ip_param,
             };
-            Some(Arc::new(Tracker::load(
-                store,
-                settings.announce_interval,
-                raw.tracker.max_peers,
-                limits,
-            )?))
+            let torrents = Arc::new(SqliteTorrents::load(db.clone())?);
+            let ttl = 2 * settings.announce_interval.as_secs();
+            let swarms = Arc::new(MemorySwarms::new(ttl, policy.limits));
+            Some(Arc::new(Tracker::new(torrents, swarms, policy)?))
         } else {
             None
         };
@@ -165,22 +161,11 @@ impl Application {
             metrics: metrics.clone(),
             max_body_bytes: raw.server.max_body_bytes,
             trusted_proxy_hops: raw.server.trusted_proxy_hops,
-            accept_ip_param: raw.tracker.accept_ip_param,
-            max_peers: raw.tracker.max_peers,
             streams: streams::Streams::new(
                 raw.seeder.max_streams,
                 raw.seeder.max_streams_per_client,
             ),
-            decoding: tokio::sync::Semaphore::new(cores()),
             guard: guard.clone(),
-            allowlist: raw.tracker.allowlist,
-            private_seeders: raw.tracker.private_seeders,
-            verify_seeders: raw.tracker.verify_seeders,
-            verify_http: reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .timeout(Duration::from_secs(30))
-                .redirect(reqwest::redirect::Policy::none())
-                .build()?,
         });
         let workers = match raw.server.workers {
             0 => cores(),
@@ -338,7 +323,9 @@ async fn rescan_loop(seeder: Arc<Seeder>, every: Duration, changed: Arc<Notify>)
 async fn expiry_loop(tracker: Arc<Tracker>, guard: guard::SharedGuard, every: Duration) {
     loop {
         tokio::time::sleep(every).await;
-        tracker.expire();
+        if let Err(e) = tracker.expire().await {
+            tracing::warn!(error = %e, "expiring tracker entries failed; will retry");
+        }
         guard.forget_idle_clients();
     }
 }

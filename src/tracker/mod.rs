@@ -1,21 +1,29 @@
-//! The tracker role: which torrents exist (a registry persisted through a [`TorrentStore`]) and
-//! which seeders have them (in-memory [`swarm::Swarms`]; seeders re-announce after a restart).
+//! The tracker role as a service: it owns the policy (the allowlist, which seeder URLs are
+//! admitted, seeder verification, the BitTorrent announce rules) and keeps its state in two
+//! async stores, [`store::TorrentStore`] (the registry) and [`store::SwarmStore`] (who is in
+//! which swarm, with expiry). HTTP handlers only translate requests into calls here.
+//!
+//! The protocol lives apart ([`bep3`]: queries and bencoded answers), and so does the pure state
+//! ([`swarm`], [`bt_swarm`]: no I/O, time passed in), which the embedded stores wrap.
 
 pub mod admission;
 pub mod bep3;
 pub mod bt_swarm;
+pub mod store;
 pub mod swarm;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::db::{DbError, StateDb};
-use crate::metainfo::Metainfo;
-use crate::types::{InfoHash, InfoHashV1, InfoHashV2, SeederUrl};
-use bep3::ScrapeStats;
-use bt_swarm::{AnnounceOutcome, BtSwarms};
-use swarm::{Event, PeerView, Swarms};
+use crate::download::{fetch, source::Endpoint};
+use crate::metainfo::{Metainfo, MetainfoError};
+use crate::settings::PrivateSeeders;
+use crate::types::{InfoHash, PieceIndex, SeederUrl};
+use admission::AdmissionError;
+use bep3::{AnnounceQuery, PeerAddr, ScrapeStats};
+use store::{StoreError, SwarmStore, TorrentStore};
+use swarm::{Event, PeerView};
 
 /// Most torrents in a scrape that names none (the whole registry).
 pub const MAX_FULL_SCRAPE: usize = 1000;
@@ -112,70 +120,48 @@ impl Full {
     }
 }
 
+/// What the tracker decides by, from the settings.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Told to seeders and peers; an entry silent for twice this is gone.
+    pub interval: Duration,
+    /// Most peers in one answer (`tracker.max_peers`).
+    pub max_peers: usize,
+    pub limits: Limits,
+    /// Only registered torrents may be announced.
+    pub allowlist: bool,
+    pub private_seeders: PrivateSeeders,
+    /// Fetch one chunk from a joining seeder and check it first.
+    pub verify_seeders: bool,
+    /// Honour the BEP 3 `ip=` parameter.
+    pub accept_ip_param: bool,
+}
+
+/// Peers per BEP 3 answer when the client gives no `numwant`.
+const DEFAULT_NUMWANT: usize = 50;
+/// How long a seeder under verification may take to serve its one chunk.
+const VERIFY_DEADLINE: Duration = Duration::from_secs(20);
+
 #[derive(Debug, thiserror::Error)]
 pub enum TrackerError {
+    #[error("torrent {0} is not registered, and this tracker only tracks registered torrents (tracker.allowlist)")]
+    NotRegistered(String),
     #[error(transparent)]
-    Db(#[from] DbError),
+    Refused(#[from] AdmissionError),
+    #[error("{0}")]
+    Unverified(String),
     #[error(transparent)]
-    Full(#[from] Full),
+    InvalidTorrent(#[from] MetainfoError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
-/// Durable storage of registered torrents. SQLite today; a store shared by several tracker
-/// instances can implement the same interface.
-pub trait TorrentStore: Send + Sync {
-    fn save(&self, meta: &Metainfo, now_unix: i64) -> Result<(), DbError>;
-    fn load_all(&self) -> Result<Vec<Vec<u8>>, DbError>;
-}
-
-impl TorrentStore for StateDb {
-    fn save(&self, meta: &Metainfo, now_unix: i64) -> Result<(), DbError> {
-        self.register_torrent(meta, now_unix)
+impl From<Full> for TrackerError {
+    fn from(full: Full) -> Self {
+        TrackerError::Store(full.into())
     }
-
-    fn load_all(&self) -> Result<Vec<Vec<u8>>, DbError> {
-        self.registered_torrents()
-    }
-}
-
-#[derive(Default)]
-struct Registry {
-    by_v2: HashMap<InfoHashV2, Arc<Metainfo>>,
-    v1_to_v2: HashMap<InfoHashV1, InfoHashV2>,
-    /// BitTorrent v2 clients announce the v2 hash truncated to 20 bytes.
-    truncated_v2: HashMap<[u8; 20], InfoHashV2>,
-    order: Vec<InfoHashV2>,
-}
-
-impl Registry {
-    fn insert(&mut self, meta: Arc<Metainfo>) -> bool {
-        if self.by_v2.contains_key(&meta.info_hash_v2) {
-            return false;
-        }
-        self.v1_to_v2.insert(meta.info_hash_v1, meta.info_hash_v2);
-        let truncated: [u8; 20] = meta.info_hash_v2.0[..20].try_into().expect("32 > 20");
-        self.truncated_v2.insert(truncated, meta.info_hash_v2);
-        self.order.push(meta.info_hash_v2);
-        self.by_v2.insert(meta.info_hash_v2, meta);
-        true
-    }
-
-    fn get(&self, hash: &InfoHash) -> Option<&Arc<Metainfo>> {
-        let v2 = match hash {
-            InfoHash::V2(h) => h,
-            InfoHash::V1(h) => self.v1_to_v2.get(h)?,
-        };
-        self.by_v2.get(v2)
-    }
-}
-
-pub struct Tracker {
-    store: Arc<dyn TorrentStore>,
-    registry: RwLock<Registry>,
-    swarms: Mutex<Swarms>,
-    bt_swarms: Mutex<BtSwarms>,
-    interval: Duration,
-    max_peers: usize,
-    limits: Limits,
 }
 
 /// Whether a registration added a torrent or found it already there.
@@ -185,172 +171,240 @@ pub enum Registered {
     Existing,
 }
 
+/// A native seeder's announce, parsed at the edge.
+#[derive(Debug, Clone)]
+pub struct SeederAnnounce {
+    pub hash: InfoHash,
+    pub url: SeederUrl,
+    pub event: Option<Event>,
+    /// The address the announce came from (socket, or trusted proxy header).
+    pub client: Option<IpAddr>,
+}
+
+/// The answer to a BEP 3 announce.
+#[derive(Debug)]
+pub struct BtAnswer {
+    pub interval: u64,
+    pub min_interval: u64,
+    pub stats: ScrapeStats,
+    pub peers: Vec<PeerAddr>,
+}
+
+pub struct Tracker {
+    torrents: Arc<dyn TorrentStore>,
+    swarms: Arc<dyn SwarmStore>,
+    policy: Policy,
+    /// For seeder verification: follows no redirects, so a seeder cannot send the tracker
+    /// elsewhere.
+    verify_http: reqwest::Client,
+    /// Torrents decoded at once (CPU work on the blocking pool): one per core.
+    decoding: tokio::sync::Semaphore,
+}
+
 impl Tracker {
-    /// Loads the registry from `store`. Rows that no longer parse are skipped with a warning
-    /// rather than keeping the tracker down.
-    pub fn load(
-        store: Arc<dyn TorrentStore>,
-        interval: Duration,
-        max_peers: usize,
-        limits: Limits,
-    ) -> Result<Self, DbError> {
-        let mut registry = Registry::default();
-        for bytes in store.load_all()? {
-            match Metainfo::from_bytes(&bytes) {
-                Ok(meta) => {
-                    registry.insert(Arc::new(meta));
-                }
-                Err(e) => tracing::warn!(error = %e, "skipping an unreadable registered torrent"),
-            }
-        }
-        tracing::info!(torrents = registry.order.len(), "torrent registry loaded");
+    pub fn new(
+        torrents: Arc<dyn TorrentStore>,
+        swarms: Arc<dyn SwarmStore>,
+        policy: Policy,
+    ) -> Result<Self, reqwest::Error> {
+        let verify_http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(VERIFY_DEADLINE)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Tracker {
-            store,
-            registry: RwLock::new(registry),
-            swarms: Mutex::new(Swarms::new(2 * interval.as_secs(), limits)),
-            bt_swarms: Mutex::new(BtSwarms::new(2 * interval.as_secs(), limits)),
-            interval,
-            max_peers,
-            limits,
+            torrents,
+            swarms,
+            policy,
+            verify_http,
+            decoding: tokio::sync::Semaphore::new(cores),
         })
     }
 
     pub fn interval(&self) -> Duration {
-        self.interval
+        self.policy.interval
     }
 
-    /// Persists then publishes a torrent. Blocking (disk write): call from the blocking pool.
-    pub fn register(&self, meta: Metainfo) -> Result<(Registered, Arc<Metainfo>), TrackerError> {
-        if let Some(existing) = self.lookup(&InfoHash::V2(meta.info_hash_v2)) {
-            return Ok((Registered::Existing, existing));
-        }
-        let limit = self.limits.max_torrents;
-        if self
-            .registry
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .by_v2
-            .len()
-            >= limit
-        {
-            return Err(Full::new("the torrent registry", "tracker.max_torrents", limit).into());
-        }
-        self.store.save(&meta, unix_now() as i64)?;
-        let meta = Arc::new(meta);
-        let mut registry = self.registry.write().unwrap_or_else(|e| e.into_inner());
-        let created = registry.insert(meta.clone());
-        let outcome = if created {
-            Registered::Created
-        } else {
-            Registered::Existing
+    /// Decodes a .torrent (off the async workers, a few at a time, so a burst of big bodies
+    /// neither stalls them nor holds many decoded copies) and registers it.
+    pub async fn register_bytes(
+        &self,
+        bytes: actix_web::web::Bytes,
+    ) -> Result<(Registered, Arc<Metainfo>), TrackerError> {
+        let meta = {
+            let _permit = self
+                .decoding
+                .acquire()
+                .await
+                .map_err(|e| TrackerError::Internal(e.to_string()))?;
+            tokio::task::spawn_blocking(move || Metainfo::from_bytes(&bytes))
+                .await
+                .map_err(|e| TrackerError::Internal(e.to_string()))??
         };
-        Ok((outcome, meta))
+        self.register(meta).await
     }
 
-    pub fn lookup(&self, hash: &InfoHash) -> Option<Arc<Metainfo>> {
-        let registry = self.registry.read().unwrap_or_else(|e| e.into_inner());
-        registry.get(hash).cloned()
+    /// Registers a torrent; durable when this returns.
+    pub async fn register(
+        &self,
+        meta: Metainfo,
+    ) -> Result<(Registered, Arc<Metainfo>), TrackerError> {
+        let limit = self.policy.limits.max_torrents;
+        Ok(self.torrents.insert(meta, limit, unix_now()).await?)
+    }
+
+    pub async fn lookup(&self, hash: &InfoHash) -> Result<Option<Arc<Metainfo>>, TrackerError> {
+        Ok(self.torrents.get(*hash).await?)
     }
 
     /// Every registered torrent, in registration order.
-    pub fn torrents(&self) -> Vec<Arc<Metainfo>> {
-        let registry = self.registry.read().unwrap_or_else(|e| e.into_inner());
-        registry
-            .order
-            .iter()
-            .filter_map(|h| registry.by_v2.get(h).cloned())
-            .collect()
+    pub async fn torrents(&self) -> Result<Vec<Arc<Metainfo>>, TrackerError> {
+        Ok(self.torrents.all().await?)
     }
 
     /// The swarm key: a registered torrent's v1 hash maps to its v2 hash, so both name one swarm.
-    fn swarm_key(&self, hash: &InfoHash) -> InfoHash {
-        self.lookup(hash)
-            .map_or(*hash, |meta| InfoHash::V2(meta.info_hash_v2))
+    fn swarm_key(hash: &InfoHash, registered: Option<&Arc<Metainfo>>) -> InfoHash {
+        registered.map_or(*hash, |meta| InfoHash::V2(meta.info_hash_v2))
     }
 
-    pub fn announce(
+    /// A native seeder's announce: the allowlist, the private-address rule and verification
+    /// for a seeder joining the swarm, then the store. Returns the interval to announce at.
+    pub async fn announce(&self, a: SeederAnnounce) -> Result<Duration, TrackerError> {
+        let registered = self.torrents.get(a.hash).await?;
+        if self.policy.allowlist && registered.is_none() {
+            return Err(TrackerError::NotRegistered(a.hash.to_string()));
+        }
+        let key = Self::swarm_key(&a.hash, registered.as_ref());
+        let now = unix_now();
+        // Only a seeder joining the swarm is judged (re-announces of a listed one skip it).
+        let joining = a.event != Some(Event::Stopped)
+            && !self.swarms.is_listed(key, a.url.clone(), now).await?;
+        if joining && self.policy.private_seeders != PrivateSeeders::Always {
+            let addresses = admission::resolve(&a.url).await?;
+            admission::admit(self.policy.private_seeders, &a.url, &addresses, a.client)?;
+        }
+        if let (true, true, Some(meta)) = (self.policy.verify_seeders, joining, &registered) {
+            self.verify_seeder(&a.url, meta).await?;
+        }
+        self.swarms.announce(key, a.url, a.event, now).await?;
+        Ok(self.policy.interval)
+    }
+
+    /// Fetches one chunk from a new seeder and checks it against the torrent before listing it.
+    async fn verify_seeder(&self, url: &SeederUrl, meta: &Metainfo) -> Result<(), TrackerError> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let index = nanos % meta.piece_count();
+        let (offset, len) = meta
+            .piece_span(PieceIndex(index))
+            .expect("index below the piece count");
+        let endpoint =
+            Endpoint::Native(url::Url::parse(url.as_str()).expect("seeder URLs are URLs"));
+        let refuse = |why: String| {
+            TrackerError::Unverified(format!("seeder {url} failed verification: {why}"))
+        };
+        // The fetch error stays in our log: echoing it would let an announcer probe what the
+        // tracker's network answers.
+        let fetched = fetch::piece(
+            &self.verify_http,
+            &endpoint,
+            meta,
+            index,
+            offset,
+            len,
+            VERIFY_DEADLINE,
+        );
+        let data = fetched.await.map_err(|e| {
+            tracing::info!(seeder = %url, piece = index, error = %e, "seeder verification: fetch failed");
+            refuse(format!("could not fetch piece {index} from it"))
+        })?;
+        if !crate::download::store::piece_matches(meta, index as usize, &data) {
+            return Err(refuse(format!(
+                "piece {index} does not match the torrent's SHA-256 hash"
+            )));
+        }
+        Ok(())
+    }
+
+    pub async fn peers(&self, hash: &InfoHash) -> Result<Vec<PeerView>, TrackerError> {
+        let registered = self.torrents.get(*hash).await?;
+        let key = Self::swarm_key(hash, registered.as_ref());
+        Ok(self
+            .swarms
+            .seeders(key, unix_now(), self.policy.max_peers)
+            .await?)
+    }
+
+    pub async fn live_seeders(&self, hash: &InfoHash) -> Result<usize, TrackerError> {
+        let registered = self.torrents.get(*hash).await?;
+        let key = Self::swarm_key(hash, registered.as_ref());
+        Ok(self.swarms.live_seeders(key, unix_now()).await?)
+    }
+
+    pub async fn total_live_seeders(&self) -> Result<usize, TrackerError> {
+        Ok(self.swarms.total_live_seeders(unix_now()).await?)
+    }
+
+    /// The BitTorrent swarm key of a 20-byte info-hash: a registered hybrid torrent's v1 hash
+    /// and truncated v2 hash both name one swarm, keyed by the v1 hash.
+    async fn bt_key(&self, hash: [u8; 20]) -> Result<([u8; 20], bool), TrackerError> {
+        Ok(match self.torrents.get_bt(hash).await? {
+            Some(meta) => (meta.info_hash_v1.0, true),
+            None => (hash, false),
+        })
+    }
+
+    /// A BEP 3 announce from `client` (socket or trusted proxy address).
+    pub async fn bt_announce(
         &self,
-        hash: &InfoHash,
-        url: SeederUrl,
-        event: Option<Event>,
-    ) -> Result<(), Full> {
-        let key = self.swarm_key(hash);
-        let now = unix_now();
-        let mut swarms = self.swarms.lock().unwrap_or_else(|e| e.into_inner());
-        swarms.announce(key, url, event, now)
-    }
-
-    pub fn peers(&self, hash: &InfoHash) -> Vec<PeerView> {
-        let key = self.swarm_key(hash);
-        let swarms = self.swarms.lock().unwrap_or_else(|e| e.into_inner());
-        swarms.peers(&key, unix_now(), self.max_peers)
-    }
-
-    pub fn is_listed(&self, hash: &InfoHash, url: &SeederUrl) -> bool {
-        let key = self.swarm_key(hash);
-        let swarms = self.swarms.lock().unwrap_or_else(|e| e.into_inner());
-        swarms.is_listed(&key, url, unix_now())
-    }
-
-    /// Whether a 20-byte BitTorrent info-hash (v1, or truncated v2) names a registered torrent.
-    pub fn is_registered_bt(&self, hash: &[u8; 20]) -> bool {
-        let registry = self.registry.read().unwrap_or_else(|e| e.into_inner());
-        registry.v1_to_v2.contains_key(&InfoHashV1(*hash))
-            || registry.truncated_v2.contains_key(hash)
-    }
-
-    pub fn live_seeders(&self, hash: &InfoHash) -> usize {
-        let key = self.swarm_key(hash);
-        let swarms = self.swarms.lock().unwrap_or_else(|e| e.into_inner());
-        swarms.live_count(&key, unix_now())
-    }
-
-    pub fn total_live_seeders(&self) -> usize {
-        let swarms = self.swarms.lock().unwrap_or_else(|e| e.into_inner());
-        swarms.total_live(unix_now())
-    }
-
-    /// Drops expired seeders and peers, and the BitTorrent swarms of unregistered torrents
-    /// left without peers; run periodically.
-    pub fn expire(&self) {
-        let now = unix_now();
-        self.swarms
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .expire(now);
-        let registry = self.registry.read().unwrap_or_else(|e| e.into_inner());
-        let registered = |key: &[u8; 20]| registry.v1_to_v2.contains_key(&InfoHashV1(*key));
-        self.bt_swarms
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .expire(now, registered);
-    }
-
-    /// The BitTorrent swarm key: a registered hybrid torrent's v1 hash and truncated v2 hash
-    /// both name one swarm, keyed by the v1 hash.
-    fn bt_key(&self, hash: &[u8; 20]) -> [u8; 20] {
-        let registry = self.registry.read().unwrap_or_else(|e| e.into_inner());
-        registry
-            .truncated_v2
-            .get(hash)
-            .and_then(|v2| registry.by_v2.get(v2))
-            .map_or(*hash, |meta| meta.info_hash_v1.0)
-    }
-
-    /// A BEP 3 announce; `a.key` is the info-hash as the client sent it.
-    pub fn bt_announce(&self, mut a: bt_swarm::Announce) -> Result<AnnounceOutcome, Full> {
-        a.key = self.bt_key(&a.key);
-        let mut swarms = self.bt_swarms.lock().unwrap_or_else(|e| e.into_inner());
-        swarms.announce(a, unix_now())
+        query: AnnounceQuery,
+        client: IpAddr,
+    ) -> Result<BtAnswer, TrackerError> {
+        let (key, registered) = self.bt_key(query.info_hash).await?;
+        if self.policy.allowlist && !registered {
+            return Err(TrackerError::NotRegistered(hex::encode(query.info_hash)));
+        }
+        let ip = query
+            .ip
+            .filter(|_| self.policy.accept_ip_param)
+            .unwrap_or(client);
+        let numwant = query
+            .numwant
+            .unwrap_or(DEFAULT_NUMWANT)
+            .min(self.policy.max_peers);
+        let announce = bt_swarm::Announce {
+            key,
+            peer_id: query.peer_id,
+            addr: SocketAddr::new(ip, query.port),
+            left: query.left,
+            event: query.event,
+            numwant,
+        };
+        let outcome = self.swarms.bt_announce(announce, unix_now()).await?;
+        let interval = self.policy.interval.as_secs();
+        Ok(BtAnswer {
+            interval,
+            min_interval: (interval / 2).max(1),
+            stats: outcome.stats,
+            peers: outcome.peers,
+        })
     }
 
     /// BEP 48 scrape of the given hashes, or of every known torrent (bounded) when none.
-    pub fn bt_scrape(&self, hashes: &[[u8; 20]]) -> Vec<([u8; 20], ScrapeStats)> {
-        let now = unix_now();
+    pub async fn bt_scrape(
+        &self,
+        hashes: &[[u8; 20]],
+    ) -> Result<Vec<([u8; 20], ScrapeStats)>, TrackerError> {
         let requested: Vec<[u8; 20]> = if hashes.is_empty() {
-            let mut all: Vec<[u8; 20]> = self.torrents().iter().map(|m| m.info_hash_v1.0).collect();
-            let swarms = self.bt_swarms.lock().unwrap_or_else(|e| e.into_inner());
-            all.extend(swarms.keys(MAX_FULL_SCRAPE));
+            let mut all: Vec<[u8; 20]> = self
+                .torrents()
+                .await?
+                .iter()
+                .map(|m| m.info_hash_v1.0)
+                .collect();
+            all.extend(self.swarms.bt_keys(MAX_FULL_SCRAPE).await?);
             all.sort_unstable();
             all.dedup();
             all.truncate(MAX_FULL_SCRAPE);
@@ -358,13 +412,25 @@ impl Tracker {
         } else {
             hashes.to_vec()
         };
-        let keys: Vec<[u8; 20]> = requested.iter().map(|h| self.bt_key(h)).collect();
-        let swarms = self.bt_swarms.lock().unwrap_or_else(|e| e.into_inner());
-        requested
-            .into_iter()
-            .zip(keys)
-            .map(|(hash, key)| (hash, swarms.stats(&key, now)))
-            .collect()
+        let mut keys = Vec::with_capacity(requested.len());
+        for hash in &requested {
+            keys.push(self.bt_key(*hash).await?.0);
+        }
+        let stats = self.swarms.bt_stats(keys, unix_now()).await?;
+        Ok(requested.into_iter().zip(stats).collect())
+    }
+
+    /// Drops expired seeders and peers, and the BitTorrent swarms of unregistered torrents
+    /// left without peers; run periodically.
+    pub async fn expire(&self) -> Result<(), TrackerError> {
+        let registered: std::collections::HashSet<[u8; 20]> = self
+            .torrents()
+            .await?
+            .iter()
+            .map(|m| m.info_hash_v1.0)
+            .collect();
+        let keep = Arc::new(move |key: &[u8; 20]| registered.contains(key));
+        Ok(self.swarms.expire(unix_now(), keep).await?)
     }
 }
 

@@ -2,17 +2,13 @@
 //! `GET /scrape` (BEP 48). Errors are bencoded `failure reason` bodies with status 200, which is
 //! what clients read.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::server::openapi::Binary;
 use crate::server::AppState;
 use crate::tracker::bep3::{self, AnnounceReply};
-use crate::tracker::bt_swarm::Announce;
-
-/// Default peers per announce when the client gives no `numwant`.
-const DEFAULT_NUMWANT: usize = 50;
 
 fn bencoded(body: Vec<u8>) -> HttpResponse {
     HttpResponse::Ok()
@@ -55,41 +51,24 @@ pub async fn announce(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
         Ok(q) => q,
         Err(e) => return failure(&e.to_string()),
     };
-    if state.allowlist && !tracker.is_registered_bt(&query.info_hash) {
-        return failure("torrent not registered with this tracker (tracker.allowlist)");
-    }
-    let Some(ip) = client_ip(&req, state.trusted_proxy_hops) else {
+    let Some(client) = client_ip(&req, state.trusted_proxy_hops) else {
         return failure("cannot tell the client's address");
     };
-    let ip = query.ip.filter(|_| state.accept_ip_param).unwrap_or(ip);
-    let numwant = query
-        .numwant
-        .unwrap_or(DEFAULT_NUMWANT)
-        .min(state.max_peers);
-    let announced = tracker.bt_announce(Announce {
-        key: query.info_hash,
-        peer_id: query.peer_id,
-        addr: SocketAddr::new(ip, query.port),
-        left: query.left,
-        event: query.event,
-        numwant,
-    });
-    let outcome = match announced {
-        Ok(outcome) => outcome,
-        Err(full) => return failure(&full.to_string()),
-    };
-    let interval = tracker.interval().as_secs();
-    bencoded(bep3::encode_announce(
-        &AnnounceReply {
-            interval,
-            min_interval: (interval / 2).max(1),
-            complete: outcome.stats.complete,
-            incomplete: outcome.stats.incomplete,
-            peers: &outcome.peers,
-        },
-        query.compact,
-        query.no_peer_id,
-    ))
+    let (compact, no_peer_id) = (query.compact, query.no_peer_id);
+    match tracker.bt_announce(query, client).await {
+        Ok(answer) => bencoded(bep3::encode_announce(
+            &AnnounceReply {
+                interval: answer.interval,
+                min_interval: answer.min_interval,
+                complete: answer.stats.complete,
+                incomplete: answer.stats.incomplete,
+                peers: &answer.peers,
+            },
+            compact,
+            no_peer_id,
+        )),
+        Err(e) => failure(&e.to_string()),
+    }
 }
 
 /// BEP 48 scrape: counts per torrent; every known torrent (at most 1000) when none is named.
@@ -105,8 +84,12 @@ pub async fn scrape(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
         Ok(tracker) => tracker,
         Err(e) => return failure(&e.to_string()),
     };
-    match bep3::parse_scrape(req.query_string()) {
-        Ok(hashes) => bencoded(bep3::encode_scrape(&tracker.bt_scrape(&hashes))),
+    let hashes = match bep3::parse_scrape(req.query_string()) {
+        Ok(hashes) => hashes,
+        Err(e) => return failure(&e.to_string()),
+    };
+    match tracker.bt_scrape(&hashes).await {
+        Ok(files) => bencoded(bep3::encode_scrape(&files)),
         Err(e) => failure(&e.to_string()),
     }
 }

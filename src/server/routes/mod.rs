@@ -102,28 +102,35 @@ pub async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiE
 
 /// Every torrent this server knows, shared ones first (their copies carry our web seed), then
 /// registered ones, each once.
-pub fn known_torrents(state: &AppState) -> Vec<Arc<Metainfo>> {
+pub async fn known_torrents(state: &AppState) -> Result<Vec<Arc<Metainfo>>, ApiError> {
     let mut seen = HashSet::new();
     let shared = state
         .seeder
         .iter()
         .flat_map(|s| s.catalog().files())
         .map(|f| f.meta.clone());
-    let registered = state.tracker.iter().flat_map(|t| t.torrents());
-    shared
+    let registered = match &state.tracker {
+        Some(tracker) => tracker.torrents().await?,
+        None => Vec::new(),
+    };
+    Ok(shared
         .chain(registered)
         .filter(|m| seen.insert(m.info_hash_v2))
-        .collect()
+        .collect())
 }
 
 /// Finds a torrent by either info-hash, preferring this seeder's copy.
-pub fn find_torrent(state: &AppState, raw_hash: &str) -> Result<Arc<Metainfo>, ApiError> {
+pub async fn find_torrent(state: &AppState, raw_hash: &str) -> Result<Arc<Metainfo>, ApiError> {
     let hash =
         crate::types::InfoHash::parse(raw_hash).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    state
+    let shared = state
         .seeder
         .as_ref()
-        .and_then(|s| s.catalog().by_hash(&hash).map(|f| f.meta.clone()))
-        .or_else(|| state.tracker.as_ref().and_then(|t| t.lookup(&hash)))
-        .ok_or_else(|| ApiError::NotFound(format!("no torrent with info-hash {hash}")))
+        .and_then(|s| s.catalog().by_hash(&hash).map(|f| f.meta.clone()));
+    let found = match (shared, &state.tracker) {
+        (Some(meta), _) => Some(meta),
+        (None, Some(tracker)) => tracker.lookup(&hash).await?,
+        (None, None) => None,
+    };
+    found.ok_or_else(|| ApiError::NotFound(format!("no torrent with info-hash {hash}")))
 }

@@ -4,7 +4,7 @@ use actix_web::{web, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::server::AppState;
+use crate::server::{ApiError, AppState};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
@@ -33,8 +33,8 @@ pub async fn health(state: web::Data<AppState>) -> web::Json<Health> {
     tag = "ops",
     responses((status = 200, content_type = "text/plain; version=0.0.4", body = String))
 )]
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
+pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render(&state))
+        .body(state.metrics.render(&state).await?))
 }

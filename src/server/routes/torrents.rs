@@ -1,7 +1,5 @@
 //! Torrent endpoints: the list, one .torrent, its manifest, and registration (tracker role).
 
-use std::sync::Arc;
-
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
@@ -50,20 +48,21 @@ pub struct Manifest {
     pub url_list: Vec<String>,
 }
 
-fn summary(state: &AppState, meta: &Metainfo) -> TorrentSummary {
-    TorrentSummary {
+async fn summary(state: &AppState, meta: &Metainfo) -> Result<TorrentSummary, ApiError> {
+    let seeders = match &state.tracker {
+        Some(t) => t.live_seeders(&InfoHash::V2(meta.info_hash_v2)).await?,
+        None => 0,
+    };
+    Ok(TorrentSummary {
         name: meta.name.clone(),
         length: meta.length,
         piece_length: meta.piece_length.get(),
         piece_count: meta.piece_count(),
         info_hash_v1: meta.info_hash_v1,
         info_hash_v2: meta.info_hash_v2,
-        seeders: state
-            .tracker
-            .as_ref()
-            .map_or(0, |t| t.live_seeders(&InfoHash::V2(meta.info_hash_v2))),
+        seeders,
         magnet: crate::magnet::build(meta),
-    }
+    })
 }
 
 /// Torrents this server knows: files it shares and torrents registered with its tracker.
@@ -74,9 +73,12 @@ fn summary(state: &AppState, meta: &Metainfo) -> TorrentSummary {
     security((), ("tracker_token" = [])),
     responses((status = 200, body = Vec<TorrentSummary>), ReadRefusals)
 )]
-pub async fn list(state: web::Data<AppState>) -> web::Json<Vec<TorrentSummary>> {
-    let torrents = known_torrents(&state);
-    web::Json(torrents.iter().map(|m| summary(&state, m)).collect())
+pub async fn list(state: web::Data<AppState>) -> Result<web::Json<Vec<TorrentSummary>>, ApiError> {
+    let mut summaries = Vec::new();
+    for meta in known_torrents(&state).await? {
+        summaries.push(summary(&state, &meta).await?);
+    }
+    Ok(web::Json(summaries))
 }
 
 /// The .torrent file (bencoded hybrid v1 + v2 metainfo).
@@ -97,7 +99,7 @@ pub async fn metainfo(
     info_hash: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let meta = find_torrent(&state, &info_hash)?;
+    let meta = find_torrent(&state, &info_hash).await?;
     let filename = format!("{}.torrent", meta.name);
     Ok(HttpResponse::Ok()
         .content_type("application/x-bittorrent")
@@ -123,9 +125,9 @@ pub async fn manifest(
     info_hash: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<web::Json<Manifest>, ApiError> {
-    let meta = find_torrent(&state, &info_hash)?;
+    let meta = find_torrent(&state, &info_hash).await?;
     Ok(web::Json(Manifest {
-        summary: summary(&state, &meta),
+        summary: summary(&state, &meta).await?,
         pieces_root: hex::encode(meta.pieces_root),
         piece_hashes: meta.piece_hashes.iter().map(hex::encode).collect(),
         trackers: meta.trackers.clone(),
@@ -155,23 +157,10 @@ pub async fn register(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let tracker = state.tracker()?.clone();
-    // Decoding a large body is CPU work: it runs on the blocking pool, a few at a time, so a
-    // burst of big bodies neither stalls the async workers nor holds many decoded copies.
-    let _permit = state
-        .decoding
-        .acquire()
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let (outcome, meta): (Registered, Arc<Metainfo>) = web::block(move || {
-        let meta = Metainfo::from_bytes(&body)?;
-        Ok::<_, ApiError>(tracker.register(meta)?)
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let (outcome, meta) = state.tracker()?.register_bytes(body).await?;
     let status = match outcome {
         Registered::Created => StatusCode::CREATED,
         Registered::Existing => StatusCode::OK,
     };
-    Ok(HttpResponse::build(status).json(summary(&state, &meta)))
+    Ok(HttpResponse::build(status).json(summary(&state, &meta).await?))
 }

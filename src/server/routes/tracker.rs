@@ -4,16 +4,13 @@ use actix_web::{web, HttpRequest};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::download::{fetch, source::Endpoint, store};
-use crate::metainfo::Metainfo;
 use crate::server::error::{ApiError, ErrorBody};
 use crate::server::openapi::{ReadRefusals, WriteRefusals};
 use crate::server::routes::bittorrent::client_ip;
 use crate::server::AppState;
-use crate::settings::PrivateSeeders;
-use crate::tracker::admission;
 use crate::tracker::swarm::{Event, PeerView};
-use crate::types::{InfoHash, PieceIndex, SeederUrl};
+use crate::tracker::SeederAnnounce;
+use crate::types::{InfoHash, SeederUrl};
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct AnnounceRequest {
@@ -78,27 +75,15 @@ pub async fn announce(
     state: web::Data<AppState>,
 ) -> Result<web::Json<AnnounceResponse>, ApiError> {
     let tracker = state.tracker()?;
-    let hash = parse_hash(&body.info_hash)?;
-    let url = SeederUrl::parse(&body.url).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let registered = tracker.lookup(&hash);
-    if state.allowlist && registered.is_none() {
-        return Err(ApiError::Forbidden(format!(
-            "torrent {hash} is not registered, and this tracker only tracks registered torrents (tracker.allowlist)"
-        )));
-    }
-    // Only a seeder joining the swarm is judged (re-announces of a listed one skip the lookup).
-    let joining = body.event != Some(Event::Stopped) && !tracker.is_listed(&hash, &url);
-    if joining && state.private_seeders != PrivateSeeders::Always {
-        let client = client_ip(&req, state.trusted_proxy_hops);
-        let addresses = admission::resolve(&url).await?;
-        admission::admit(state.private_seeders, &url, &addresses, client)?;
-    }
-    if let (true, true, Some(meta)) = (state.verify_seeders, joining, registered) {
-        verify_seeder(&state.verify_http, &url, &meta).await?;
-    }
-    tracker.announce(&hash, url, body.event)?;
+    let announce = SeederAnnounce {
+        hash: parse_hash(&body.info_hash)?,
+        url: SeederUrl::parse(&body.url).map_err(|e| ApiError::BadRequest(e.to_string()))?,
+        event: body.event,
+        client: client_ip(&req, state.trusted_proxy_hops),
+    };
+    let interval = tracker.announce(announce).await?;
     Ok(web::Json(AnnounceResponse {
-        interval: tracker.interval().as_secs(),
+        interval: interval.as_secs(),
     }))
 }
 
@@ -111,42 +96,6 @@ mod tests {
             &doc["components"]["schemas"]["AnnounceRequest"]["properties"]["url"]["pattern"];
         assert_eq!(pattern, crate::types::SEEDER_URL_PATTERN);
     }
-}
-
-/// How long a seeder under verification may take to serve its one chunk.
-const VERIFY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
-
-/// Fetches one chunk from a new seeder and checks it against the torrent before listing it.
-async fn verify_seeder(
-    http: &reqwest::Client,
-    url: &SeederUrl,
-    meta: &Metainfo,
-) -> Result<(), ApiError> {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let index = nanos % meta.piece_count();
-    let (offset, len) = meta
-        .piece_span(PieceIndex(index))
-        .expect("index below the piece count");
-    let endpoint = Endpoint::Native(url::Url::parse(url.as_str()).expect("seeder URLs are URLs"));
-    let refuse = |why: String| {
-        ApiError::SeederUnverified(format!("seeder {url} failed verification: {why}"))
-    };
-    // The fetch error stays in our log: echoing it would let an announcer probe what the
-    // tracker's network answers.
-    let data = fetch::piece(http, &endpoint, meta, index, offset, len, VERIFY_DEADLINE)
-        .await
-        .map_err(|e| {
-            tracing::info!(seeder = %url, piece = index, error = %e, "seeder verification: fetch failed");
-            refuse(format!("could not fetch piece {index} from it"))
-        })?;
-    if !store::piece_matches(meta, index as usize, &data) {
-        return Err(refuse(format!(
-            "piece {index} does not match the torrent's SHA-256 hash"
-        )));
-    }
-    Ok(())
 }
 
 /// Live seeders of a torrent.
@@ -171,6 +120,6 @@ pub async fn peers(
     Ok(web::Json(PeersResponse {
         info_hash: hash.to_string(),
         interval: tracker.interval().as_secs(),
-        peers: tracker.peers(&hash),
+        peers: tracker.peers(&hash).await?,
     }))
 }
