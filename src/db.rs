@@ -32,10 +32,10 @@ pub struct StateDb {
     conn: Mutex<Connection>,
 }
 
-/// A cached hash result: the torrent of a file as it was at `size` bytes and `mtime_ns`.
+/// A cached hash result: the torrent of an object as it was at `size` bytes and `version`.
 pub struct CachedHash {
     pub size: u64,
-    pub mtime_ns: i64,
+    pub version: String,
     pub piece_length: u64,
     pub metainfo: Vec<u8>,
 }
@@ -62,10 +62,11 @@ impl StateDb {
                  metainfo BLOB NOT NULL,
                  registered_at INTEGER NOT NULL
              );
-             CREATE TABLE IF NOT EXISTS hash_cache (
-                 path TEXT PRIMARY KEY,
+             DROP TABLE IF EXISTS hash_cache;
+             CREATE TABLE IF NOT EXISTS object_hashes (
+                 key TEXT PRIMARY KEY,
                  size INTEGER NOT NULL,
-                 mtime_ns INTEGER NOT NULL,
+                 version TEXT NOT NULL,
                  piece_length INTEGER NOT NULL,
                  metainfo BLOB NOT NULL
              );",
@@ -107,16 +108,17 @@ impl StateDb {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn cached_hash(&self, path: &str) -> Result<Option<CachedHash>, DbError> {
+    /// The torrent hashed for a storage key, with the size and version it was hashed at.
+    pub fn cached_hash(&self, key: &str) -> Result<Option<CachedHash>, DbError> {
         let row = self
             .conn()
             .query_row(
-                "SELECT size, mtime_ns, piece_length, metainfo FROM hash_cache WHERE path = ?1",
-                [path],
+                "SELECT size, version, piece_length, metainfo FROM object_hashes WHERE key = ?1",
+                [key],
                 |row| {
                     Ok(CachedHash {
                         size: row.get(0)?,
-                        mtime_ns: row.get(1)?,
+                        version: row.get(1)?,
                         piece_length: row.get(2)?,
                         metainfo: row.get(3)?,
                     })
@@ -126,14 +128,14 @@ impl StateDb {
         Ok(row)
     }
 
-    pub fn store_hash(&self, path: &str, entry: &CachedHash) -> Result<(), DbError> {
+    pub fn store_hash(&self, key: &str, entry: &CachedHash) -> Result<(), DbError> {
         self.conn().execute(
-            "INSERT OR REPLACE INTO hash_cache (path, size, mtime_ns, piece_length, metainfo)
+            "INSERT OR REPLACE INTO object_hashes (key, size, version, piece_length, metainfo)
              VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
-                path,
+                key,
                 entry.size,
-                entry.mtime_ns,
+                entry.version,
                 entry.piece_length,
                 entry.metainfo
             ],

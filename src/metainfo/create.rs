@@ -113,7 +113,8 @@ pub fn from_bytes(
     build(name, hashes, piece_length, trackers, url_list)
 }
 
-fn build(
+/// The torrent of hashed content.
+pub fn build(
     name: &str,
     hashes: FileHashes,
     piece_length: PieceLength,

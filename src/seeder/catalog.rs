@@ -2,21 +2,20 @@
 //! their torrents. A rescan builds a new snapshot and swaps it in, so readers never lock.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::metainfo::Metainfo;
+use crate::storage::ObjectMeta;
 use crate::types::{InfoHash, InfoHashV1, InfoHashV2};
 
 /// A file this seeder shares, as it was when hashed.
 #[derive(Debug)]
 pub struct SharedFile {
-    /// Path relative to the data dir with '/' separators, or the file name for `seed` arguments.
+    /// Its storage key: the path below the data dir with '/' separators, or the file name for
+    /// `seed` arguments.
     pub name: String,
-    /// Canonical path on disk.
-    pub path: PathBuf,
-    pub size: u64,
-    pub mtime_ns: i64,
+    /// The object, at the version that was hashed: reads of any other version are refused.
+    pub object: ObjectMeta,
     pub meta: Arc<Metainfo>,
 }
 
@@ -84,9 +83,7 @@ impl Catalog {
         self.by_name.len() == other.by_name.len()
             && self.by_name.iter().all(|(name, f)| {
                 other.by_name.get(name).is_some_and(|o| {
-                    o.meta.info_hash_v2 == f.meta.info_hash_v2
-                        && o.mtime_ns == f.mtime_ns
-                        && o.path == f.path
+                    o.meta.info_hash_v2 == f.meta.info_hash_v2 && o.object == f.object
                 })
             })
     }

@@ -1,35 +1,20 @@
-//! The seeder role: finds the files to share, hashes each once (cached in the state database by
-//! path, size and mtime), and keeps the [`Catalog`] current by rescanning.
+//! The seeder role: finds the objects to share in [`Storage`], hashes each once (cached in the
+//! state database by key and version), and keeps the [`Catalog`] current by rescanning.
+//! It knows objects only by key and version, never by where their bytes live.
 
 pub mod announcer;
 pub mod catalog;
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use url::Url;
-use walkdir::WalkDir;
 
 use crate::db::{CachedHash, StateDb};
 use crate::metainfo::{create, Metainfo};
-use crate::storage::mtime_ns;
+use crate::storage::{ObjectMeta, Storage, StreamReader};
 use crate::types::PieceLength;
 pub use catalog::{Catalog, SharedFile};
-
-#[derive(Debug, thiserror::Error)]
-pub enum SeederError {
-    #[error("data directory {path}: {source}")]
-    DataDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("file to seed {path}: {source}")]
-    SeedFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-}
 
 /// Where torrents of shared files point: the tracker's /announce and our /files/ web seed.
 #[derive(Debug, Clone)]
@@ -39,57 +24,30 @@ pub struct TorrentUrls {
 }
 
 pub struct Seeder {
-    data_dir: PathBuf,
-    extra_files: Vec<PathBuf>,
+    storage: Arc<dyn Storage>,
     db: Arc<StateDb>,
     piece_length: PieceLength,
     urls: TorrentUrls,
     catalog: RwLock<Arc<Catalog>>,
-    /// Woken when serving finds a file changed on disk, so the catalog catches up at once.
+    /// Woken when serving finds an object changed, so the catalog catches up at once.
     rescan_requested: tokio::sync::Notify,
 }
 
 impl Seeder {
-    /// Creates the data dir if needed; checks every file given to `seed` exists.
     pub fn new(
-        data_dir: &Path,
-        extra_files: &[PathBuf],
+        storage: Arc<dyn Storage>,
         db: Arc<StateDb>,
         piece_length: PieceLength,
         urls: TorrentUrls,
-    ) -> Result<Self, SeederError> {
-        let dir_err = |source| SeederError::DataDir {
-            path: data_dir.to_owned(),
-            source,
-        };
-        std::fs::create_dir_all(data_dir).map_err(dir_err)?;
-        let data_dir = data_dir.canonicalize().map_err(dir_err)?;
-        let extra_files = extra_files
-            .iter()
-            .map(|p| {
-                let canonical = p.canonicalize().map_err(|source| SeederError::SeedFile {
-                    path: p.clone(),
-                    source,
-                })?;
-                if canonical.is_file() {
-                    Ok(canonical)
-                } else {
-                    Err(SeederError::SeedFile {
-                        path: p.clone(),
-                        source: std::io::Error::other("not a regular file"),
-                    })
-                }
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Seeder {
-            data_dir,
-            extra_files,
+    ) -> Self {
+        Seeder {
+            storage,
             db,
             piece_length,
             urls,
             catalog: RwLock::new(Arc::new(Catalog::default())),
             rescan_requested: tokio::sync::Notify::new(),
-        })
+        }
     }
 
     pub fn catalog(&self) -> Arc<Catalog> {
@@ -97,6 +55,10 @@ impl Seeder {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
     }
 
     /// Asks the rescan loop to run now rather than at its next interval.
@@ -113,21 +75,29 @@ impl Seeder {
         &self.urls
     }
 
-    /// Walks the data dir and the seed files, hashing what is new or changed, and swaps in the
-    /// new catalog. Blocking: run on the blocking pool. Returns whether the catalog changed.
-    pub fn rescan(&self) -> bool {
+    /// Lists the storage, hashing what is new or changed, and swaps in the new catalog.
+    /// Returns whether the catalog changed.
+    pub async fn rescan(&self) -> bool {
         let previous = self.catalog();
+        let objects = match self.storage.list().await {
+            Ok(objects) => objects,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the shared objects; keeping the catalog");
+                return false;
+            }
+        };
         let mut files = Vec::new();
         let mut names = HashSet::new();
-        for (name, path) in self.candidates() {
-            if !names.insert(name.clone()) {
-                tracing::warn!(%name, path = %path.display(), "another shared file has this name; skipping");
+        for object in objects {
+            if !names.insert(object.key.clone()) {
+                tracing::warn!(name = %object.key, "another shared file has this name; skipping");
                 continue;
             }
-            match self.load_or_hash(&name, &path, &previous) {
+            let name = object.key.clone();
+            match self.load_or_hash(object, &previous).await {
                 Ok(Some(file)) => files.push(file),
                 Ok(None) => {}
-                Err(e) => tracing::warn!(%name, error = %e, "cannot share file"),
+                Err(e) => tracing::warn!(%name, error = %format!("{e:#}"), "cannot share file"),
             }
         }
         let next = Catalog::new(files);
@@ -140,101 +110,74 @@ impl Seeder {
         changed
     }
 
-    /// (name, canonical path) of every file to share. Entries whose real path leaves the data
-    /// dir (symlinks pointing outside) and names that are not UTF-8 are skipped.
-    fn candidates(&self) -> Vec<(String, PathBuf)> {
-        let mut out = Vec::new();
-        for entry in WalkDir::new(&self.data_dir)
-            .follow_links(false)
-            .sort_by_file_name()
-        {
-            let entry = match entry {
-                Ok(e) => e,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read part of the data dir");
-                    continue;
-                }
-            };
-            if entry.file_type().is_dir() {
-                continue;
-            }
-            let Ok(real) = entry.path().canonicalize() else {
-                continue;
-            };
-            if !real.starts_with(&self.data_dir) || !real.is_file() {
-                tracing::warn!(path = %entry.path().display(), "skipping: not a regular file inside the data dir");
-                continue;
-            }
-            let relative = entry
-                .path()
-                .strip_prefix(&self.data_dir)
-                .unwrap_or(entry.path());
-            let Some(name) = relative_name(relative) else {
-                tracing::warn!(path = %entry.path().display(), "skipping: file name is not UTF-8");
-                continue;
-            };
-            out.push((name, real));
-        }
-        for path in &self.extra_files {
-            if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
-                out.push((name.to_owned(), path.clone()));
-            }
-        }
-        out
-    }
-
-    /// The file's entry: unchanged from the previous catalog, else its torrent from the hash
-    /// cache, else by hashing it. `None` for an empty file.
-    fn load_or_hash(
+    /// The object's entry: unchanged from the previous catalog, else its torrent from the hash
+    /// cache, else by hashing it. `None` for an empty object.
+    async fn load_or_hash(
         &self,
-        name: &str,
-        path: &Path,
+        object: ObjectMeta,
         previous: &Catalog,
     ) -> anyhow::Result<Option<Arc<SharedFile>>> {
-        let meta = std::fs::metadata(path)?;
-        let (size, mtime) = (meta.len(), mtime_ns(&meta));
-        if size == 0 {
+        if object.size == 0 {
             return Ok(None);
         }
         // Most rescans change nothing: keep the entry rather than re-reading and re-validating
         // its torrent from the state database.
-        if let Some(unchanged) = previous
-            .by_name(name)
-            .filter(|f| f.path == path && f.size == size && f.mtime_ns == mtime)
-        {
+        if let Some(unchanged) = previous.by_name(&object.key).filter(|f| f.object == object) {
             return Ok(Some(unchanged.clone()));
         }
-        let key = path.to_string_lossy();
-        let cached = self.db.cached_hash(&key)?.filter(|c| {
-            c.size == size && c.mtime_ns == mtime && c.piece_length == self.piece_length.get()
+        let (db, key) = (self.db.clone(), object.key.clone());
+        let cached = tokio::task::spawn_blocking(move || db.cached_hash(&key)).await??;
+        let piece_length = self.piece_length.get();
+        let cached = cached.filter(|c| {
+            c.size == object.size && c.version == object.version && c.piece_length == piece_length
         });
         let hashed = match cached.and_then(|c| Metainfo::from_bytes(&c.metainfo).ok()) {
             Some(meta) => meta,
-            None => {
-                tracing::info!(%name, bytes = size, "hashing");
-                let started = std::time::Instant::now();
-                let meta = create::from_path(path, self.piece_length, vec![], vec![], &|_| {})?;
-                tracing::info!(%name, seconds = started.elapsed().as_secs_f64(), info_hash = %meta.info_hash_v2, "hashed");
-                self.db.store_hash(
-                    &key,
-                    &CachedHash {
-                        size,
-                        mtime_ns: mtime,
-                        piece_length: self.piece_length.get(),
-                        metainfo: meta.bytes.to_vec(),
-                    },
-                )?;
-                meta
-            }
+            None => self.hash(&object).await?,
         };
-        let meta = self.with_urls(name, hashed)?;
+        let meta = self.with_urls(&object.key, hashed)?;
         Ok(Some(Arc::new(SharedFile {
-            name: name.to_owned(),
-            path: path.to_owned(),
-            size,
-            mtime_ns: mtime,
+            name: object.key.clone(),
+            object,
             meta: Arc::new(meta),
         })))
+    }
+
+    /// Reads the object once, hashing on the blocking pool, and caches the torrent.
+    async fn hash(&self, object: &ObjectMeta) -> anyhow::Result<Metainfo> {
+        let name = object.key.clone();
+        tracing::info!(%name, bytes = object.size, "hashing");
+        let started = std::time::Instant::now();
+        let reader = StreamReader::new(self.storage.read(object, 0, object.size).await?);
+        let piece_length = self.piece_length;
+        let torrent_name = name.rsplit('/').next().unwrap_or(&name).to_owned();
+        let meta = tokio::task::spawn_blocking(move || {
+            let hashes = create::hash_reader(reader, piece_length, &|_| {})?;
+            Ok::<_, anyhow::Error>(create::build(
+                &torrent_name,
+                hashes,
+                piece_length,
+                vec![],
+                vec![],
+            )?)
+        })
+        .await??;
+        anyhow::ensure!(
+            meta.length == object.size,
+            "{name} is {} bytes now, not the {} listed: it changed while it was hashed",
+            meta.length,
+            object.size
+        );
+        tracing::info!(%name, seconds = started.elapsed().as_secs_f64(), info_hash = %meta.info_hash_v2, "hashed");
+        let entry = CachedHash {
+            size: object.size,
+            version: object.version.clone(),
+            piece_length: self.piece_length.get(),
+            metainfo: meta.bytes.to_vec(),
+        };
+        let (db, key) = (self.db.clone(), object.key.clone());
+        tokio::task::spawn_blocking(move || db.store_hash(&key, &entry)).await??;
+        Ok(meta)
     }
 
     /// Adds this server's announce URL and web seed to a hashed torrent; the info dict, and so
@@ -285,14 +228,6 @@ pub fn web_seed_url(public_url: &Url, name: &str) -> String {
 /// Where `GET /files/{name}` serves a shared file.
 pub fn file_url(public_url: &Url, name: &str) -> Url {
     files_url(public_url, name.split('/'))
-}
-
-fn relative_name(relative: &Path) -> Option<String> {
-    let parts: Option<Vec<&str>> = relative
-        .components()
-        .map(|c| c.as_os_str().to_str())
-        .collect();
-    Some(parts?.join("/"))
 }
 
 #[cfg(test)]

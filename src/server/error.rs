@@ -93,6 +93,7 @@ impl ApiError {
             ApiError::Storage(StorageError::Missing { .. } | StorageError::Changed { .. }) => {
                 "file_unavailable"
             }
+            ApiError::Storage(StorageError::Unavailable { .. }) => "unavailable",
             ApiError::Storage(StorageError::Io { .. })
             | ApiError::Db(_)
             | ApiError::Internal(_) => "internal",
@@ -120,10 +121,13 @@ impl ResponseError for ApiError {
             ApiError::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
             ApiError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            // The file changed or vanished since it was hashed: a rescan will fix the catalog.
-            ApiError::Storage(StorageError::Missing { .. } | StorageError::Changed { .. }) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            // The file changed or vanished since it was hashed (a rescan will fix the catalog),
+            // or the storage cannot be reached.
+            ApiError::Storage(
+                StorageError::Missing { .. }
+                | StorageError::Changed { .. }
+                | StorageError::Unavailable { .. },
+            ) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Storage(StorageError::Io { .. })
             | ApiError::Db(_)
             | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -137,7 +141,11 @@ impl ResponseError for ApiError {
             ApiError::RangeNotSatisfiable { length } => {
                 response.insert_header((header::CONTENT_RANGE, format!("bytes */{length}")));
             }
-            ApiError::Storage(StorageError::Missing { .. } | StorageError::Changed { .. }) => {
+            ApiError::Storage(
+                StorageError::Missing { .. }
+                | StorageError::Changed { .. }
+                | StorageError::Unavailable { .. },
+            ) => {
                 response.insert_header((header::RETRY_AFTER, "30"));
             }
             ApiError::Overloaded | ApiError::TooManyStreams { .. } => {

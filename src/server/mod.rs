@@ -27,7 +27,7 @@ use crate::db::StateDb;
 use crate::seeder::announcer::{Announcer, TrackerClient};
 use crate::seeder::{Seeder, TorrentUrls};
 use crate::settings::Validated;
-use crate::storage::{LocalStorage, Storage};
+use crate::storage::LocalStorage;
 use crate::tracker::store::{MemorySwarms, SqliteTorrents};
 use crate::tracker::Tracker;
 use crate::types::{join_url as join, SeederUrl};
@@ -38,7 +38,6 @@ pub use metrics::Metrics;
 pub struct AppState {
     pub seeder: Option<Arc<Seeder>>,
     pub tracker: Option<Arc<Tracker>>,
-    pub storage: Arc<dyn Storage>,
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
     pub trusted_proxy_hops: usize,
@@ -132,13 +131,19 @@ impl Application {
                 announce: announce_url,
                 public_url: public_url.clone(),
             };
+            let storage =
+                LocalStorage::new(&raw.storage.data_dir, &seed_files).with_context(|| {
+                    format!(
+                        "storage.data_dir = {} and the files to seed",
+                        raw.storage.data_dir.display()
+                    )
+                })?;
             Some(Arc::new(Seeder::new(
-                &raw.storage.data_dir,
-                &seed_files,
+                Arc::new(storage),
                 db.clone(),
                 settings.piece_length,
                 urls,
-            )?))
+            )))
         } else {
             if !seed_files.is_empty() {
                 anyhow::bail!("files to seed were given, but the seeder role is off (--no-seeder)");
@@ -157,7 +162,6 @@ impl Application {
         let state = web::Data::new(AppState {
             seeder: seeder.clone(),
             tracker: tracker.clone(),
-            storage: Arc::new(LocalStorage::default()),
             metrics: metrics.clone(),
             max_body_bytes: raw.server.max_body_bytes,
             trusted_proxy_hops: raw.server.trusted_proxy_hops,
@@ -295,11 +299,8 @@ fn derived_public_url(local: SocketAddr) -> Url {
 async fn rescan_loop(seeder: Arc<Seeder>, every: Duration, changed: Arc<Notify>) {
     let mut first = true;
     loop {
-        let scanning = seeder.clone();
-        match tokio::task::spawn_blocking(move || scanning.rescan()).await {
-            Ok(true) => changed.notify_one(),
-            Ok(false) => {}
-            Err(e) => tracing::error!(error = %e, "rescan failed"),
+        if seeder.rescan().await {
+            changed.notify_one();
         }
         if first {
             first = false;

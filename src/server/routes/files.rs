@@ -1,8 +1,6 @@
 //! Seeder endpoints: `GET /chunks/{file}/{index}` (one piece) and `GET /files/{name}` (the whole
 //! file, a BEP 19 web seed). Both stream from storage and honour a single `Range`.
 
-use std::time::{Duration, UNIX_EPOCH};
-
 use actix_web::body::SizedStream;
 use actix_web::http::header::{self, HttpDate};
 use actix_web::http::StatusCode;
@@ -16,7 +14,6 @@ use crate::server::openapi::Binary;
 use crate::server::range::{self, RangeOutcome};
 use crate::server::routes::bittorrent::client_ip;
 use crate::server::AppState;
-use crate::storage::FileRef;
 use crate::types::PieceIndex;
 
 /// Content addressed by info-hash never changes, so caches may keep it for a year.
@@ -97,7 +94,16 @@ pub async fn file(
     let catalog = state.seeder()?.catalog();
     let shared = catalog.by_name(&name).ok_or_else(|| not_shared(&name))?;
     let etag = format!("\"{}\"", shared.meta.info_hash_v2);
-    serve(&req, &state, shared, 0, shared.size, &etag, REVALIDATE).await
+    serve(
+        &req,
+        &state,
+        shared,
+        0,
+        shared.object.size,
+        &etag,
+        REVALIDATE,
+    )
+    .await
 }
 
 fn not_shared(name: &str) -> ApiError {
@@ -118,8 +124,7 @@ async fn serve(
     etag: &str,
     cache_control: &str,
 ) -> Result<HttpResponse, ApiError> {
-    let last_modified =
-        HttpDate::from(UNIX_EPOCH + Duration::from_nanos(shared.mtime_ns.max(0) as u64));
+    let last_modified = HttpDate::from(shared.object.last_modified);
     let header_str = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
 
     let mut response = HttpResponse::Ok();
@@ -152,30 +157,29 @@ async fn serve(
     // Past a stream limit, say "busy, come back" rather than queueing without bound.
     let client = client_ip(req, state.trusted_proxy_hops).map(client_key);
     let permit = state.streams.try_acquire(client)?;
-    let file_ref = FileRef {
-        path: shared.path.clone(),
-        size: shared.size,
-        mtime_ns: shared.mtime_ns,
-    };
-    let opened = match state.storage.open(file_ref).await {
-        Ok(opened) => opened,
+    if req.method() == actix_web::http::Method::HEAD {
+        // actix-http writes the sized body's length and never polls it for HEAD.
+        response.content_type("application/octet-stream");
+        let nothing = futures_util::stream::empty::<std::io::Result<web::Bytes>>();
+        return Ok(response.body(SizedStream::new(count, nothing)));
+    }
+    let seeder = state.seeder()?;
+    let body = match seeder
+        .storage()
+        .read(&shared.object, offset + start, count)
+        .await
+    {
+        Ok(body) => body,
         Err(e) => {
-            // The file changed or vanished since it was hashed: never serve bytes that may not
-            // match the torrent, and let a rescan replace or drop it.
-            if let Some(seeder) = &state.seeder {
-                seeder.request_rescan();
-            }
+            // The object changed or vanished since it was hashed: never serve bytes that may
+            // not match the torrent, and let a rescan replace or drop it.
+            seeder.request_rescan();
             return Err(e.into());
         }
     };
     response.content_type("application/octet-stream");
-    if req.method() == actix_web::http::Method::HEAD {
-        // actix-http writes the sized body's length and never polls it for HEAD.
-        let nothing = futures_util::stream::empty::<std::io::Result<web::Bytes>>();
-        return Ok(response.body(SizedStream::new(count, nothing)));
-    }
     let counter = state.metrics.bytes_served.clone();
-    let body = opened.stream(offset + start, count).inspect(move |block| {
+    let body = body.inspect(move |block| {
         let _held_until_the_body_ends = &permit;
         if let Ok(bytes) = block {
             counter.inc_by(bytes.len() as u64);
