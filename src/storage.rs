@@ -214,8 +214,16 @@ fn object_meta(key: String, meta: &std::fs::Metadata) -> ObjectMeta {
     }
 }
 
+/// Whether a file is still `object`'s version: parsed rather than formatted, as this runs on
+/// every request.
 fn is_version(meta: &std::fs::Metadata, object: &ObjectMeta) -> bool {
-    meta.len() == object.size && version(meta) == object.version
+    use std::os::unix::fs::MetadataExt;
+    let parsed = object
+        .version
+        .strip_prefix('m')
+        .and_then(|v| v.split_once('i'))
+        .and_then(|(mtime, ino)| Some((mtime.parse::<i64>().ok()?, ino.parse::<u64>().ok()?)));
+    meta.len() == object.size && parsed == Some((mtime_ns(meta), meta.ino()))
 }
 
 fn relative_key(relative: &Path) -> Option<String> {
