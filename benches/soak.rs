@@ -92,7 +92,7 @@ fn main() {
     };
     let hostile = !full || std::env::var("SOAK_HOSTILE").is_ok_and(|v| v == "1");
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let ok = runtime.block_on(soak(Duration::from_secs(seconds), hostile));
+    let ok = runtime.block_on(soak(Duration::from_secs(seconds), hostile, full));
     std::process::exit(if ok { 0 } else { 1 });
 }
 
@@ -154,7 +154,9 @@ fn spawn_hostile(
     tasks
 }
 
-async fn soak(duration: Duration, hostile: bool) -> bool {
+/// `judge_rss`: whether RSS growth fails the run (over a smoke run's 2 s, a 10 MiB body in
+/// flight at either reading is noise, not a leak).
+async fn soak(duration: Duration, hostile: bool, judge_rss: bool) -> bool {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
     std::fs::create_dir_all(&data_dir).unwrap();
@@ -320,7 +322,7 @@ async fn soak(duration: Duration, hostile: bool) -> bool {
     println!("  errors        {errors}");
     println!("  server RSS    {rss_before} KiB -> {rss_after} KiB (every 10 s: {samples:?} KiB)");
     println!("  server fds    {fds_before} -> {fds_after}");
-    let rss_ok = rss_after <= rss_before + rss_before / 2 + 16 * 1024;
+    let rss_ok = !judge_rss || rss_after <= rss_before + rss_before / 2 + 16 * 1024;
     let fds_ok = fds_after <= fds_before + 16;
     if !(errors == 0 && rss_ok && fds_ok) {
         println!("soak FAILED: errors {errors}, RSS growth ok {rss_ok}, fd growth ok {fds_ok}");

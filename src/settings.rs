@@ -70,6 +70,7 @@ pub struct TrackerSettings {
     pub max_peers_per_swarm: usize,
     pub max_seeders: usize,
     pub max_bittorrent_peers: usize,
+    pub redis_url: Option<String>,
 }
 
 /// Which seeder URLs on loopback or private addresses the tracker lists.
@@ -259,6 +260,18 @@ impl Settings {
             "tracker.announce_interval_secs",
             self.tracker.announce_interval_secs,
         )?;
+        if let Some(url) = self.tracker.redis_url.as_deref().filter(|u| !u.is_empty()) {
+            let parsed = Url::parse(url)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "redis" | "rediss"));
+            if parsed.is_none() {
+                return Err(SettingsError::Invalid {
+                    key: "tracker.redis_url",
+                    value: url.to_owned(),
+                    message: "expected redis://HOST[:PORT][/DB] (or rediss:// for TLS)".into(),
+                });
+            }
+        }
         let rescan_interval = positive(
             "storage.rescan_interval_secs",
             self.storage.rescan_interval_secs,

@@ -28,7 +28,8 @@ use crate::seeder::announcer::{Announcer, TrackerClient};
 use crate::seeder::{Seeder, TorrentUrls};
 use crate::settings::Validated;
 use crate::storage::LocalStorage;
-use crate::tracker::store::{MemorySwarms, SqliteTorrents};
+use crate::tracker::redis_store;
+use crate::tracker::store::{MemorySwarms, SqliteTorrents, SwarmStore, TorrentStore};
 use crate::tracker::Tracker;
 use crate::types::{join_url as join, SeederUrl};
 pub use error::{ApiError, ErrorBody};
@@ -44,6 +45,8 @@ pub struct AppState {
     /// Permits for file and chunk bodies streaming at once, in all and per client.
     pub streams: streams::Streams,
     pub guard: guard::SharedGuard,
+    /// The shared tracker store, when there is one: readiness depends on it.
+    pub redis: Option<redis::aio::ConnectionManager>,
 }
 
 impl AppState {
@@ -84,6 +87,7 @@ impl Application {
         let raw = &settings.raw;
 
         let db = Arc::new(StateDb::open(&raw.storage.state_dir)?);
+        let mut redis = None;
         let tracker = if raw.tracker.enabled {
             let policy = crate::tracker::Policy {
                 interval: settings.announce_interval,
@@ -100,9 +104,23 @@ impl Application {
                 verify_seeders: raw.tracker.verify_seeders,
                 accept_ip_param: raw.tracker.accept_ip_param,
             };
-            let torrents = Arc::new(SqliteTorrents::load(db.clone())?);
             let ttl = 2 * settings.announce_interval.as_secs();
-            let swarms = Arc::new(MemorySwarms::new(ttl, policy.limits));
+            let (torrents, swarms): (Arc<dyn TorrentStore>, Arc<dyn SwarmStore>) =
+                match raw.tracker.redis_url.as_deref().filter(|u| !u.is_empty()) {
+                    Some(url) => {
+                        let conn = redis_store::connect(url)
+                            .with_context(|| format!("tracker.redis_url = {url}"))?;
+                        redis = Some(conn.clone());
+                        (
+                            Arc::new(redis_store::RedisTorrents::new(conn.clone())),
+                            Arc::new(redis_store::RedisSwarms::new(conn, ttl, policy.limits)),
+                        )
+                    }
+                    None => (
+                        Arc::new(SqliteTorrents::load(db.clone())?),
+                        Arc::new(MemorySwarms::new(ttl, policy.limits)),
+                    ),
+                };
             Some(Arc::new(Tracker::new(torrents, swarms, policy)?))
         } else {
             None
@@ -170,6 +188,7 @@ impl Application {
                 raw.seeder.max_streams_per_client,
             ),
             guard: guard.clone(),
+            redis,
         });
         let workers = match raw.server.workers {
             0 => cores(),

@@ -28,6 +28,7 @@ use crate::tracker::swarm::{Event, PeerView};
         bittorrent::announce,
         bittorrent::scrape,
         ops::health,
+        ops::ready,
         ops::metrics,
     ),
     components(schemas(
@@ -41,6 +42,7 @@ use crate::tracker::swarm::{Event, PeerView};
         tracker::AnnounceResponse,
         tracker::PeersResponse,
         ops::Health,
+        ops::Readiness,
     )),
     modifiers(&BearerToken),
     tags(
@@ -48,7 +50,7 @@ use crate::tracker::swarm::{Event, PeerView};
         (name = "torrents", description = "Torrent metainfo"),
         (name = "tracker", description = "Who seeds what (native JSON API)"),
         (name = "bittorrent", description = "The BitTorrent tracker protocol (BEP 3, 48, 23, 7): bencoded"),
-        (name = "ops", description = "Health and metrics"),
+        (name = "ops", description = "Health, readiness and metrics"),
     )
 )]
 pub struct ApiDoc;

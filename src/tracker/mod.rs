@@ -9,6 +9,7 @@
 pub mod admission;
 pub mod bep3;
 pub mod bt_swarm;
+pub mod redis_store;
 pub mod store;
 pub mod swarm;
 

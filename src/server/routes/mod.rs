@@ -45,6 +45,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
     let write = || guard::protect(Access::Write, Refusal::Json);
     cfg.service(web::redirect("/swagger-ui", "/swagger-ui/").permanent())
         .service(resource("/health", "GET").route(web::get().to(ops::health)))
+        .service(resource("/ready", "GET").route(web::get().to(ops::ready)))
         .service(resource("/metrics", "GET").route(web::get().to(ops::metrics)))
         .service(
             resource("/torrents/{info_hash}", "GET")

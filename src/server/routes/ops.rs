@@ -1,4 +1,4 @@
-//! Operations endpoints: liveness and Prometheus metrics.
+//! Operations endpoints: liveness, readiness and Prometheus metrics.
 
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
@@ -24,6 +24,46 @@ pub async fn health(state: web::Data<AppState>) -> web::Json<Health> {
         seeder: state.seeder.is_some(),
         tracker: state.tracker.is_some(),
     })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    /// "ready", or "unavailable" when a dependency does not answer.
+    #[schema(example = "ready")]
+    pub status: &'static str,
+    /// Each dependency and its state ("ok", or why not); empty with the embedded stores.
+    pub dependencies: std::collections::BTreeMap<&'static str, String>,
+}
+
+/// Readiness, for load balancers: 200 when every dependency (the tracker's Redis, when
+/// configured) answers, 503 otherwise. The server recovers by itself when it returns.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "ops",
+    responses(
+        (status = 200, body = Readiness),
+        (status = 503, description = "A dependency does not answer", body = Readiness),
+    )
+)]
+pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let mut dependencies = std::collections::BTreeMap::new();
+    if let Some(redis) = &state.redis {
+        let answer = crate::tracker::redis_store::ping(redis).await;
+        dependencies.insert(
+            "redis",
+            answer.map_or_else(|e| e.to_string(), |()| "ok".into()),
+        );
+    }
+    let all_ok = dependencies.values().all(|v| v == "ok");
+    let body = Readiness {
+        status: if all_ok { "ready" } else { "unavailable" },
+        dependencies,
+    };
+    match all_ok {
+        true => HttpResponse::Ok().json(body),
+        false => HttpResponse::ServiceUnavailable().json(body),
+    }
 }
 
 /// Prometheus text exposition: requests by route and status, bytes served, torrents, seeders.

@@ -1,0 +1,163 @@
+//! Several tracker instances sharing one real Redis (`tracker.redis_url`): what one is told,
+//! every one answers; Redis going away is a clear 503 and recovers by itself.
+
+mod support;
+
+use gotorrent_http::metainfo::create;
+use gotorrent_http::types::PieceLength;
+use serde_json::json;
+use support::{assert_json_error, content, poll, scrape_stats, RedisServer, TestApp};
+
+/// A tracker-only instance on `redis`.
+async fn tracker_on(redis: &RedisServer) -> TestApp {
+    let url = redis.url.clone();
+    TestApp::spawn_with(
+        &[],
+        |o| o.no_seeder = true,
+        move |s| s.raw.tracker.redis_url = Some(url),
+    )
+    .await
+}
+
+fn bt_announce_url(app: &TestApp, hash: &[u8; 20], peer: char, event: &str) -> String {
+    format!(
+        "{}/announce?info_hash={}&peer_id=-XX0001-{}&port=6881&left=0&event={event}",
+        app.url,
+        percent_encoding::percent_encode(hash, percent_encoding::NON_ALPHANUMERIC),
+        peer.to_string().repeat(12),
+    )
+}
+
+#[actix_web::test]
+async fn tracker_instances_sharing_redis_answer_for_each_other() {
+    let redis = RedisServer::start();
+    let (a, b) = (tracker_on(&redis).await, tracker_on(&redis).await);
+    let meta = create::from_bytes(
+        "shared ü.bin",
+        &content(40_000),
+        PieceLength::new(16384).unwrap(),
+        vec![],
+        vec![],
+    )
+    .unwrap();
+    let v2 = meta.info_hash_v2.to_string();
+
+    // Registered through A, served by B at once, by either hash.
+    assert_eq!(a.register_torrent(meta.bytes.to_vec()).await.status(), 201);
+    assert_eq!(b.register_torrent(meta.bytes.to_vec()).await.status(), 200);
+    assert_eq!(
+        b.get_torrent(&v2).await.bytes().await.unwrap()[..],
+        meta.bytes[..]
+    );
+    assert_eq!(
+        b.get_torrent(&meta.info_hash_v1.to_string()).await.status(),
+        200
+    );
+    assert_eq!(b.list_torrents().await.as_array().unwrap().len(), 1);
+
+    // A seeder announced to A is listed by B; "stopped" to B removes it everywhere.
+    let seeder = json!({"info_hash": v2, "url": "http://127.0.0.1:9", "event": "started"});
+    assert_eq!(a.announce(seeder).await.status(), 200);
+    assert_eq!(b.peer_urls(&v2).await, ["http://127.0.0.1:9"]);
+    let summary = &b.list_torrents().await[0];
+    assert_eq!(summary["seeders"], 1);
+    let stopped = json!({"info_hash": v2, "url": "http://127.0.0.1:9", "event": "stopped"});
+    assert_eq!(b.announce(stopped).await.status(), 200);
+    assert!(a.peer_urls(&v2).await.is_empty());
+
+    // BitTorrent: a peer announced to A is handed out by B, and its download is counted once.
+    let v1 = meta.info_hash_v1.0;
+    a.get_bytes(&bt_announce_url(&a, &v1, 'a', "completed"))
+        .await;
+    a.get_bytes(&bt_announce_url(&a, &v1, 'a', "completed"))
+        .await;
+    let reply = b.get_bytes(&bt_announce_url(&b, &v1, 'b', "started")).await;
+    let reply = gotorrent_http::bencode::decode(&reply).unwrap().value;
+    assert_eq!(
+        reply.get("complete").unwrap().as_int(),
+        Some(2),
+        "{reply:?}"
+    );
+    let (complete, _, downloaded) = scrape_stats(&b.scrape(&[v1]).await, &v1);
+    assert_eq!((complete, downloaded), (2, 1));
+}
+
+#[actix_web::test]
+async fn redis_going_away_is_a_clear_503_and_the_tracker_recovers_by_itself() {
+    let mut redis = RedisServer::start();
+    let app = tracker_on(&redis).await;
+    let hash = "ab".repeat(32);
+    let seeder = json!({"info_hash": hash, "url": "http://127.0.0.1:9"});
+    assert_eq!(app.announce(seeder.clone()).await.status(), 200);
+    assert_eq!(
+        app.client
+            .get(format!("{}/ready", app.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    redis.kill();
+    let error = assert_json_error(app.peers(&hash).await, 503).await;
+    assert!(
+        error["message"].as_str().unwrap().contains("Redis"),
+        "{error}"
+    );
+    let ready = app
+        .client
+        .get(format!("{}/ready", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let bt = app
+        .get_bytes(&bt_announce_url(&app, &[7; 20], 'c', "started"))
+        .await;
+    assert!(String::from_utf8_lossy(&bt).contains("failure reason"));
+
+    redis.restart();
+    poll("the tracker to reach Redis again", || async {
+        app.peers(&hash).await.status() == 200
+    })
+    .await;
+    assert_eq!(
+        app.peer_urls(&hash).await,
+        ["http://127.0.0.1:9"],
+        "the append-only file kept it"
+    );
+    assert_eq!(
+        app.client
+            .get(format!("{}/ready", app.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[actix_web::test]
+async fn redis_expires_silent_seeders_for_every_instance() {
+    let redis = RedisServer::start();
+    let url = redis.url.clone();
+    let quick = |url: String| {
+        move |s: &mut gotorrent_http::settings::Validated| {
+            s.raw.tracker.redis_url = Some(url);
+            // Told to announce every second: silent for more than 2 s is gone.
+            s.announce_interval = std::time::Duration::from_secs(1);
+        }
+    };
+    let a = TestApp::spawn_with(&[], |o| o.no_seeder = true, quick(url.clone())).await;
+    let b = TestApp::spawn_with(&[], |o| o.no_seeder = true, quick(url)).await;
+    let hash = "cd".repeat(32);
+    let seeder = json!({"info_hash": hash, "url": "http://127.0.0.1:9"});
+    assert_eq!(a.announce(seeder).await.status(), 200);
+    assert_eq!(b.peer_urls(&hash).await.len(), 1);
+
+    poll("the silent seeder to expire", || async {
+        b.peer_urls(&hash).await.is_empty()
+    })
+    .await;
+}
