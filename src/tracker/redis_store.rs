@@ -50,6 +50,23 @@ pub fn connect(url: &str) -> Result<ConnectionManager, redis::RedisError> {
     redis::Client::open(url)?.get_connection_manager_lazy(config)
 }
 
+/// Members of a sorted set: by rank (`min`, `max` as 0, -1 for all) or, `by_score`, by score.
+async fn zrange<T: redis::FromRedisValue>(
+    conn: &ConnectionManager,
+    set: &str,
+    min: impl redis::ToRedisArgs,
+    max: impl redis::ToRedisArgs,
+    by_score: bool,
+) -> Result<T, StoreError> {
+    let mut conn = conn.clone();
+    let mut cmd = redis::cmd("ZRANGE");
+    cmd.arg(key(set)).arg(min).arg(max);
+    if by_score {
+        cmd.arg("BYSCORE");
+    }
+    cmd.query_async(&mut conn).await.map_err(unavailable)
+}
+
 /// Whether Redis answers, for the readiness view.
 pub async fn ping(conn: &ConnectionManager) -> Result<(), StoreError> {
     let mut conn = conn.clone();
@@ -191,14 +208,7 @@ impl TorrentStore for RedisTorrents {
 
     fn all(&self) -> StoreResult<'_, Vec<Arc<Metainfo>>> {
         Box::pin(async move {
-            let mut conn = self.conn.clone();
-            let order: Vec<String> = redis::cmd("ZRANGE")
-                .arg(key("order"))
-                .arg(0)
-                .arg(-1)
-                .query_async(&mut conn)
-                .await
-                .map_err(unavailable)?;
+            let order: Vec<String> = zrange(&self.conn, "order", 0, -1, false).await?;
             let mut all = Vec::with_capacity(order.len());
             for v2 in order {
                 if let Some(meta) = self.by_v2(&v2).await? {
@@ -433,14 +443,8 @@ impl SwarmStore for RedisSwarms {
     fn total_live_seeders(&self, now: u64) -> StoreResult<'_, usize> {
         Box::pin(async move {
             let mut conn = self.conn.clone();
-            let swarms: Vec<String> = redis::cmd("ZRANGE")
-                .arg(key("swarms"))
-                .arg(self.live_from(now))
-                .arg("+inf")
-                .arg("BYSCORE")
-                .query_async(&mut conn)
-                .await
-                .map_err(unavailable)?;
+            let swarms: Vec<String> =
+                zrange(&self.conn, "swarms", self.live_from(now), "+inf", true).await?;
             let mut pipe = redis::pipe();
             for id in &swarms {
                 pipe.cmd("ZCOUNT")
@@ -513,14 +517,9 @@ impl SwarmStore for RedisSwarms {
             let mut stats = Vec::with_capacity(keys.len());
             for swarm in keys {
                 let id = hex::encode(swarm);
-                let live: Vec<Vec<u8>> = redis::cmd("ZRANGE")
-                    .arg(key(&format!("p:{id}")))
-                    .arg(self.live_from(now))
-                    .arg("+inf")
-                    .arg("BYSCORE")
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(unavailable)?;
+                let peers = format!("p:{id}");
+                let live: Vec<Vec<u8>> =
+                    zrange(&self.conn, &peers, self.live_from(now), "+inf", true).await?;
                 let mut one = ScrapeStats::default();
                 if !live.is_empty() {
                     let infos: Vec<Option<String>> = redis::cmd("HMGET")
@@ -552,14 +551,7 @@ impl SwarmStore for RedisSwarms {
 
     fn bt_keys(&self, max: usize) -> StoreResult<'_, Vec<[u8; 20]>> {
         Box::pin(async move {
-            let mut conn = self.conn.clone();
-            let ids: Vec<String> = redis::cmd("ZRANGE")
-                .arg(key("bt_swarms"))
-                .arg(0)
-                .arg(-1)
-                .query_async(&mut conn)
-                .await
-                .map_err(unavailable)?;
+            let ids: Vec<String> = zrange(&self.conn, "bt_swarms", 0, -1, false).await?;
             let mut keys: Vec<[u8; 20]> = ids
                 .iter()
                 .filter_map(|id| hex::decode(id).ok()?.try_into().ok())
@@ -576,14 +568,7 @@ impl SwarmStore for RedisSwarms {
         Box::pin(async move {
             let mut conn = self.conn.clone();
             let cutoff = now.saturating_sub(self.ttl + 1);
-            let gone: Vec<String> = redis::cmd("ZRANGE")
-                .arg(key("bt_swarms"))
-                .arg("-inf")
-                .arg(cutoff)
-                .arg("BYSCORE")
-                .query_async(&mut conn)
-                .await
-                .map_err(unavailable)?;
+            let gone: Vec<String> = zrange(&self.conn, "bt_swarms", "-inf", cutoff, true).await?;
             let mut pipe = redis::pipe();
             for id in &gone {
                 let kept = hex::decode(id)
