@@ -214,7 +214,9 @@ async fn torrents_list_magnets_that_download_can_use() {
 
 #[actix_web::test]
 async fn a_busy_seeder_answers_503_with_retry_after() {
-    let data = content(4 * 1024 * 1024);
+    // Larger than the socket buffers on both sides can absorb (tcp_rmem may reach 32 MiB), so
+    // an unread response really holds its stream.
+    let data = content(96 * 1024 * 1024);
     let app = TestApp::spawn_with(
         &[("busy.bin", &data[..])],
         |_| {},

@@ -544,6 +544,29 @@ async fn seeder_verification_follows_no_redirect_and_keeps_the_fetch_error_to_it
 }
 
 #[actix_web::test]
+async fn head_checks_the_file_is_still_the_one_hashed() {
+    let app = TestApp::spawn_with(
+        &[("head.bin", &content(3 * 16384)[..])],
+        |_| {},
+        |s| s.rescan_interval = Duration::from_secs(3600),
+    )
+    .await;
+    app.wait_for_torrent("head.bin").await;
+    let head = || {
+        app.client
+            .head(format!("{}/files/head.bin", app.url))
+            .send()
+    };
+    assert_eq!(head().await.unwrap().status(), 200);
+
+    std::fs::write(app.data_dir.join("head.bin"), content(16384 + 7)).unwrap();
+
+    let response = head().await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "30");
+}
+
+#[actix_web::test]
 async fn a_file_changed_on_disk_is_never_served_under_its_old_torrent() {
     let original = content(3 * 16384);
     let app = TestApp::spawn_with(
@@ -670,7 +693,9 @@ async fn our_clients_report_the_servers_reason_for_a_refusal() {
 #[actix_web::test]
 async fn slow_readers_cannot_hold_every_stream() {
     use tokio::io::AsyncWriteExt;
-    let data = content(32 << 20);
+    // Larger than the socket buffers on both sides can absorb (tcp_rmem may reach 32 MiB), so
+    // an unread response really holds its stream.
+    let data = content(96 << 20);
     let app = TestApp::spawn_with(
         &[("big file.bin", &data[..])],
         |_| {},

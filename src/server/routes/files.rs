@@ -157,16 +157,12 @@ async fn serve(
     // Past a stream limit, say "busy, come back" rather than queueing without bound.
     let client = client_ip(req, state.trusted_proxy_hops).map(client_key);
     let permit = state.streams.try_acquire(client)?;
-    if req.method() == actix_web::http::Method::HEAD {
-        // actix-http writes the sized body's length and never polls it for HEAD.
-        response.content_type("application/octet-stream");
-        let nothing = futures_util::stream::empty::<std::io::Result<web::Bytes>>();
-        return Ok(response.body(SizedStream::new(count, nothing)));
-    }
+    // HEAD reads nothing, but still checks the object is the version that was hashed.
+    let head = req.method() == actix_web::http::Method::HEAD;
     let seeder = state.seeder()?;
     let body = match seeder
         .storage()
-        .read(&shared.object, offset + start, count)
+        .read(&shared.object, offset + start, if head { 0 } else { count })
         .await
     {
         Ok(body) => body,
@@ -177,6 +173,12 @@ async fn serve(
             return Err(e.into());
         }
     };
+    if head {
+        // actix-http writes the sized body's length and never polls it for HEAD.
+        response.content_type("application/octet-stream");
+        let nothing = futures_util::stream::empty::<std::io::Result<web::Bytes>>();
+        return Ok(response.body(SizedStream::new(count, nothing)));
+    }
     response.content_type("application/octet-stream");
     let counter = state.metrics.bytes_served.clone();
     let body = body.inspect(move |block| {
