@@ -8,8 +8,9 @@
 //!   truncated-v2 hex → v2 hex; `order` sorted set: v2 hex by registration sequence (`seq`).
 //! - `s:<key>` sorted set: seeder URL → last announce (Unix s); `sf:<key>` hash: URL → first
 //!   seen; `swarms` sorted set: swarm key → last activity (for counts and the swarm cap).
-//! - `p:<key>` sorted set: peer id → last announce; `pi:<key>` hash: peer id → "ip port left
-//!   completed"; `dl` hash: swarm key → downloads; `bt_swarms` sorted set: key → last activity.
+//! - `ps:<key>` and `pl:<key>` sorted sets: seeder and leecher peer ids → last announce;
+//!   `pi:<key>` hash: peer id → "ip port completed"; `dl` hash: swarm key → downloads;
+//!   `bt_swarms` sorted set: key → last activity.
 //!
 //! Each announce is one round trip: a Lua script trims, checks caps, records and answers.
 //! `tracker.max_seeders` and `tracker.max_bittorrent_peers` (totals over all swarms) are not
@@ -82,7 +83,18 @@ pub async fn ping(conn: &ConnectionManager) -> Result<(), StoreError> {
 pub struct RedisTorrents {
     conn: ConnectionManager,
     parsed: RwLock<HashMap<String, Arc<Metainfo>>>,
+    /// BitTorrent hashes found registered (v1, truncated v2) → v2 hex: never stale.
+    bt_found: RwLock<HashMap<[u8; 20], String>>,
+    /// BitTorrent hashes found unregistered, and when: trusted for [`NEGATIVE_TTL`], so an
+    /// announce of an unregistered torrent is one round trip, and a torrent registered through
+    /// another instance is merged with its other hash within that time.
+    bt_missing: std::sync::Mutex<HashMap<[u8; 20], std::time::Instant>>,
 }
+
+/// How long "not registered" is believed without asking Redis again.
+const NEGATIVE_TTL: Duration = Duration::from_secs(1);
+/// Most remembered misses; past it the memory is cleared (clients choose these hashes).
+const MAX_MISSES: usize = 100_000;
 
 /// Registers atomically: the torrent and its indexes, or nothing if it is there or the
 /// registry is full. Returns 1 created, 0 existing, -1 full.
@@ -101,6 +113,8 @@ impl RedisTorrents {
         RedisTorrents {
             conn,
             parsed: RwLock::default(),
+            bt_found: RwLock::default(),
+            bt_missing: std::sync::Mutex::default(),
         }
     }
 
@@ -154,7 +168,7 @@ impl TorrentStore for RedisTorrents {
             let v2 = meta.info_hash_v2.to_string();
             let truncated = hex::encode(&meta.info_hash_v2.0[..20]);
             let mut conn = self.conn.clone();
-            let outcome: i64 = redis::Script::new(INSERT)
+            let outcome: i64 = INSERT_SCRIPT
                 .key(key("torrents"))
                 .key(key("by_v1"))
                 .key(key("by_bt"))
@@ -194,15 +208,42 @@ impl TorrentStore for RedisTorrents {
 
     fn get_bt(&self, hash: [u8; 20]) -> StoreResult<'_, Option<Arc<Metainfo>>> {
         Box::pin(async move {
+            let known = self
+                .bt_found
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&hash)
+                .cloned();
+            if let Some(v2) = known {
+                return self.by_v2(&v2).await;
+            }
+            {
+                let missing = self.bt_missing.lock().unwrap_or_else(|e| e.into_inner());
+                if missing
+                    .get(&hash)
+                    .is_some_and(|at| at.elapsed() < NEGATIVE_TTL)
+                {
+                    return Ok(None);
+                }
+            }
             let hex = hex::encode(hash);
             let v2 = match self.index("by_v1", hex.clone()).await? {
                 Some(v2) => Some(v2),
                 None => self.index("by_bt", hex).await?,
             };
-            match v2 {
-                Some(v2) => self.by_v2(&v2).await,
-                None => Ok(None),
-            }
+            let Some(v2) = v2 else {
+                let mut missing = self.bt_missing.lock().unwrap_or_else(|e| e.into_inner());
+                if missing.len() >= MAX_MISSES {
+                    missing.clear();
+                }
+                missing.insert(hash, std::time::Instant::now());
+                return Ok(None);
+            };
+            self.bt_found
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(hash, v2.clone());
+            self.by_v2(&v2).await
         })
     }
 
@@ -253,58 +294,82 @@ redis.call('EXPIRE', KEYS[2], 2 * ttl)
 return 1
 ";
 
-/// A BEP 3 announce. KEYS: p, pi, dl, bt_swarms. ARGV: peer id, now, ttl, event, addr
-/// ("ip port"), left, numwant, max per swarm, max swarms, swarm key. Returns
-/// {status, complete, incomplete, downloaded, peer id, addr, ...}; status -1/-2 when full.
+/// A BEP 3 announce. KEYS: ps (seeders), pl (leechers), pi, dl, bt_swarms. ARGV: peer id, now,
+/// ttl, event, addr ("ip port"), left, numwant, max per swarm, max swarms, swarm key.
+/// Returns {status, complete, incomplete, downloaded, peer id, addr, ...}; status -1/-2 when
+/// full. Seeders and leechers are separate sets, so the counts are two ZCARDs and the answer
+/// reads only the peers it hands out: the cost does not grow with the swarm.
 const PEER_ANNOUNCE: &str = r"
 local now, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
 local left, numwant = tonumber(ARGV[6]), tonumber(ARGV[7])
-local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - ttl - 1)
-for _, id in ipairs(expired) do redis.call('HDEL', KEYS[2], id) end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - ttl - 1)
-redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - ttl - 1)
-local known = redis.call('ZSCORE', KEYS[1], ARGV[1])
+local cutoff = now - ttl - 1
+for i = 1, 2 do
+  local expired = redis.call('ZRANGEBYSCORE', KEYS[i], '-inf', cutoff)
+  if #expired > 0 then
+    redis.call('HDEL', KEYS[3], unpack(expired))
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', cutoff)
+  end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', cutoff)
+local info = redis.call('HGET', KEYS[3], ARGV[1])
 if ARGV[4] == 'stopped' then
   redis.call('ZREM', KEYS[1], ARGV[1])
-  redis.call('HDEL', KEYS[2], ARGV[1])
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('HDEL', KEYS[3], ARGV[1])
 else
   local completed = '0'
-  if known then
-    local info = redis.call('HGET', KEYS[2], ARGV[1])
-    if info then completed = string.match(info, '(%d)$') end
+  if info then
+    completed = string.match(info, '(%d)$')
   else
-    local members = redis.call('ZCARD', KEYS[1])
+    local members = redis.call('ZCARD', KEYS[1]) + redis.call('ZCARD', KEYS[2])
     if members >= tonumber(ARGV[8]) then return {-1} end
-    if members == 0 and not redis.call('ZSCORE', KEYS[4], ARGV[10])
-       and redis.call('ZCARD', KEYS[4]) >= tonumber(ARGV[9]) then return {-2} end
+    if members == 0 and not redis.call('ZSCORE', KEYS[5], ARGV[10])
+       and redis.call('ZCARD', KEYS[5]) >= tonumber(ARGV[9]) then return {-2} end
   end
   if ARGV[4] == 'completed' and completed == '0' then
     completed = '1'
-    redis.call('HINCRBY', KEYS[3], ARGV[10], 1)
+    redis.call('HINCRBY', KEYS[4], ARGV[10], 1)
   end
-  redis.call('ZADD', KEYS[1], now, ARGV[1])
-  redis.call('HSET', KEYS[2], ARGV[1], ARGV[5] .. ' ' .. ARGV[6] .. ' ' .. completed)
-  redis.call('ZADD', KEYS[4], now, ARGV[10])
-  redis.call('EXPIRE', KEYS[1], 2 * ttl)
-  redis.call('EXPIRE', KEYS[2], 2 * ttl)
+  local into, out = KEYS[2], KEYS[1]
+  if left == 0 then into, out = KEYS[1], KEYS[2] end
+  redis.call('ZREM', out, ARGV[1])
+  redis.call('ZADD', into, now, ARGV[1])
+  redis.call('HSET', KEYS[3], ARGV[1], ARGV[5] .. ' ' .. completed)
+  redis.call('ZADD', KEYS[5], now, ARGV[10])
+  for i = 1, 3 do redis.call('EXPIRE', KEYS[i], 2 * ttl) end
 end
-local answer = {1, 0, 0, tonumber(redis.call('HGET', KEYS[3], ARGV[10]) or '0')}
-local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
-local picked = 0
+local answer = {1, redis.call('ZCARD', KEYS[1]), redis.call('ZCARD', KEYS[2]),
+  tonumber(redis.call('HGET', KEYS[4], ARGV[10]) or '0')}
+-- A seeder needs no other seeders; everyone else gets leechers, then seeders. The freshest
+-- first; one more than wanted, in case the asker itself is among them.
+local ids = redis.call('ZREVRANGE', KEYS[2], 0, numwant)
+if left > 0 and #ids <= numwant then
+  for _, id in ipairs(redis.call('ZREVRANGE', KEYS[1], 0, numwant - #ids)) do table.insert(ids, id) end
+end
+local picked = {}
 for _, id in ipairs(ids) do
-  local info = redis.call('HGET', KEYS[2], id)
-  if info then
-    local ip, port, peer_left = string.match(info, '^(%S+) (%d+) (%d+)')
-    if tonumber(peer_left) == 0 then answer[2] = answer[2] + 1 else answer[3] = answer[3] + 1 end
-    if id ~= ARGV[1] and picked < numwant and (left > 0 or tonumber(peer_left) > 0) then
+  if id ~= ARGV[1] and #picked < numwant then table.insert(picked, id) end
+end
+if #picked > 0 then
+  local addrs = redis.call('HMGET', KEYS[3], unpack(picked))
+  for i, id in ipairs(picked) do
+    if addrs[i] then
       table.insert(answer, id)
-      table.insert(answer, ip .. ' ' .. port)
-      picked = picked + 1
+      table.insert(answer, string.match(addrs[i], '^(%S+ %d+)'))
     end
   end
 end
 return answer
 ";
+
+/// The scripts, hashed once (invoking sends EVALSHA, and the script itself only when Redis
+/// does not know it yet).
+static INSERT_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(INSERT));
+static SEEDER_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(SEEDER_ANNOUNCE));
+static PEER_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(PEER_ANNOUNCE));
 
 impl RedisSwarms {
     pub fn new(conn: ConnectionManager, ttl: u64, limits: Limits) -> Self {
@@ -348,7 +413,7 @@ impl SwarmStore for RedisSwarms {
         Box::pin(async move {
             let id = swarm_id(&swarm);
             let mut conn = self.conn.clone();
-            let outcome: i64 = redis::Script::new(SEEDER_ANNOUNCE)
+            let outcome: i64 = SEEDER_SCRIPT
                 .key(key(&format!("s:{id}")))
                 .key(key(&format!("sf:{id}")))
                 .key(key("swarms"))
@@ -467,8 +532,9 @@ impl SwarmStore for RedisSwarms {
                 None => "",
             };
             let mut conn = self.conn.clone();
-            let answer: Vec<redis::Value> = redis::Script::new(PEER_ANNOUNCE)
-                .key(key(&format!("p:{id}")))
+            let answer: Vec<redis::Value> = PEER_SCRIPT
+                .key(key(&format!("ps:{id}")))
+                .key(key(&format!("pl:{id}")))
                 .key(key(&format!("pi:{id}")))
                 .key(key("dl"))
                 .key(key("bt_swarms"))
@@ -514,38 +580,30 @@ impl SwarmStore for RedisSwarms {
     fn bt_stats(&self, keys: Vec<[u8; 20]>, now: u64) -> StoreResult<'_, Vec<ScrapeStats>> {
         Box::pin(async move {
             let mut conn = self.conn.clone();
-            let mut stats = Vec::with_capacity(keys.len());
-            for swarm in keys {
+            let live = self.live_from(now);
+            let mut pipe = redis::pipe();
+            for swarm in &keys {
                 let id = hex::encode(swarm);
-                let peers = format!("p:{id}");
-                let live: Vec<Vec<u8>> =
-                    zrange(&self.conn, &peers, self.live_from(now), "+inf", true).await?;
-                let mut one = ScrapeStats::default();
-                if !live.is_empty() {
-                    let infos: Vec<Option<String>> = redis::cmd("HMGET")
-                        .arg(key(&format!("pi:{id}")))
-                        .arg(&live)
-                        .query_async(&mut conn)
-                        .await
-                        .map_err(unavailable)?;
-                    for info in infos.into_iter().flatten() {
-                        match info.split(' ').nth(2) {
-                            Some("0") => one.complete += 1,
-                            Some(_) => one.incomplete += 1,
-                            None => {}
-                        }
-                    }
-                }
-                let downloaded: Option<u64> = redis::cmd("HGET")
-                    .arg(key("dl"))
-                    .arg(&id)
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(unavailable)?;
-                one.downloaded = downloaded.unwrap_or(0);
-                stats.push(one);
+                pipe.cmd("ZCOUNT")
+                    .arg(key(&format!("ps:{id}")))
+                    .arg(live)
+                    .arg("+inf");
+                pipe.cmd("ZCOUNT")
+                    .arg(key(&format!("pl:{id}")))
+                    .arg(live)
+                    .arg("+inf");
+                pipe.cmd("HGET").arg(key("dl")).arg(&id);
             }
-            Ok(stats)
+            let answers: Vec<Option<u64>> =
+                pipe.query_async(&mut conn).await.map_err(unavailable)?;
+            Ok(answers
+                .chunks_exact(3)
+                .map(|one| ScrapeStats {
+                    complete: one[0].unwrap_or(0) as usize,
+                    incomplete: one[1].unwrap_or(0) as usize,
+                    downloaded: one[2].unwrap_or(0),
+                })
+                .collect())
         })
     }
 
