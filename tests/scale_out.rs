@@ -161,3 +161,167 @@ async fn redis_expires_silent_seeders_for_every_instance() {
     })
     .await;
 }
+
+mod parity {
+    //! The same swarm scenarios against both swarm stores: the memory one every test already
+    //! covers, and Redis. Time is an argument, so both are deterministic.
+
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+
+    use gotorrent_http::tracker::bep3::AnnounceEvent;
+    use gotorrent_http::tracker::bt_swarm::Announce;
+    use gotorrent_http::tracker::redis_store::{connect, RedisSwarms};
+    use gotorrent_http::tracker::store::{MemorySwarms, StoreError, SwarmStore};
+    use gotorrent_http::tracker::swarm::Event;
+    use gotorrent_http::tracker::Limits;
+    use gotorrent_http::types::{InfoHash, InfoHashV2, SeederUrl};
+
+    use super::support::RedisServer;
+
+    const TTL: u64 = 120;
+
+    fn limits() -> Limits {
+        Limits {
+            max_swarms: 3,
+            max_peers_per_swarm: 4,
+            ..Limits::default()
+        }
+    }
+
+    fn peer(key: u8, peer: u8, left: u64, event: Option<AnnounceEvent>) -> Announce {
+        Announce {
+            key: [key; 20],
+            peer_id: [peer; 20],
+            addr: SocketAddr::from(([10, 0, 0, peer], 6881)),
+            left,
+            event,
+            numwant: 50,
+        }
+    }
+
+    fn full_key(e: StoreError) -> &'static str {
+        match e {
+            StoreError::Full(full) => full.key,
+            other => panic!("{other}"),
+        }
+    }
+
+    async fn bittorrent_scenarios(store: &dyn SwarmStore) {
+        use AnnounceEvent::{Completed, Started, Stopped};
+        // Counts, and a download counted once per peer.
+        store
+            .bt_announce(peer(1, 1, 0, Some(Started)), 100)
+            .await
+            .unwrap();
+        let out = store
+            .bt_announce(peer(1, 2, 500, Some(Started)), 100)
+            .await
+            .unwrap();
+        assert_eq!(out.peers.len(), 1, "the leecher gets the seeder");
+        assert_eq!((out.stats.complete, out.stats.incomplete), (1, 1));
+        store
+            .bt_announce(peer(1, 2, 0, Some(Completed)), 101)
+            .await
+            .unwrap();
+        store
+            .bt_announce(peer(1, 2, 0, Some(Completed)), 102)
+            .await
+            .unwrap();
+        let stats = &store.bt_stats(vec![[1; 20]], 102).await.unwrap()[0];
+        assert_eq!(
+            (stats.complete, stats.incomplete, stats.downloaded),
+            (2, 0, 1)
+        );
+        // Seeders are not sent seeders; leechers get everyone; numwant caps.
+        let out = store.bt_announce(peer(1, 3, 0, None), 103).await.unwrap();
+        assert!(out.peers.is_empty(), "{:?}", out.peers);
+        let mut leecher = peer(1, 4, 10, None);
+        leecher.numwant = 2;
+        let out = store.bt_announce(leecher, 103).await.unwrap();
+        assert_eq!(out.peers.len(), 2);
+        assert!(
+            out.peers.iter().all(|p| p.peer_id != [4; 20]),
+            "never itself"
+        );
+        // The swarm is full at 4 peers; a known peer still refreshes.
+        let refused = store
+            .bt_announce(peer(1, 5, 10, None), 104)
+            .await
+            .unwrap_err();
+        assert_eq!(full_key(refused), "tracker.max_peers_per_swarm");
+        store.bt_announce(peer(1, 4, 10, None), 104).await.unwrap();
+        // Stopped removes at once; silence expires after the TTL.
+        store
+            .bt_announce(peer(1, 4, 10, Some(Stopped)), 105)
+            .await
+            .unwrap();
+        let stats = &store.bt_stats(vec![[1; 20]], 105).await.unwrap()[0];
+        assert_eq!((stats.complete, stats.incomplete), (3, 0));
+        let stats = &store.bt_stats(vec![[1; 20]], 104 + TTL + 1).await.unwrap()[0];
+        assert_eq!(
+            (stats.complete, stats.incomplete, stats.downloaded),
+            (0, 0, 1)
+        );
+        // Swarm table cap: three swarms at most.
+        store.bt_announce(peer(2, 1, 10, None), 106).await.unwrap();
+        store.bt_announce(peer(3, 1, 10, None), 106).await.unwrap();
+        let refused = store
+            .bt_announce(peer(4, 1, 10, None), 106)
+            .await
+            .unwrap_err();
+        assert_eq!(full_key(refused), "tracker.max_swarms");
+    }
+
+    async fn seeder_scenarios(store: &dyn SwarmStore) {
+        let torrent = InfoHash::V2(InfoHashV2([9; 32]));
+        let url = |n: u8| SeederUrl::parse(&format!("http://10.0.1.{n}:8080")).unwrap();
+        store
+            .announce(torrent, url(1), Some(Event::Started), 1000)
+            .await
+            .unwrap();
+        store.announce(torrent, url(2), None, 1001).await.unwrap();
+        store.announce(torrent, url(1), None, 1002).await.unwrap();
+        let peers = store.seeders(torrent, 1002, 10).await.unwrap();
+        let urls: Vec<&str> = peers.iter().map(|p| p.url.as_str()).collect();
+        assert_eq!(
+            urls,
+            ["http://10.0.1.1:8080", "http://10.0.1.2:8080"],
+            "freshest first"
+        );
+        assert_eq!((peers[0].first_seen, peers[0].last_announce), (1000, 1002));
+        assert!(store.is_listed(torrent, url(2), 1002).await.unwrap());
+        assert_eq!(store.live_seeders(torrent, 1002).await.unwrap(), 2);
+        assert_eq!(store.total_live_seeders(1002).await.unwrap(), 2);
+        store
+            .announce(torrent, url(1), Some(Event::Stopped), 1003)
+            .await
+            .unwrap();
+        assert_eq!(store.seeders(torrent, 1003, 1).await.unwrap().len(), 1);
+        assert_eq!(
+            store.live_seeders(torrent, 1001 + TTL + 1).await.unwrap(),
+            0
+        );
+        assert!(!store
+            .is_listed(torrent, url(2), 1001 + TTL + 1)
+            .await
+            .unwrap());
+    }
+
+    #[actix_web::test]
+    async fn memory_and_redis_swarm_stores_agree() {
+        let redis = RedisServer::start();
+        let stores: [Arc<dyn SwarmStore>; 2] = [
+            Arc::new(MemorySwarms::new(TTL, limits())),
+            Arc::new(RedisSwarms::new(
+                connect(&redis.url).unwrap(),
+                TTL,
+                limits(),
+            )),
+        ];
+        for store in stores {
+            bittorrent_scenarios(&*store).await;
+            seeder_scenarios(&*store).await;
+        }
+    }
+}
