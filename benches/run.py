@@ -99,6 +99,38 @@ def start_gotorrent(procs, binary, work, name, data_dir, piece_length, tracker=N
     raise SystemExit(f"{name} never shared its file")
 
 
+def start_redis(procs, work):
+    """A scratch redis-server (no persistence: the benchmark measures the tracker, not fsync)."""
+    port = free_port()
+    procs.start(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", work,
+                 "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return f"redis://127.0.0.1:{port}/0"
+        except OSError:
+            pass
+        if time.time() > deadline:
+            raise SystemExit("redis-server did not start")
+        time.sleep(0.05)
+
+
+def start_tracker(procs, binary, work, name, redis_url):
+    """A tracker-only instance keeping its state in Redis."""
+    port = free_port()
+    env = dict(os.environ, GOTORRENT__TRACKER__RATE_LIMIT_PER_SECOND="0", GOTORRENT__TRACKER__MAX_PEERS="50",
+               GOTORRENT__LOG__LEVEL="warn", GOTORRENT__TRACKER__REDIS_URL=redis_url)
+    procs.start([binary, "serve", "--no-seeder", "--bind", f"127.0.0.1:{port}",
+                 "--state-dir", os.path.join(work, f"state-{name}")], env=env,
+                stderr=open(os.path.join(work, f"{name}.log"), "w"))
+    url = f"http://127.0.0.1:{port}"
+    wait_http(f"{url}/ready")
+    return url
+
+
 def start_nginx(procs, work, www):
     port = free_port()
     conf = os.path.join(work, "nginx.conf")
@@ -276,6 +308,17 @@ def main():
                    "req/s", True, {"ours_p99_ms": [r["p99_ms"] for r in ours],
                                    "opentracker_p99_ms": [r["p99_ms"] for r in theirs],
                                    "errors": sum(r["errors"] for r in ours)})
+        # The same keep-alive announces against a tracker whose state is in Redis (scale-out),
+        # beside the in-memory one in this run.
+        shared = start_tracker(procs, binary, work, "redis-tracker", start_redis(procs, work))
+        env = dict(load, CLOSE="0")
+        wrk("announce.lua", shared, max(1, args.seconds // 2), 32, env)  # warm-up: fill the swarms
+        in_redis, in_memory = [], []
+        for _ in range(args.rounds):
+            in_memory.append(wrk("announce.lua", one, args.seconds, 32, env))
+            in_redis.append(wrk("announce.lua", shared, args.seconds, 32, env))
+        record("tracker", "GET /announce keep-alive, Redis vs in-memory", [r["rps"] for r in in_redis],
+               [r["rps"] for r in in_memory], "req/s", True, {"errors": sum(r["errors"] for r in in_redis)})
         native = [wrk("native_announce.lua", one, args.seconds, 32, dict(load, CLOSE="0")) for _ in range(args.rounds)]
         results["cases"]["tracker: POST /announce (JSON), keep-alive"] = {
             "ours": [r["rps"] for r in native], "unit": "req/s", "errors": sum(r["errors"] for r in native)}

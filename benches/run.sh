@@ -6,12 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
-for tool in nginx wrk aria2c opentracker curl openssl; do
+for tool in nginx wrk aria2c opentracker curl openssl redis-server; do
   command -v "$tool" >/dev/null || missing+=("$tool")
 done
 [ -x /usr/bin/time ] || missing+=(/usr/bin/time)
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "missing: ${missing[*]}; install them with: apt-get install nginx wrk aria2 opentracker curl openssl time" >&2
+  echo "missing: ${missing[*]}; install them with: apt-get install nginx wrk aria2 opentracker curl openssl time redis-server" >&2
   exit 1
 fi
 
