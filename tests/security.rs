@@ -272,18 +272,23 @@ async fn every_spelling_that_reaches_a_protected_route_needs_its_token() {
     );
 }
 
-#[actix_web::test]
-async fn every_spelling_that_reaches_a_protected_route_shares_its_rate_limit() {
-    let app = TestApp::spawn_with(
+/// An app allowing each client (by X-Forwarded-For, one trusted hop) 1 request/s after a burst.
+async fn rate_limited_app(burst: u32) -> TestApp {
+    TestApp::spawn_with(
         &[],
         |_| {},
-        |s| {
+        move |s| {
             s.raw.tracker.rate_limit_per_second = 1;
-            s.raw.tracker.rate_limit_burst = 1;
+            s.raw.tracker.rate_limit_burst = burst;
             s.raw.server.trusted_proxy_hops = 1;
         },
     )
-    .await;
+    .await
+}
+
+#[actix_web::test]
+async fn every_spelling_that_reaches_a_protected_route_shares_its_rate_limit() {
+    let app = rate_limited_app(1).await;
     let reached = assert_refused_like_the_plain_path(&app, 429, "too many requests", true).await;
     assert!(
         reached >= PROTECTED.len() * 5,
@@ -308,16 +313,7 @@ async fn every_spelling_that_reaches_a_protected_route_shares_its_rate_limit() {
 
 #[actix_web::test]
 async fn tracker_requests_are_rate_limited_per_client_address() {
-    let app = TestApp::spawn_with(
-        &[],
-        |_| {},
-        |s| {
-            s.raw.tracker.rate_limit_per_second = 1;
-            s.raw.tracker.rate_limit_burst = 3;
-            s.raw.server.trusted_proxy_hops = 1;
-        },
-    )
-    .await;
+    let app = rate_limited_app(3).await;
     let peers_as = |ip: &'static str| {
         app.client
             .get(format!("{}/peers?info_hash={}", app.url, hash()))
