@@ -89,15 +89,7 @@ async fn redis_going_away_is_a_clear_503_and_the_tracker_recovers_by_itself() {
     let hash = "ab".repeat(32);
     let seeder = json!({"info_hash": hash, "url": "http://127.0.0.1:9"});
     assert_eq!(app.announce(seeder.clone()).await.status(), 200);
-    assert_eq!(
-        app.client
-            .get(format!("{}/ready", app.url))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(app.ready().await.status(), 200);
 
     redis.kill();
     let error = assert_json_error(app.peers(&hash).await, 503).await;
@@ -127,15 +119,7 @@ async fn redis_going_away_is_a_clear_503_and_the_tracker_recovers_by_itself() {
         ["http://127.0.0.1:9"],
         "the append-only file kept it"
     );
-    assert_eq!(
-        app.client
-            .get(format!("{}/ready", app.url))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(app.ready().await.status(), 200);
 }
 
 #[actix_web::test]

@@ -103,6 +103,9 @@ impl Application {
                 private_seeders: raw.tracker.private_seeders,
                 verify_seeders: raw.tracker.verify_seeders,
                 accept_ip_param: raw.tracker.accept_ip_param,
+                // One decode per core: a burst of big bodies neither starves the workers nor
+                // holds many decoded copies.
+                decoders: cores(),
             };
             let ttl = 2 * settings.announce_interval.as_secs();
             let (torrents, swarms): (Arc<dyn TorrentStore>, Arc<dyn SwarmStore>) =

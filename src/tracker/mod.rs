@@ -136,6 +136,8 @@ pub struct Policy {
     pub verify_seeders: bool,
     /// Honour the BEP 3 `ip=` parameter.
     pub accept_ip_param: bool,
+    /// Torrents decoded at once (CPU work on the blocking pool).
+    pub decoders: usize,
 }
 
 /// Peers per BEP 3 answer when the client gives no `numwant`.
@@ -198,7 +200,7 @@ pub struct Tracker {
     /// For seeder verification: follows no redirects, so a seeder cannot send the tracker
     /// elsewhere.
     verify_http: reqwest::Client,
-    /// Torrents decoded at once (CPU work on the blocking pool): one per core.
+    /// Permits for decoding torrents, `policy.decoders` of them.
     decoding: tokio::sync::Semaphore,
 }
 
@@ -213,13 +215,13 @@ impl Tracker {
             .timeout(VERIFY_DEADLINE)
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let decoding = tokio::sync::Semaphore::new(policy.decoders.max(1));
         Ok(Tracker {
             torrents,
             swarms,
             policy,
             verify_http,
-            decoding: tokio::sync::Semaphore::new(cores),
+            decoding,
         })
     }
 
@@ -329,9 +331,18 @@ impl Tracker {
         Ok(())
     }
 
+    /// The swarm key of a hash when nothing else about the torrent is needed: a v2 hash is its
+    /// own key, so only a v1 hash costs a registry lookup (a round trip with Redis, and the
+    /// torrent list asks this once per torrent).
+    async fn key_of(&self, hash: &InfoHash) -> Result<InfoHash, TrackerError> {
+        Ok(match hash {
+            InfoHash::V2(_) => *hash,
+            InfoHash::V1(_) => Self::swarm_key(hash, self.torrents.get(*hash).await?.as_ref()),
+        })
+    }
+
     pub async fn peers(&self, hash: &InfoHash) -> Result<Vec<PeerView>, TrackerError> {
-        let registered = self.torrents.get(*hash).await?;
-        let key = Self::swarm_key(hash, registered.as_ref());
+        let key = self.key_of(hash).await?;
         Ok(self
             .swarms
             .seeders(key, unix_now(), self.policy.max_peers)
@@ -339,8 +350,7 @@ impl Tracker {
     }
 
     pub async fn live_seeders(&self, hash: &InfoHash) -> Result<usize, TrackerError> {
-        let registered = self.torrents.get(*hash).await?;
-        let key = Self::swarm_key(hash, registered.as_ref());
+        let key = self.key_of(hash).await?;
         Ok(self.swarms.live_seeders(key, unix_now()).await?)
     }
 

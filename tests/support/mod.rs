@@ -136,6 +136,14 @@ impl TestApp {
             .unwrap()
     }
 
+    pub async fn ready(&self) -> reqwest::Response {
+        self.client
+            .get(format!("{}/ready", self.url))
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn metrics(&self) -> String {
         self.client
             .get(format!("{}/metrics", self.url))
