@@ -68,6 +68,10 @@ pub struct DownloadArgs {
     /// such deadlines in a row is dropped.
     #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
     pub min_rate: u64,
+    /// Fastest rate to download at, in bytes per second over all seeders (like curl's
+    /// --limit-rate) [default: no limit].
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_rate: Option<u64>,
     /// Print only errors.
     #[arg(long, short)]
     pub quiet: bool,
@@ -260,6 +264,7 @@ async fn download(args: &DownloadArgs) -> anyhow::Result<()> {
     options.connections = usize::from(args.connections);
     options.max_bad_pieces = args.max_bad_pieces;
     options.min_rate = args.min_rate;
+    options.max_rate = args.max_rate;
 
     let bar = DownloadBar::new(args.quiet);
     let report = crate::download::download(&options, &bar).await?;

@@ -287,6 +287,25 @@ async fn a_seeder_that_only_drips_loses_its_requests_to_a_good_one() {
 }
 
 #[actix_web::test]
+async fn max_rate_paces_the_download() {
+    // 64 pieces of 16 KiB = 1 MiB at 2 MiB/s: half a second at least, where unpaced it takes
+    // a few milliseconds on loopback.
+    let fx = fixture(64 * PIECE, vec![]);
+    let seeder = FakeSeeder::start(fx.data.clone(), PIECE, Behaviour::Good).await;
+    let mut options = fx.options(&[&seeder.url]);
+    options.max_rate = Some(2 * 1024 * 1024);
+
+    let started = std::time::Instant::now();
+    let report = download::download(&options, &Silent).await.unwrap();
+
+    fx.assert_downloaded(&report);
+    let took = started.elapsed();
+    // The last request may start at (1 MiB - one piece) / rate.
+    assert!(took >= Duration::from_millis(480), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+#[actix_web::test]
 async fn with_only_a_dripping_seeder_it_ends_with_a_clear_error() {
     let fx = fixture(4 * PIECE, vec![]);
     let drip = FakeSeeder::start(

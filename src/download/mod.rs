@@ -54,6 +54,9 @@ pub struct Options {
     /// The slowest rate a request is given time for, in bytes per second: a seeder slower than
     /// this (or than an eighth of its own measured rate) on a request loses it.
     pub min_rate: u64,
+    /// The fastest this download may go, in bytes per second over all seeders (requests are
+    /// paced to it); `None`: as fast as the seeders go.
+    pub max_rate: Option<u64>,
 }
 
 impl Options {
@@ -69,6 +72,7 @@ impl Options {
             connect_timeout: Duration::from_secs(5),
             stall_timeout: Duration::from_secs(15),
             min_rate: 64 * 1024,
+            max_rate: None,
         }
     }
 }
@@ -325,12 +329,31 @@ async fn fetch_all(
     // one at a time, so fetching never waits for it.
     let mut flushing: Option<tokio::task::JoinHandle<Result<(), store::StoreError>>> = None;
 
+    // --max-rate: a request may start once the bytes requested so far fit the rate.
+    let paced_from = Instant::now();
+    let mut requested: u64 = 0;
+
     let outcome = loop {
-        while let Some((piece, seeder)) = run.sched.assign(run.now()) {
+        // Set when the rate, not the seeders, holds the next request back: how long for.
+        let mut paced: Option<Duration> = None;
+        loop {
+            if let Some(rate) = options.max_rate {
+                let allowed_at =
+                    paced_from + Duration::from_secs_f64(requested as f64 / rate as f64);
+                let wait = allowed_at.saturating_duration_since(Instant::now());
+                if !wait.is_zero() && run.sched.remaining() > 0 {
+                    paced = Some(wait);
+                    break;
+                }
+            }
+            let Some((piece, seeder)) = run.sched.assign(run.now()) else {
+                break;
+            };
             let (_, len) = run
                 .meta
                 .piece_span(PieceIndex(piece as u32))
                 .expect("assigned pieces exist");
+            requested += len;
             let handle = tasks.spawn(fetch_and_store(
                 run.http.clone(),
                 run.endpoints[seeder.0].clone(),
@@ -346,7 +369,7 @@ async fn fetch_all(
         if run.sched.is_done() && tasks.is_empty() {
             break Ok(());
         }
-        if tasks.is_empty() && run.sched.next_wakeup(run.now()).is_none() {
+        if tasks.is_empty() && paced.is_none() && run.sched.next_wakeup(run.now()).is_none() {
             // Nothing in flight and nobody to ask: look for new seeders once, then give up.
             let recently = run
                 .last_refresh
@@ -438,14 +461,15 @@ async fn fetch_all(
                     Outcome::Failed(e) => {
                         tracing::debug!(seeder = %endpoint, piece, error = %e, "request failed; will retry");
                         let retry_after = e.retry_after();
-                        run.sched.failed(piece, seeder, run.now(), retry_after);
+                        let now = run.now();
+                        run.sched.failed(piece, seeder, now.saturating_sub(elapsed), now, retry_after);
                         if run.sched.seeder(seeder).status == SeederStatus::Gone {
                             tracing::warn!(seeder = %endpoint, error = %e, "seeder stopped answering");
                         }
                     }
                 }
             }
-            _ = tokio::time::sleep(wakeup.min(refresh_in).min(record_in)) => {
+            _ = tokio::time::sleep(wakeup.min(refresh_in).min(record_in).min(paced.unwrap_or(Duration::MAX))) => {
                 if run.last_refresh.is_none_or(|t| t.elapsed() >= options.refresh_interval) {
                     run.refresh_from_tracker().await;
                 }

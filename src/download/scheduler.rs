@@ -69,6 +69,8 @@ pub struct SeederStats {
     pub pieces: u32,
     pub bad_pieces: u32,
     consecutive_failures: u32,
+    /// When the last counted failure happened.
+    last_failure: Option<Duration>,
     deadline_misses: u32,
     backoff_until: Duration,
 }
@@ -149,6 +151,7 @@ impl Scheduler {
             pieces: 0,
             bad_pieces: 0,
             consecutive_failures: 0,
+            last_failure: None,
             deadline_misses: 0,
             backoff_until: Duration::ZERO,
         });
@@ -376,7 +379,7 @@ impl Scheduler {
         received: u64,
         elapsed: Duration,
     ) -> Option<Ban> {
-        self.failed(piece, seeder, now, None);
+        self.failed(piece, seeder, now.saturating_sub(elapsed), now, None);
         let max = self.policy.max_deadline_misses;
         let stats = &mut self.seeders[seeder.0];
         stats.rate = Some(received as f64 / elapsed.as_secs_f64().max(1e-6));
@@ -396,18 +399,25 @@ impl Scheduler {
         matches!(self.seeders[seeder.0].status, SeederStatus::Banned(_))
     }
 
-    /// The request failed (transport error, 5xx, protocol violation). `retry_after` is the
-    /// seeder's own hint (503 + Retry-After).
+    /// The request, sent at `started`, failed (transport error, 5xx, protocol violation).
+    /// `retry_after` is the seeder's own hint (503 + Retry-After).
     pub fn failed(
         &mut self,
         piece: usize,
         seeder: SeederId,
+        started: Duration,
         now: Duration,
         retry_after: Option<Duration>,
     ) {
         self.release(piece, seeder);
         let policy = self.policy;
         let stats = &mut self.seeders[seeder.0];
+        // Requests already in flight when an earlier one failed went down with it: one outage
+        // (one server dying behind a load balancer takes all of its requests), counted once.
+        if stats.last_failure.is_some_and(|at| started < at) {
+            return;
+        }
+        stats.last_failure = Some(now);
         stats.consecutive_failures += 1;
         let exponent = stats.consecutive_failures.saturating_sub(1).min(16);
         let backoff = match retry_after {
@@ -542,13 +552,38 @@ mod tests {
     }
 
     #[test]
+    fn requests_in_flight_together_fail_as_one_outage() {
+        // Eight requests to one URL (a load balancer) whose server dies: one failure, not eight.
+        let mut s = sched(16, 8);
+        let a = s.add_seeder();
+        let sent: Vec<usize> = (0..8).map(|_| s.assign(T0).unwrap().0).collect();
+        let later = Duration::from_millis(10);
+        for p in &sent {
+            s.failed(*p, a, T0, later, None);
+        }
+        assert_eq!(s.seeder(a).status, SeederStatus::Active);
+        assert_eq!(
+            s.next_wakeup(later),
+            Some(later + Duration::from_millis(250))
+        );
+        // A request sent after that failure, failing too, is the next one in a row.
+        let after = later + Duration::from_millis(250);
+        let (p, _) = s.assign(after).unwrap();
+        s.failed(p, a, after, after, None);
+        assert_eq!(
+            s.next_wakeup(after),
+            Some(after + Duration::from_millis(500))
+        );
+    }
+
+    #[test]
     fn failures_back_off_exponentially_then_the_seeder_is_gone() {
         let mut s = sched(2, 1);
         let a = s.add_seeder();
         let mut now = T0;
         for attempt in 0..5u32 {
             let (p, id) = s.assign(now).expect("assignable after backoff");
-            s.failed(p, id, now, None);
+            s.failed(p, id, now, now, None);
             let wake = s.next_wakeup(now);
             if attempt < 4 {
                 let expected = Duration::from_millis(250) * 2u32.pow(attempt);
@@ -607,7 +642,7 @@ mod tests {
         let mut s = sched(1, 1);
         s.add_seeder();
         let (p, id) = s.assign(T0).unwrap();
-        s.failed(p, id, T0, Some(Duration::from_secs(3)));
+        s.failed(p, id, T0, T0, Some(Duration::from_secs(3)));
         assert_eq!(s.next_wakeup(T0), Some(Duration::from_secs(3)));
     }
 
