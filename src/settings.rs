@@ -13,9 +13,17 @@ use config::{Config, Environment, File, FileFormat};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::storage::S3Config;
 use crate::types::PieceLength;
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
+
+/// The only place S3 credentials are read from.
+const AWS_VARIABLES: [&str; 3] = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+];
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Settings {
@@ -37,9 +45,32 @@ pub struct ServerSettings {
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct StorageSettings {
+    pub backend: StorageBackend,
     pub data_dir: PathBuf,
     pub state_dir: PathBuf,
     pub rescan_interval_secs: u64,
+    pub s3: S3Settings,
+}
+
+/// Where shared files are read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    /// `storage.data_dir` on this machine.
+    Local,
+    /// A bucket on an S3-compatible object store (`storage.s3.*`).
+    S3,
+}
+
+/// The `storage.s3` section. Credentials are never read from here, only from the standard
+/// `AWS_*` environment variables.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct S3Settings {
+    pub bucket: Option<String>,
+    pub prefix: String,
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub redirect_files: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -143,6 +174,8 @@ pub struct Validated {
     pub piece_length: PieceLength,
     pub announce_interval: Duration,
     pub rescan_interval: Duration,
+    /// With `storage.backend = "s3"`: the bucket and the credentials to read it.
+    pub s3: Option<S3Config>,
 }
 
 impl Settings {
@@ -168,6 +201,10 @@ impl Settings {
             .cloned()
             .collect();
         let (port, railway_domain) = (var("PORT"), var("RAILWAY_PUBLIC_DOMAIN"));
+        let aws: HashMap<&str, String> = AWS_VARIABLES
+            .into_iter()
+            .filter_map(|name| Some((name, var(name)?)))
+            .collect();
         builder = builder.add_source(
             Environment::with_prefix("GOTORRENT")
                 .prefix_separator("__")
@@ -212,10 +249,83 @@ impl Settings {
         if let Some(key) = unknown.into_iter().next() {
             return Err(unknown_key(key, &env_names));
         }
-        settings.validate()
+        let s3 = settings.s3_config(&|name| aws.get(name).cloned())?;
+        settings.validate(s3)
     }
 
-    fn validate(self) -> Result<Validated, SettingsError> {
+    /// The S3 bucket to share from, when `storage.backend = "s3"`, with the credentials from
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`.
+    fn s3_config(
+        &self,
+        var: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Option<S3Config>, SettingsError> {
+        if self.storage.backend != StorageBackend::S3 {
+            return Ok(None);
+        }
+        let s3 = &self.storage.s3;
+        let invalid = |key: &'static str, value: &str, message: &str| SettingsError::Invalid {
+            key,
+            value: value.to_owned(),
+            message: message.to_owned(),
+        };
+        let bucket = s3.bucket.clone().filter(|b| !b.is_empty()).ok_or_else(|| {
+            invalid(
+                "storage.s3.bucket",
+                "",
+                "storage.backend = \"s3\" needs a bucket (GOTORRENT__STORAGE__S3__BUCKET)",
+            )
+        })?;
+        if bucket.contains('/') {
+            return Err(invalid(
+                "storage.s3.bucket",
+                &bucket,
+                "a bucket name has no '/'; put the path in storage.s3.prefix",
+            ));
+        }
+        let prefix = s3.prefix.trim_matches('/').to_owned();
+        if prefix
+            .split('/')
+            .any(|part| part.is_empty() || part == "." || part == "..")
+            && !prefix.is_empty()
+        {
+            return Err(invalid(
+                "storage.s3.prefix",
+                &s3.prefix,
+                "expected folder names separated by single '/', without '.' or '..'",
+            ));
+        }
+        let endpoint = s3
+            .endpoint
+            .as_deref()
+            .filter(|e| !e.is_empty())
+            .map(|e| parse_http_url("storage.s3.endpoint", e))
+            .transpose()?;
+        if s3.region.is_empty() {
+            return Err(invalid("storage.s3.region", "", "must not be empty"));
+        }
+        let (Some(access_key_id), Some(secret_access_key)) =
+            (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY"))
+        else {
+            return Err(invalid(
+                "storage.backend",
+                "s3",
+                "reading a bucket needs the environment variables AWS_ACCESS_KEY_ID and \
+                 AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary credentials)",
+            ));
+        };
+        Ok(Some(S3Config {
+            bucket,
+            prefix,
+            endpoint,
+            region: s3.region.clone(),
+            access_key_id,
+            secret_access_key,
+            session_token: var("AWS_SESSION_TOKEN"),
+            redirect_files: s3.redirect_files,
+        }))
+    }
+
+    fn validate(self, s3: Option<S3Config>) -> Result<Validated, SettingsError> {
         let bind = self
             .server
             .bind
@@ -328,6 +438,7 @@ impl Settings {
             piece_length,
             announce_interval,
             rescan_interval,
+            s3,
         })
     }
 }
@@ -341,12 +452,24 @@ fn known_keys() -> Vec<String> {
         .expect("the compiled-in defaults deserialise");
     let tree = serde_json::to_value(defaults).expect("settings serialise");
     let mut keys = Vec::new();
-    for (section, fields) in tree.as_object().into_iter().flatten() {
-        for key in fields.as_object().into_iter().flatten().map(|(k, _)| k) {
-            keys.push(format!("{section}.{key}"));
-        }
-    }
+    leaf_keys("", &tree, &mut keys);
     keys
+}
+
+/// The dotted paths of every non-table value under `value`.
+fn leaf_keys(path: &str, value: &serde_json::Value, out: &mut Vec<String>) {
+    match value.as_object() {
+        Some(table) => {
+            for (name, value) in table {
+                let path = match path {
+                    "" => name.clone(),
+                    _ => format!("{path}.{name}"),
+                };
+                leaf_keys(&path, value, out);
+            }
+        }
+        None => out.push(path.to_owned()),
+    }
 }
 
 /// The error for a key no setting has, naming where it came from and the closest real key.
@@ -540,7 +663,7 @@ mod tests {
     #[test]
     fn every_key_is_documented_in_the_compiled_in_defaults() {
         for key in known_keys() {
-            let (_, name) = key.split_once('.').unwrap();
+            let (_, name) = key.rsplit_once('.').unwrap();
             assert!(
                 DEFAULTS.contains(&format!("\n{name} = "))
                     || DEFAULTS.contains(&format!("\n# {name} = ")),
@@ -563,6 +686,71 @@ mod tests {
             documented, known,
             "README.md's Configuration table vs the settings"
         );
+    }
+
+    #[test]
+    fn the_s3_backend_takes_its_bucket_from_settings_and_credentials_from_aws_variables() {
+        let s = load(
+            &[
+                ("GOTORRENT__STORAGE__BACKEND", "s3"),
+                ("GOTORRENT__STORAGE__S3__BUCKET", "files"),
+                ("GOTORRENT__STORAGE__S3__PREFIX", "/shared/"),
+                ("GOTORRENT__STORAGE__S3__ENDPOINT", "http://127.0.0.1:3900"),
+                ("AWS_ACCESS_KEY_ID", "GK0123"),
+                ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ],
+            Overrides::default(),
+        )
+        .unwrap();
+        let s3 = s.s3.unwrap();
+        assert_eq!(
+            (s3.bucket.as_str(), s3.prefix.as_str(), s3.region.as_str()),
+            ("files", "shared", "us-east-1")
+        );
+        assert_eq!(s3.endpoint.unwrap().as_str(), "http://127.0.0.1:3900/");
+        assert_eq!(
+            (s3.access_key_id.as_str(), s3.session_token),
+            ("GK0123", None)
+        );
+        assert!(load(&[], Overrides::default()).unwrap().s3.is_none());
+    }
+
+    #[test]
+    fn s3_errors_name_the_key_or_the_missing_variable() {
+        let s3 = [("GOTORRENT__STORAGE__BACKEND", "s3")];
+        let err = load(&s3, Overrides::default()).unwrap_err().to_string();
+        assert!(
+            err.contains("storage.s3.bucket") && err.contains("GOTORRENT__STORAGE__S3__BUCKET"),
+            "{err}"
+        );
+
+        let bucket = [s3[0], ("GOTORRENT__STORAGE__S3__BUCKET", "files")];
+        let err = load(&bucket, Overrides::default()).unwrap_err().to_string();
+        assert!(
+            err.contains("AWS_ACCESS_KEY_ID") && err.contains("AWS_SECRET_ACCESS_KEY"),
+            "{err}"
+        );
+
+        let bad = [
+            bucket[0],
+            bucket[1],
+            ("GOTORRENT__STORAGE__S3__ENDPOINT", "garage:3900"),
+            ("AWS_ACCESS_KEY_ID", "a"),
+            ("AWS_SECRET_ACCESS_KEY", "b"),
+        ];
+        let err = load(&bad, Overrides::default()).unwrap_err().to_string();
+        assert!(
+            err.contains("storage.s3.endpoint") && err.contains("garage:3900"),
+            "{err}"
+        );
+
+        let err = load(
+            &[("GOTORRENT__STORAGE__BACKEND", "ftp")],
+            Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("ftp") && err.contains("backend"), "{err}");
     }
 
     #[test]

@@ -6,37 +6,15 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gotorrent_http::metainfo::Metainfo;
+use support::clients::{
+    aria2c_download, libtorrent_webseed_download, python_with_libtorrent, require, run,
+};
 use support::{content, TestApp};
 
 const NAME: &str = "shared file ü.bin";
-
-fn require(program: &str, package: &str) -> PathBuf {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(program))
-            .find(|p| p.exists())
-    });
-    found.unwrap_or_else(|| {
-        panic!("{program} is missing: install the Debian package {package} (.ci/test does)")
-    })
-}
-
-fn python_with_libtorrent() -> &'static str {
-    let python = if Path::new("/usr/bin/python3").exists() {
-        "/usr/bin/python3"
-    } else {
-        "python3"
-    };
-    let ok = Command::new(python)
-        .args(["-c", "import libtorrent"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "python3-libtorrent is missing: install the Debian package python3-libtorrent (.ci/test does)");
-    python
-}
 
 /// A server sharing a 3 MiB file (3 pieces of 1 MiB, the last one short).
 async fn shared() -> (TestApp, Vec<u8>) {
@@ -66,31 +44,6 @@ fn web_seed_flag(app: &TestApp) -> Vec<String> {
     vec!["--web-seed".into(), format!("{}/files/", app.url)]
 }
 
-/// Runs `cmd` to completion within `limit`, returning its combined output; fails on a non-zero exit.
-fn run(mut cmd: Command, limit: Duration) -> String {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > limit {
-            child.kill().unwrap();
-            panic!("{cmd:?} did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{cmd:?} failed: {text}");
-    text
-}
-
 #[actix_web::test]
 async fn aria2c_downloads_from_our_web_seed_alone() {
     let aria2c = require("aria2c", "aria2");
@@ -110,24 +63,7 @@ async fn aria2c_downloads_from_our_web_seed_alone() {
     assert!(listing.contains(NAME), "{listing}");
 
     let out = dir.path().join("aria2 out");
-    let mut get = Command::new(&aria2c);
-    get.args([
-        "--enable-dht=false",
-        "--enable-dht6=false",
-        "--bt-enable-lpd=false",
-        "--enable-peer-exchange=false",
-    ])
-    .args([
-        "--seed-time=0",
-        "--summary-interval=0",
-        "--console-log-level=warn",
-        "--file-allocation=none",
-    ])
-    .arg(format!("--dir={}", out.display()))
-    .arg(&torrent);
-    actix_web::rt::task::spawn_blocking(move || run(get, Duration::from_secs(90)))
-        .await
-        .unwrap();
+    aria2c_download(&torrent, &out).await;
 
     assert!(
         std::fs::read(out.join(NAME)).unwrap() == data,
@@ -137,21 +73,11 @@ async fn aria2c_downloads_from_our_web_seed_alone() {
 
 #[actix_web::test]
 async fn libtorrent_downloads_the_hybrid_torrent_from_our_web_seed() {
-    let python = python_with_libtorrent();
     let (app, data) = shared().await;
     let dir = tempfile::tempdir().unwrap();
     let torrent = create(&app, dir.path(), &web_seed_flag(&app));
     let out = dir.path().join("lt out");
-    std::fs::create_dir_all(&out).unwrap();
-
-    let mut cmd = Command::new(python);
-    cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/lt_client.py"))
-        .arg("webseed")
-        .arg(&torrent)
-        .arg(&out);
-    let log = actix_web::rt::task::spawn_blocking(move || run(cmd, Duration::from_secs(100)))
-        .await
-        .unwrap();
+    let log = libtorrent_webseed_download(&torrent, &out).await;
 
     assert!(
         std::fs::read(out.join(NAME)).unwrap() == data,

@@ -548,16 +548,11 @@ async fn head_checks_the_file_is_still_the_one_hashed() {
     )
     .await;
     app.wait_for_torrent("head.bin").await;
-    let head = || {
-        app.client
-            .head(format!("{}/files/head.bin", app.url))
-            .send()
-    };
-    assert_eq!(head().await.unwrap().status(), 200);
+    assert_eq!(app.head_file("head.bin").await.status(), 200);
 
     std::fs::write(app.data_dir.join("head.bin"), content(16384 + 7)).unwrap();
 
-    let response = head().await.unwrap();
+    let response = app.head_file("head.bin").await;
     assert_eq!(response.status(), 503);
     assert_eq!(response.headers()["retry-after"], "30");
 }

@@ -177,12 +177,7 @@ async fn files_serve_whole_files_and_single_ranges_like_a_web_seed() {
         .await;
     assert_eq!(fresh.status(), 206);
 
-    let head = app
-        .client
-        .head(format!("{}/files/whole.bin", app.url))
-        .send()
-        .await
-        .unwrap();
+    let head = app.head_file("whole.bin").await;
     assert_eq!(head.status(), 200);
     assert_eq!(
         head.headers()["content-length"],

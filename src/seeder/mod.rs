@@ -1,20 +1,24 @@
-//! The seeder role: finds the objects to share in [`Storage`], hashes each once (cached in the
-//! state database by key and version), and keeps the [`Catalog`] current by rescanning.
+//! The seeder role: finds the objects to share in [`Storage`], hashes each once per version
+//! (remembered in a [`HashCache`]: the state database, or sidecars in the bucket), and keeps the
+//! [`Catalog`] current by rescanning.
 //! It knows objects only by key and version, never by where their bytes live.
 
 pub mod announcer;
 pub mod catalog;
+pub mod hash_cache;
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+use actix_web::web::Bytes;
 use url::Url;
 
-use crate::db::{CachedHash, StateDb};
 use crate::metainfo::{create, Metainfo};
 use crate::storage::{ObjectMeta, Storage, StreamReader};
 use crate::types::PieceLength;
 pub use catalog::{Catalog, SharedFile};
+pub use hash_cache::HashCache;
 
 /// Where torrents of shared files point: the tracker's /announce and our /files/ web seed.
 #[derive(Debug, Clone)]
@@ -25,10 +29,12 @@ pub struct TorrentUrls {
 
 pub struct Seeder {
     storage: Arc<dyn Storage>,
-    db: Arc<StateDb>,
+    hashes: Arc<dyn HashCache>,
     piece_length: PieceLength,
     urls: TorrentUrls,
     catalog: RwLock<Arc<Catalog>>,
+    /// Bytes read for hashing since start.
+    hashed_bytes: AtomicU64,
     /// Woken when serving finds an object changed, so the catalog catches up at once.
     rescan_requested: tokio::sync::Notify,
 }
@@ -36,16 +42,17 @@ pub struct Seeder {
 impl Seeder {
     pub fn new(
         storage: Arc<dyn Storage>,
-        db: Arc<StateDb>,
+        hashes: Arc<dyn HashCache>,
         piece_length: PieceLength,
         urls: TorrentUrls,
     ) -> Self {
         Seeder {
             storage,
-            db,
+            hashes,
             piece_length,
             urls,
             catalog: RwLock::new(Arc::new(Catalog::default())),
+            hashed_bytes: AtomicU64::new(0),
             rescan_requested: tokio::sync::Notify::new(),
         }
     }
@@ -55,6 +62,11 @@ impl Seeder {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Bytes of shared objects read to hash them since start.
+    pub fn hashed_bytes(&self) -> u64 {
+        self.hashed_bytes.load(Ordering::Relaxed)
     }
 
     pub fn storage(&self) -> &Arc<dyn Storage> {
@@ -125,13 +137,18 @@ impl Seeder {
         if let Some(unchanged) = previous.by_name(&object.key).filter(|f| f.object == object) {
             return Ok(Some(unchanged.clone()));
         }
-        let (db, key) = (self.db.clone(), object.key.clone());
-        let cached = tokio::task::spawn_blocking(move || db.cached_hash(&key)).await??;
         let piece_length = self.piece_length.get();
-        let cached = cached.filter(|c| {
-            c.size == object.size && c.version == object.version && c.piece_length == piece_length
-        });
-        let hashed = match cached.and_then(|c| Metainfo::from_bytes(&c.metainfo).ok()) {
+        let cached = match self.hashes.load(&object, piece_length).await {
+            Ok(cached) => cached.and_then(|bytes| Metainfo::from_bytes(&bytes).ok()),
+            Err(e) => {
+                tracing::warn!(name = %object.key, error = %format!("{e:#}"), "cannot read the hash cache; hashing");
+                None
+            }
+        };
+        // A cache entry must describe these bytes: the right length and piece length.
+        let cached =
+            cached.filter(|m| m.length == object.size && m.piece_length.get() == piece_length);
+        let hashed = match cached {
             Some(meta) => meta,
             None => self.hash(&object).await?,
         };
@@ -168,15 +185,20 @@ impl Seeder {
             meta.length,
             object.size
         );
+        self.hashed_bytes.fetch_add(meta.length, Ordering::Relaxed);
         tracing::info!(%name, seconds = started.elapsed().as_secs_f64(), info_hash = %meta.info_hash_v2, "hashed");
-        let entry = CachedHash {
-            size: object.size,
-            version: object.version.clone(),
-            piece_length: self.piece_length.get(),
-            metainfo: meta.bytes.to_vec(),
-        };
-        let (db, key) = (self.db.clone(), object.key.clone());
-        tokio::task::spawn_blocking(move || db.store_hash(&key, &entry)).await??;
+        if let Err(e) = self
+            .hashes
+            .store(
+                object,
+                self.piece_length.get(),
+                Bytes::copy_from_slice(&meta.bytes),
+            )
+            .await
+        {
+            // Serving does not need the cache: the next start hashes again.
+            tracing::warn!(%name, error = %format!("{e:#}"), "cannot remember the hash");
+        }
         Ok(meta)
     }
 

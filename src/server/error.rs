@@ -169,8 +169,10 @@ impl ResponseError for ApiError {
         if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         }
-        // Paths on disk are for the log, not for clients.
+        // Paths on disk and store addresses are for the log, not for clients; a changed
+        // object is named by its shared name, which the client already knows.
         let message = match self {
+            ApiError::Storage(StorageError::Changed { .. }) => self.to_string(),
             ApiError::Storage(_) | ApiError::Db(_) | ApiError::Internal(_) => {
                 status.canonical_reason().unwrap_or("error").to_owned()
             }

@@ -14,6 +14,7 @@ pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     pub bytes_served: IntCounter,
+    hashed_bytes: IntCounter,
     torrents: IntGauge,
     shared_files: IntGauge,
     live_seeders: IntGauge,
@@ -36,6 +37,11 @@ impl Metrics {
             "File and chunk body bytes sent to clients",
         )
         .expect("valid metric");
+        let hashed_bytes = IntCounter::new(
+            "hashed_bytes_total",
+            "Bytes of shared objects this instance read to hash them: none when every torrent came from the hash cache",
+        )
+        .expect("valid metric");
         let torrents = IntGauge::new("torrents", "Torrents known: registered or shared")
             .expect("valid metric");
         let shared_files =
@@ -45,6 +51,7 @@ impl Metrics {
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(bytes_served.clone()),
+            Box::new(hashed_bytes.clone()),
             Box::new(torrents.clone()),
             Box::new(shared_files.clone()),
             Box::new(live_seeders.clone()),
@@ -57,6 +64,7 @@ impl Metrics {
             registry,
             requests,
             bytes_served,
+            hashed_bytes,
             torrents,
             shared_files,
             live_seeders,
@@ -67,6 +75,9 @@ impl Metrics {
     pub async fn render(&self, state: &AppState) -> Result<String, super::ApiError> {
         let shared = state.seeder.as_ref().map_or(0, |s| s.catalog().len());
         self.shared_files.set(shared as i64);
+        let hashed = state.seeder.as_ref().map_or(0, |s| s.hashed_bytes());
+        self.hashed_bytes
+            .inc_by(hashed.saturating_sub(self.hashed_bytes.get()));
         let torrents = super::routes::known_torrents(state).await?.len();
         self.torrents.set(torrents as i64);
         let live = match &state.tracker {

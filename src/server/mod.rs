@@ -25,9 +25,10 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::db::StateDb;
 use crate::seeder::announcer::{Announcer, TrackerClient};
+use crate::seeder::hash_cache::{HashCache, SidecarCache, StateDbCache};
 use crate::seeder::{Seeder, TorrentUrls};
 use crate::settings::Validated;
-use crate::storage::LocalStorage;
+use crate::storage::{LocalStorage, S3Storage, Storage};
 use crate::tracker::redis_store;
 use crate::tracker::store::{MemorySwarms, SqliteTorrents, SwarmStore, TorrentStore};
 use crate::tracker::Tracker;
@@ -152,16 +153,10 @@ impl Application {
                 announce: announce_url,
                 public_url: public_url.clone(),
             };
-            let storage =
-                LocalStorage::new(&raw.storage.data_dir, &seed_files).with_context(|| {
-                    format!(
-                        "storage.data_dir = {} and the files to seed",
-                        raw.storage.data_dir.display()
-                    )
-                })?;
+            let (storage, hashes) = open_storage(&settings, &seed_files, db.clone())?;
             Some(Arc::new(Seeder::new(
-                Arc::new(storage),
-                db.clone(),
+                storage,
+                hashes,
                 settings.piece_length,
                 urls,
             )))
@@ -301,6 +296,37 @@ impl Application {
         }
         served
     }
+}
+
+/// The seeder's storage and hash cache: the data dir and the state database, or a bucket and its
+/// sidecar torrents.
+fn open_storage(
+    settings: &Validated,
+    seed_files: &[PathBuf],
+    db: Arc<StateDb>,
+) -> anyhow::Result<(Arc<dyn Storage>, Arc<dyn HashCache>)> {
+    let in_db = StateDbCache(db);
+    let Some(s3) = &settings.s3 else {
+        let data_dir = &settings.raw.storage.data_dir;
+        let storage = LocalStorage::new(data_dir, seed_files).with_context(|| {
+            format!(
+                "storage.data_dir = {} and the files to seed",
+                data_dir.display()
+            )
+        })?;
+        return Ok((Arc::new(storage), Arc::new(in_db)));
+    };
+    if !seed_files.is_empty() {
+        anyhow::bail!(
+            "files to seed were given, but storage.backend = \"s3\" shares the objects in \
+             s3://{}/{}: upload the files there instead",
+            s3.bucket,
+            s3.prefix
+        );
+    }
+    let storage = S3Storage::new(s3).with_context(|| format!("storage.s3 = {s3:?}"))?;
+    let sidecars = SidecarCache::new(storage.object_store(), storage.metadata_root(), in_db);
+    Ok((Arc::new(storage), Arc::new(Arc::new(sidecars))))
 }
 
 fn cores() -> usize {

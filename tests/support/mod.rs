@@ -2,7 +2,12 @@
 //! helper per endpoint, so tests read like the README.
 #![allow(dead_code)]
 
+pub mod clients;
 pub mod fake_seeder;
+mod servers;
+
+#[allow(unused_imports)]
+pub use servers::{free_port, Garage, Haproxy, RedisServer};
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -27,6 +32,16 @@ pub fn test_settings(
     state_dir: &Path,
     tweak: impl FnOnce(&mut Overrides),
 ) -> Validated {
+    test_settings_with_env(data_dir, state_dir, tweak, Default::default())
+}
+
+/// [`test_settings`] with these environment variables.
+pub fn test_settings_with_env(
+    data_dir: &Path,
+    state_dir: &Path,
+    tweak: impl FnOnce(&mut Overrides),
+    env: std::collections::HashMap<String, String>,
+) -> Validated {
     let mut overrides = Overrides {
         bind: Some("127.0.0.1:0".into()),
         data_dir: Some(data_dir.to_owned()),
@@ -34,7 +49,7 @@ pub fn test_settings(
         ..Overrides::default()
     };
     tweak(&mut overrides);
-    let mut settings = Settings::load_with_env(None, &overrides, Default::default()).unwrap();
+    let mut settings = Settings::load_with_env(None, &overrides, env).unwrap();
     settings.raw.server.workers = 1;
     // Tests poll quickly: the rate limit's own tests switch it back on.
     settings.raw.tracker.rate_limit_per_second = 0;
@@ -66,6 +81,31 @@ impl TestApp {
             std::fs::write(path, bytes).unwrap();
         }
         let mut settings = test_settings(&data_dir, &state_dir, tweak);
+        tweak_settings(&mut settings);
+        let mut app = Self::start(settings, vec![]).await;
+        app._dirs = Some(dirs);
+        app
+    }
+
+    /// A server with both roles sharing `prefix` of Garage's bucket (with its read-only key if
+    /// `read_only`), over a fresh state dir.
+    pub async fn spawn_s3(
+        garage: &Garage,
+        prefix: &str,
+        read_only: bool,
+        tweak_settings: impl FnOnce(&mut Validated),
+    ) -> TestApp {
+        let dirs = tempfile::Builder::new()
+            .prefix("gotorrent s3 test ")
+            .tempdir()
+            .unwrap();
+        let env = garage.env(prefix, read_only).into_iter().collect();
+        let mut settings = test_settings_with_env(
+            &dirs.path().join("unused data dir"),
+            &dirs.path().join("state"),
+            |_| {},
+            env,
+        );
         tweak_settings(&mut settings);
         let mut app = Self::start(settings, vec![]).await;
         app._dirs = Some(dirs);
@@ -215,6 +255,15 @@ impl TestApp {
             req = req.header(*k, *v);
         }
         req.send().await.unwrap()
+    }
+
+    /// `HEAD /files/{name}`; `name` is put in the URL as given.
+    pub async fn head_file(&self, name: &str) -> reqwest::Response {
+        self.client
+            .head(format!("{}/files/{name}", self.url))
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn announce(&self, body: Value) -> reqwest::Response {
@@ -421,81 +470,4 @@ pub fn scrape_stats(scrape: &gotorrent_http::bencode::Value, hash: &[u8; 20]) ->
 
 pub fn percent_encode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
-
-/// A real redis-server (Debian's), on a free port with its own temp dir, append-only with an
-/// fsync per write, so what it acknowledged survives a kill -9. Killed when dropped.
-pub struct RedisServer {
-    pub url: String,
-    port: u16,
-    dir: tempfile::TempDir,
-    child: Option<std::process::Child>,
-}
-
-impl RedisServer {
-    pub fn start() -> RedisServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut server = RedisServer {
-            url: format!("redis://127.0.0.1:{port}/0"),
-            port,
-            dir: tempfile::tempdir().unwrap(),
-            child: None,
-        };
-        server.restart();
-        server
-    }
-
-    /// Starts it (again) on the same port and data.
-    pub fn restart(&mut self) {
-        let child = std::process::Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .args([
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--save",
-                "",
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server is required (Debian package redis-server; .ci/test installs it)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !self.answers() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// kill -9.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn answers(&self) -> bool {
-        use std::io::{Read, Write};
-        let Ok(mut socket) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let mut reply = [0u8; 7];
-        socket.write_all(b"PING\r\n").is_ok()
-            && socket.read_exact(&mut reply).is_ok()
-            && &reply == b"+PONG\r\n"
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }

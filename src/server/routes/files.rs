@@ -80,6 +80,7 @@ pub async fn chunk(
         (status = 200, description = "The file; the ETag is its v2 info-hash", content_type = "application/octet-stream", body = Binary),
         (status = 206, description = "The requested range, with Content-Range", content_type = "application/octet-stream", body = Binary),
         (status = 304, description = "Not modified (If-None-Match matched the ETag)"),
+        (status = 307, description = "Fetch the file from this presigned object-store URL instead (storage.s3.redirect_files)", headers(("Location" = String, description = "A URL valid for 15 minutes"))),
         (status = 404, description = "No shared file of that name", body = ErrorBody),
         (status = 416, description = "Range not satisfiable; Content-Range gives the length", body = ErrorBody),
         (status = 503, description = "Too many streams at once, in all (seeder.max_streams) or for this client (seeder.max_streams_per_client), or the file changed on disk since it was hashed; Retry-After says when to try again", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
@@ -93,6 +94,15 @@ pub async fn file(
     let name = name.into_inner();
     let catalog = state.seeder()?.catalog();
     let shared = catalog.by_name(&name).ok_or_else(|| not_shared(&name))?;
+    if req.method() == actix_web::http::Method::GET {
+        let storage = state.seeder()?.storage();
+        if let Some(url) = storage.redirect(&shared.object).await? {
+            return Ok(HttpResponse::TemporaryRedirect()
+                .insert_header((header::LOCATION, url.as_str()))
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .finish());
+        }
+    }
     let etag = format!("\"{}\"", shared.meta.info_hash_v2);
     serve(
         &req,

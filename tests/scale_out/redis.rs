@@ -1,12 +1,10 @@
 //! Several tracker instances sharing one real Redis (`tracker.redis_url`): what one is told,
 //! every one answers; Redis going away is a clear 503 and recovers by itself.
 
-mod support;
-
+use crate::support::{assert_json_error, content, poll, scrape_stats, RedisServer, TestApp};
 use gotorrent_http::metainfo::create;
 use gotorrent_http::types::PieceLength;
 use serde_json::json;
-use support::{assert_json_error, content, poll, scrape_stats, RedisServer, TestApp};
 
 /// A tracker-only instance on `redis`.
 async fn tracker_on(redis: &RedisServer) -> TestApp {
@@ -161,7 +159,7 @@ mod parity {
     use gotorrent_http::tracker::Limits;
     use gotorrent_http::types::{InfoHash, InfoHashV2, SeederUrl};
 
-    use super::support::RedisServer;
+    use crate::support::RedisServer;
 
     const TTL: u64 = 120;
 

@@ -1,70 +1,21 @@
-//! Where shared bytes live, behind one async interface: list the shared objects, stat one, and
-//! stream a byte range of one. The seeder's scan, hash cache and catalog are written against it
-//! and know objects by key and version only, so an object store can stand where the local disk
-//! stands.
-//!
-//! An object's `version` changes whenever its bytes may have: a read names the version it
-//! expects and is refused ([`StorageError::Changed`]) if the object has moved on, so bytes that
-//! may not match a torrent are never served under it.
-//!
-//! [`LocalStorage`] shares the regular files under a directory (named by their relative path,
-//! `/`-separated) plus any extra files (named by their file name), and streams ranges with
+//! [`LocalStorage`]: the regular files under a directory (named by their relative path,
+//! `/`-separated) plus any extra files (named by their file name). Ranges stream with
 //! positional reads, a bounded block at a time: memory per response is one block whatever the
-//! file or chunk size.
+//! file or chunk size. An object's version is its mtime and inode, so a rewrite in place or a
+//! replacement by rename both show.
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use actix_web::web::Bytes;
-use futures_util::stream::{self, Stream, StreamExt};
+use futures_util::stream;
 use walkdir::WalkDir;
 
-/// A stream of body bytes.
-pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
-pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
-#[derive(Debug, thiserror::Error)]
-pub enum StorageError {
-    #[error("{key} is gone: {source}")]
-    Missing { key: String, source: io::Error },
-    #[error("{key} changed since it was hashed")]
-    Changed { key: String },
-    #[error("reading {key}: {source}")]
-    Io { key: String, source: io::Error },
-    #[error("storage {location}: {source}")]
-    Unavailable { location: String, source: io::Error },
-}
-
-/// A shared object as storage lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectMeta {
-    /// Its name: the path below the shared root, `/`-separated.
-    pub key: String,
-    pub size: u64,
-    /// Changes whenever the bytes may have (local: mtime and inode; an object store: its ETag).
-    pub version: String,
-    pub last_modified: SystemTime,
-}
-
-pub trait Storage: Send + Sync {
-    /// Every shared object, sorted by key.
-    fn list(&self) -> BoxFuture<Result<Vec<ObjectMeta>, StorageError>>;
-    /// One object as it is now.
-    fn stat(&self, key: &str) -> BoxFuture<Result<ObjectMeta, StorageError>>;
-    /// `len` bytes of `object` from `start`, refused if the object is no longer that version.
-    fn read(
-        &self,
-        object: &ObjectMeta,
-        start: u64,
-        len: u64,
-    ) -> BoxFuture<Result<ByteStream, StorageError>>;
-}
+use super::{BoxFuture, ByteStream, ObjectMeta, Storage, StorageError};
 
 /// Files on the local disk. Open descriptors are kept (up to [`OPEN_FILES`]) so a request needs
 /// only an `fstat`, not an `open` on the blocking pool. A file replaced by rename keeps its old
@@ -353,42 +304,10 @@ pub fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
         .saturating_add(meta.mtime_nsec())
 }
 
-/// A blocking [`io::Read`] over a byte stream, for code that hashes with `Read` (on the
-/// blocking pool, where waiting for the next block is allowed).
-pub struct StreamReader {
-    stream: ByteStream,
-    runtime: tokio::runtime::Handle,
-    current: Bytes,
-}
-
-impl StreamReader {
-    /// Must be made inside a Tokio runtime, and read outside its async workers.
-    pub fn new(stream: ByteStream) -> Self {
-        StreamReader {
-            stream,
-            runtime: tokio::runtime::Handle::current(),
-            current: Bytes::new(),
-        }
-    }
-}
-
-impl io::Read for StreamReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.current.is_empty() {
-            match self.runtime.block_on(self.stream.next()) {
-                Some(block) => self.current = block?,
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current.split_to(n));
-        Ok(n)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::StreamExt;
 
     #[tokio::test(flavor = "multi_thread")]
     async fn lists_stats_and_reads_versions_and_refuses_a_changed_object() {
@@ -436,23 +355,5 @@ mod tests {
             storage.stat("nothing here").await,
             Err(StorageError::Missing { .. })
         ));
-    }
-
-    #[tokio::test(flavor = "multi_thread")]
-    async fn a_stream_reads_as_a_blocking_reader() {
-        let blocks: Vec<io::Result<Bytes>> = vec![
-            Ok(Bytes::from_static(b"ab")),
-            Ok(Bytes::from_static(b"cde")),
-        ];
-        let reader = StreamReader::new(Box::pin(stream::iter(blocks)));
-        let text = tokio::task::spawn_blocking(move || {
-            let mut reader = reader;
-            let mut out = String::new();
-            io::Read::read_to_string(&mut reader, &mut out).unwrap();
-            out
-        })
-        .await
-        .unwrap();
-        assert_eq!(text, "abcde");
     }
 }
