@@ -21,6 +21,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -129,6 +131,95 @@ def start_tracker(procs, binary, work, name, redis_url):
     url = f"http://127.0.0.1:{port}"
     wait_http(f"{url}/ready")
     return url
+
+
+GARAGE_KEY = ("GK" + "a1" * 12, "b2" * 32)
+
+
+def start_garage(procs, work):
+    """A single-node Garage with bucket "bench" readable and writable by GARAGE_KEY; returns
+    its S3 endpoint."""
+    root = os.path.join(work, "garage")
+    os.makedirs(root)
+    s3, rpc = free_port(), free_port()
+    config = os.path.join(root, "garage.toml")
+    with open(config, "w") as f:
+        f.write(f"""metadata_dir = "{root}/meta"
+data_dir = "{root}/data"
+db_engine = "lmdb"
+replication_factor = 1
+rpc_bind_addr = "127.0.0.1:{rpc}"
+rpc_public_addr = "127.0.0.1:{rpc}"
+rpc_secret = "{'1' * 64}"
+[s3_api]
+s3_region = "garage"
+api_bind_addr = "127.0.0.1:{s3}"
+root_domain = ".s3.garage.localhost"
+""")
+    env = dict(os.environ, RUST_LOG="warn")
+    procs.start(["garage", "-c", config, "server"], env=env, stdout=subprocess.DEVNULL,
+                stderr=open(os.path.join(root, "garage.log"), "w"))
+
+    def cli(*args, check=True):
+        out = subprocess.run(["garage", "-c", config, *args], env=env, capture_output=True, text=True)
+        if check and out.returncode != 0:
+            raise SystemExit(f"garage {args}: {out.stderr}")
+        return out
+
+    deadline = time.time() + 30
+    while cli("status", check=False).returncode != 0:
+        if time.time() > deadline:
+            raise SystemExit("garage did not start")
+        time.sleep(0.1)
+    node = cli("node", "id", "-q").stdout.split("@")[0].strip()
+    cli("layout", "assign", "-z", "dc1", "-c", "10G", node)
+    cli("layout", "apply", "--version", "1")
+    cli("key", "import", "--yes", "-n", "bench", *GARAGE_KEY)
+    cli("bucket", "create", "bench")
+    cli("bucket", "allow", "--read", "--write", "--owner", "bench", "--key", "bench")
+    return f"http://127.0.0.1:{s3}"
+
+
+def s3_put(endpoint, key, path):
+    """Uploads a file with curl's own SigV4 signing."""
+    subprocess.run(["curl", "-sf", "--aws-sigv4", "aws:amz:garage:s3", "--user", ":".join(GARAGE_KEY),
+                    "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD", "-T", path, f"{endpoint}/bench/{key}"],
+                   check=True)
+
+
+def start_s3_seeder(procs, binary, work, endpoint):
+    """A seeder-only instance sharing the bench bucket, /files redirecting to presigned URLs."""
+    port = free_port()
+    env = dict(os.environ, GOTORRENT__STORAGE__BACKEND="s3", GOTORRENT__STORAGE__S3__BUCKET="bench",
+               GOTORRENT__STORAGE__S3__ENDPOINT=endpoint, GOTORRENT__STORAGE__S3__REGION="garage",
+               GOTORRENT__STORAGE__S3__REDIRECT_FILES="true", AWS_ACCESS_KEY_ID=GARAGE_KEY[0],
+               AWS_SECRET_ACCESS_KEY=GARAGE_KEY[1], GOTORRENT__SEEDER__MAX_STREAMS_PER_CLIENT="512",
+               GOTORRENT__LOG__LEVEL="warn")
+    procs.start([binary, "serve", "--no-tracker", "--bind", f"127.0.0.1:{port}",
+                 "--state-dir", os.path.join(work, "state-s3")], env=env,
+                stderr=open(os.path.join(work, "s3-seeder.log"), "w"))
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 300
+    while time.time() < deadline:  # hashing the object
+        torrents = json.loads(wait_http(f"{url}/torrents"))
+        if torrents:
+            return url, torrents[0]
+        time.sleep(0.1)
+    raise SystemExit("the S3-backed seeder never shared its object")
+
+
+def presigned(url):
+    """Where a 307 from /files points (a presigned URL of the object store)."""
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args):
+            return None
+    try:
+        urllib.request.build_opener(NoRedirect).open(url)
+    except urllib.error.HTTPError as e:
+        if e.code == 307:
+            return e.headers["Location"]
+        raise
+    raise SystemExit(f"{url} did not redirect")
 
 
 def start_nginx(procs, work, www):
@@ -252,6 +343,23 @@ def main():
                        {"ours_p99_ms": [r["p99_ms"] for r in runs], "nginx_p99_ms": [r["p99_ms"] for r in ngx],
                         "ours_GBps": [r["bytes_per_sec"] / 1e9 for r in runs],
                         "nginx_GBps": [r["bytes_per_sec"] / 1e9 for r in ngx], "errors": errors})
+
+        # 1b. Chunks from an S3-backed seeder vs the same byte ranges straight from the store.
+        s3 = start_garage(procs, work)
+        s3_put(s3, "big.bin", big)
+        s3_seeder, s3_torrent = start_s3_seeder(procs, binary, work, s3)
+        direct = urllib.parse.urlsplit(presigned(f"{s3_seeder}/files/big.bin"))
+        common = {"PIECES": str(s3_torrent["piece_count"]), "PIECE_LEN": str(1 << 20), "FILE_LEN": str(size)}
+        via_us, from_store = [], []
+        for _ in range(args.rounds):
+            from_store.append(wrk("pieces.lua", f"{direct.scheme}://{direct.netloc}", args.seconds, 32,
+                                  dict(common, MODE="range", TARGET=f"{direct.path}?{direct.query}")))
+            via_us.append(wrk("pieces.lua", s3_seeder, args.seconds, 32,
+                              dict(common, MODE="chunks", TARGET=f"/chunks/{s3_torrent['info_hash_v2']}")))
+        record("serve", "S3: /chunks 1 MiB vs direct S3 ranges req/s", [r["rps"] for r in via_us],
+               [r["rps"] for r in from_store], "req/s", True,
+               {"ours_p99_ms": [r["p99_ms"] for r in via_us], "s3_p99_ms": [r["p99_ms"] for r in from_store],
+                "errors": sum(r["errors"] for r in via_us) + sum(r["errors"] for r in from_store)})
 
         # 2. Download, verified, to disk.
         two, _, _ = start_gotorrent(procs, binary, work, "two", dirs["two"], 1 << 20, tracker=one)

@@ -6,12 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
-for tool in nginx wrk aria2c opentracker curl openssl redis-server; do
+export PATH="$HOME/.cargo/bin:$PATH"
+for tool in nginx wrk aria2c opentracker curl openssl redis-server garage; do
   command -v "$tool" >/dev/null || missing+=("$tool")
 done
 [ -x /usr/bin/time ] || missing+=(/usr/bin/time)
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "missing: ${missing[*]}; install them with: apt-get install nginx wrk aria2 opentracker curl openssl time redis-server" >&2
+  echo "missing: ${missing[*]}; install them with: apt-get install nginx wrk aria2 opentracker curl openssl time redis-server, and cargo install garage --locked" >&2
   exit 1
 fi
 

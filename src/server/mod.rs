@@ -47,7 +47,7 @@ pub struct AppState {
     pub streams: streams::Streams,
     pub guard: guard::SharedGuard,
     /// The shared tracker store, when there is one: readiness depends on it.
-    pub redis: Option<redis::aio::ConnectionManager>,
+    pub redis: Option<redis_store::RedisConn>,
 }
 
 impl AppState {

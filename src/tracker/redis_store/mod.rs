@@ -9,21 +9,23 @@
 //! - `s:<key>` sorted set: seeder URL → last announce (Unix s); `sf:<key>` hash: URL → first
 //!   seen; `swarms` sorted set: swarm key → last activity (for counts and the swarm cap).
 //! - `ps:<key>` and `pl:<key>` sorted sets: seeder and leecher peer ids → last announce;
-//!   `pi:<key>` hash: peer id → "ip port completed"; `dl` hash: swarm key → downloads;
-//!   `bt_swarms` sorted set: key → last activity.
+//!   `pi:<key>` hash: peer id → "ip port <completed 0|1><s|l>"; `dl` hash: swarm key →
+//!   downloads; `bt_swarms` sorted set: key → last activity.
 //!
-//! Each announce is one round trip: a Lua script trims, checks caps, records and answers.
+//! A native announce is one round trip (a Lua script checks caps, records and trims). BEP 3
+//! announces, the bulk of a busy tracker's work, are batched: see [`bt_peers`].
 //! `tracker.max_seeders` and `tracker.max_bittorrent_peers` (totals over all swarms) are not
 //! kept in Redis; `max_swarms` times `max_peers_per_swarm` bounds them there.
 
+mod bt_peers;
+
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 
-use super::bep3::{AnnounceEvent, PeerAddr, ScrapeStats};
+use super::bep3::ScrapeStats;
 use super::bt_swarm::{Announce, AnnounceOutcome};
 use super::store::{Keep, StoreError, StoreResult, SwarmStore, TorrentStore};
 use super::swarm::{Event, PeerView};
@@ -41,25 +43,72 @@ fn unavailable(e: redis::RedisError) -> StoreError {
     StoreError::Unavailable(format!("Redis: {e}"))
 }
 
-/// A connection that reconnects by itself; made lazily, so a tracker starts while Redis is down
-/// and recovers when it returns (requests meanwhile fail with 503).
-pub fn connect(url: &str) -> Result<ConnectionManager, redis::RedisError> {
-    let config = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(Duration::from_secs(2)))
-        .set_number_of_retries(1);
-    redis::Client::open(url)?.get_connection_manager_lazy(config)
+/// Connections to one Redis server: one per thread that uses it, each reconnecting by itself
+/// and made lazily, so a tracker starts while Redis is down and recovers when it returns
+/// (requests meanwhile fail with 503).
+///
+/// Per thread because each actix worker runs its own single-threaded runtime: a connection
+/// shared by all would have its I/O driven on whichever worker used it first, and every other
+/// worker's commands would cross threads twice. (On this project's 2-core machine the
+/// difference was within the benchmark's noise; it matters more with more workers.)
+#[derive(Clone)]
+pub struct RedisConn {
+    client: redis::Client,
+    /// Which server this is, among the connections a thread holds.
+    id: usize,
+}
+
+thread_local! {
+    static CONNECTIONS: std::cell::RefCell<HashMap<usize, ConnectionManager>> =
+        std::cell::RefCell::default();
+}
+
+impl RedisConn {
+    /// This thread's connection.
+    fn get(&self) -> Result<ConnectionManager, StoreError> {
+        CONNECTIONS.with(|held| {
+            let mut held = held.borrow_mut();
+            if let Some(conn) = held.get(&self.id) {
+                return Ok(conn.clone());
+            }
+            let config = redis::aio::ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(Duration::from_secs(2)))
+                .set_response_timeout(Some(Duration::from_secs(2)))
+                .set_number_of_retries(1);
+            let conn = self
+                .client
+                .get_connection_manager_lazy(config)
+                .map_err(unavailable)?;
+            held.insert(self.id, conn.clone());
+            Ok(conn)
+        })
+    }
+}
+
+/// Checks the URL; nothing is sent until the first command.
+pub fn connect(url: &str) -> Result<RedisConn, redis::RedisError> {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    use redis::IntoConnectionInfo;
+    // A request/response protocol: without TCP_NODELAY, Nagle's algorithm may hold a command
+    // written while the previous one is still unacknowledged.
+    let info = url
+        .into_connection_info()?
+        .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+    Ok(RedisConn {
+        client: redis::Client::open(info)?,
+        id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+    })
 }
 
 /// Members of a sorted set: by rank (`min`, `max` as 0, -1 for all) or, `by_score`, by score.
 async fn zrange<T: redis::FromRedisValue>(
-    conn: &ConnectionManager,
+    conn: &RedisConn,
     set: &str,
     min: impl redis::ToRedisArgs,
     max: impl redis::ToRedisArgs,
     by_score: bool,
 ) -> Result<T, StoreError> {
-    let mut conn = conn.clone();
+    let mut conn = conn.get()?;
     let mut cmd = redis::cmd("ZRANGE");
     cmd.arg(key(set)).arg(min).arg(max);
     if by_score {
@@ -69,8 +118,8 @@ async fn zrange<T: redis::FromRedisValue>(
 }
 
 /// Whether Redis answers, for the readiness view.
-pub async fn ping(conn: &ConnectionManager) -> Result<(), StoreError> {
-    let mut conn = conn.clone();
+pub async fn ping(conn: &RedisConn) -> Result<(), StoreError> {
+    let mut conn = conn.get()?;
     redis::cmd("PING")
         .query_async::<String>(&mut conn)
         .await
@@ -81,7 +130,7 @@ pub async fn ping(conn: &ConnectionManager) -> Result<(), StoreError> {
 /// The registry in Redis, with parsed torrents cached in this process: a torrent is named by
 /// its hash, so a cached copy never goes stale.
 pub struct RedisTorrents {
-    conn: ConnectionManager,
+    conn: RedisConn,
     parsed: RwLock<HashMap<String, Arc<Metainfo>>>,
     /// BitTorrent hashes found registered (v1, truncated v2) → v2 hex: never stale.
     bt_found: RwLock<HashMap<[u8; 20], String>>,
@@ -109,7 +158,7 @@ return 1
 ";
 
 impl RedisTorrents {
-    pub fn new(conn: ConnectionManager) -> Self {
+    pub fn new(conn: RedisConn) -> Self {
         RedisTorrents {
             conn,
             parsed: RwLock::default(),
@@ -128,7 +177,7 @@ impl RedisTorrents {
         {
             return Ok(Some(meta.clone()));
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn.get()?;
         let bytes: Option<Vec<u8>> = redis::cmd("HGET")
             .arg(key("torrents"))
             .arg(v2)
@@ -147,7 +196,7 @@ impl RedisTorrents {
     }
 
     async fn index(&self, index: &str, field: String) -> Result<Option<String>, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn.get()?;
         redis::cmd("HGET")
             .arg(key(index))
             .arg(field)
@@ -167,7 +216,7 @@ impl TorrentStore for RedisTorrents {
         Box::pin(async move {
             let v2 = meta.info_hash_v2.to_string();
             let truncated = hex::encode(&meta.info_hash_v2.0[..20]);
-            let mut conn = self.conn.clone();
+            let mut conn = self.conn.get()?;
             let outcome: i64 = INSERT_SCRIPT
                 .key(key("torrents"))
                 .key(key("by_v1"))
@@ -263,9 +312,10 @@ impl TorrentStore for RedisTorrents {
 
 /// Swarms in Redis.
 pub struct RedisSwarms {
-    conn: ConnectionManager,
+    conn: RedisConn,
     ttl: u64,
     limits: Limits,
+    bt_peers: bt_peers::BtPeers,
 }
 
 /// A native announce. KEYS: s, sf, swarms. ARGV: url, now, ttl, stopped, max per swarm,
@@ -294,86 +344,21 @@ redis.call('EXPIRE', KEYS[2], 2 * ttl)
 return 1
 ";
 
-/// A BEP 3 announce. KEYS: ps (seeders), pl (leechers), pi, dl, bt_swarms. ARGV: peer id, now,
-/// ttl, event, addr ("ip port"), left, numwant, max per swarm, max swarms, swarm key.
-/// Returns {status, complete, incomplete, downloaded, peer id, addr, ...}; status -1/-2 when
-/// full. Seeders and leechers are separate sets, so the counts are two ZCARDs and the answer
-/// reads only the peers it hands out: the cost does not grow with the swarm.
-const PEER_ANNOUNCE: &str = r"
-local now, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
-local left, numwant = tonumber(ARGV[6]), tonumber(ARGV[7])
-local cutoff = now - ttl - 1
-for i = 1, 2 do
-  local expired = redis.call('ZRANGEBYSCORE', KEYS[i], '-inf', cutoff)
-  if #expired > 0 then
-    redis.call('HDEL', KEYS[3], unpack(expired))
-    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', cutoff)
-  end
-end
-redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', cutoff)
-local info = redis.call('HGET', KEYS[3], ARGV[1])
-if ARGV[4] == 'stopped' then
-  redis.call('ZREM', KEYS[1], ARGV[1])
-  redis.call('ZREM', KEYS[2], ARGV[1])
-  redis.call('HDEL', KEYS[3], ARGV[1])
-else
-  local completed = '0'
-  if info then
-    completed = string.match(info, '(%d)$')
-  else
-    local members = redis.call('ZCARD', KEYS[1]) + redis.call('ZCARD', KEYS[2])
-    if members >= tonumber(ARGV[8]) then return {-1} end
-    if members == 0 and not redis.call('ZSCORE', KEYS[5], ARGV[10])
-       and redis.call('ZCARD', KEYS[5]) >= tonumber(ARGV[9]) then return {-2} end
-  end
-  if ARGV[4] == 'completed' and completed == '0' then
-    completed = '1'
-    redis.call('HINCRBY', KEYS[4], ARGV[10], 1)
-  end
-  local into, out = KEYS[2], KEYS[1]
-  if left == 0 then into, out = KEYS[1], KEYS[2] end
-  redis.call('ZREM', out, ARGV[1])
-  redis.call('ZADD', into, now, ARGV[1])
-  redis.call('HSET', KEYS[3], ARGV[1], ARGV[5] .. ' ' .. completed)
-  redis.call('ZADD', KEYS[5], now, ARGV[10])
-  for i = 1, 3 do redis.call('EXPIRE', KEYS[i], 2 * ttl) end
-end
-local answer = {1, redis.call('ZCARD', KEYS[1]), redis.call('ZCARD', KEYS[2]),
-  tonumber(redis.call('HGET', KEYS[4], ARGV[10]) or '0')}
--- A seeder needs no other seeders; everyone else gets leechers, then seeders. The freshest
--- first; one more than wanted, in case the asker itself is among them.
-local ids = redis.call('ZREVRANGE', KEYS[2], 0, numwant)
-if left > 0 and #ids <= numwant then
-  for _, id in ipairs(redis.call('ZREVRANGE', KEYS[1], 0, numwant - #ids)) do table.insert(ids, id) end
-end
-local picked = {}
-for _, id in ipairs(ids) do
-  if id ~= ARGV[1] and #picked < numwant then table.insert(picked, id) end
-end
-if #picked > 0 then
-  local addrs = redis.call('HMGET', KEYS[3], unpack(picked))
-  for i, id in ipairs(picked) do
-    if addrs[i] then
-      table.insert(answer, id)
-      table.insert(answer, string.match(addrs[i], '^(%S+ %d+)'))
-    end
-  end
-end
-return answer
-";
-
 /// The scripts, hashed once (invoking sends EVALSHA, and the script itself only when Redis
 /// does not know it yet).
 static INSERT_SCRIPT: std::sync::LazyLock<redis::Script> =
     std::sync::LazyLock::new(|| redis::Script::new(INSERT));
 static SEEDER_SCRIPT: std::sync::LazyLock<redis::Script> =
     std::sync::LazyLock::new(|| redis::Script::new(SEEDER_ANNOUNCE));
-static PEER_SCRIPT: std::sync::LazyLock<redis::Script> =
-    std::sync::LazyLock::new(|| redis::Script::new(PEER_ANNOUNCE));
 
 impl RedisSwarms {
-    pub fn new(conn: ConnectionManager, ttl: u64, limits: Limits) -> Self {
-        RedisSwarms { conn, ttl, limits }
+    pub fn new(conn: RedisConn, ttl: u64, limits: Limits) -> Self {
+        RedisSwarms {
+            bt_peers: bt_peers::BtPeers::new(conn.clone(), ttl, limits),
+            conn,
+            ttl,
+            limits,
+        }
     }
 
     fn full(&self, code: i64) -> StoreError {
@@ -412,7 +397,7 @@ impl SwarmStore for RedisSwarms {
     ) -> StoreResult<'_, ()> {
         Box::pin(async move {
             let id = swarm_id(&swarm);
-            let mut conn = self.conn.clone();
+            let mut conn = self.conn.get()?;
             let outcome: i64 = SEEDER_SCRIPT
                 .key(key(&format!("s:{id}")))
                 .key(key(&format!("sf:{id}")))
@@ -441,7 +426,7 @@ impl SwarmStore for RedisSwarms {
     fn seeders(&self, swarm: InfoHash, now: u64, max: usize) -> StoreResult<'_, Vec<PeerView>> {
         Box::pin(async move {
             let id = swarm_id(&swarm);
-            let mut conn = self.conn.clone();
+            let mut conn = self.conn.get()?;
             let live: Vec<(String, u64)> = redis::cmd("ZRANGE")
                 .arg(key(&format!("s:{id}")))
                 .arg("+inf")
@@ -481,7 +466,7 @@ impl SwarmStore for RedisSwarms {
 
     fn is_listed(&self, swarm: InfoHash, url: SeederUrl, now: u64) -> StoreResult<'_, bool> {
         Box::pin(async move {
-            let mut conn = self.conn.clone();
+            let mut conn = self.conn.get()?;
             let score: Option<u64> = redis::cmd("ZSCORE")
                 .arg(key(&format!("s:{}", swarm_id(&swarm))))
                 .arg(url.as_str())
@@ -494,7 +479,7 @@ impl SwarmStore for RedisSwarms {
 
     fn live_seeders(&self, swarm: InfoHash, now: u64) -> StoreResult<'_, usize> {
         Box::pin(async move {
-            let mut conn = self.conn.clone();
+            let mut conn = self.conn.get()?;
             redis::cmd("ZCOUNT")
                 .arg(key(&format!("s:{}", swarm_id(&swarm))))
                 .arg(self.live_from(now))
@@ -507,7 +492,7 @@ impl SwarmStore for RedisSwarms {
 
     fn total_live_seeders(&self, now: u64) -> StoreResult<'_, usize> {
         Box::pin(async move {
-            let mut conn = self.conn.clone();
+            let mut conn = self.conn.get()?;
             let swarms: Vec<String> =
                 zrange(&self.conn, "swarms", self.live_from(now), "+inf", true).await?;
             let mut pipe = redis::pipe();
@@ -524,62 +509,16 @@ impl SwarmStore for RedisSwarms {
 
     fn bt_announce(&self, a: Announce, now: u64) -> StoreResult<'_, AnnounceOutcome> {
         Box::pin(async move {
-            let id = hex::encode(a.key);
-            let event = match a.event {
-                Some(AnnounceEvent::Started) => "started",
-                Some(AnnounceEvent::Completed) => "completed",
-                Some(AnnounceEvent::Stopped) => "stopped",
-                None => "",
-            };
-            let mut conn = self.conn.clone();
-            let answer: Vec<redis::Value> = PEER_SCRIPT
-                .key(key(&format!("ps:{id}")))
-                .key(key(&format!("pl:{id}")))
-                .key(key(&format!("pi:{id}")))
-                .key(key("dl"))
-                .key(key("bt_swarms"))
-                .arg(&a.peer_id[..])
-                .arg(now)
-                .arg(self.ttl)
-                .arg(event)
-                .arg(format!("{} {}", a.addr.ip(), a.addr.port()))
-                .arg(a.left)
-                .arg(a.numwant)
-                .arg(self.limits.max_peers_per_swarm)
-                .arg(self.limits.max_swarms)
-                .arg(&id)
-                .invoke_async(&mut conn)
-                .await
-                .map_err(unavailable)?;
-            let int = |v: &redis::Value| redis::from_redis_value::<i64>(v.clone()).unwrap_or(0);
-            let status = answer.first().map_or(-2, int);
-            if status < 0 {
-                return Err(self.full(status));
-            }
-            let stats = ScrapeStats {
-                complete: answer.get(1).map_or(0, int) as usize,
-                incomplete: answer.get(2).map_or(0, int) as usize,
-                downloaded: answer.get(3).map_or(0, int) as u64,
-            };
-            let peers = answer[4.min(answer.len())..]
-                .chunks_exact(2)
-                .filter_map(|pair| {
-                    let peer_id: Vec<u8> = redis::from_redis_value(pair[0].clone()).ok()?;
-                    let addr: String = redis::from_redis_value(pair[1].clone()).ok()?;
-                    let (ip, port) = addr.split_once(' ')?;
-                    Some(PeerAddr {
-                        peer_id: peer_id.try_into().ok()?,
-                        addr: SocketAddr::new(ip.parse::<IpAddr>().ok()?, port.parse().ok()?),
-                    })
-                })
-                .collect();
-            Ok(AnnounceOutcome { stats, peers })
+            self.bt_peers.announce(a, now).await.map_err(|e| match e {
+                bt_peers::Refused::Full(code) => self.full(code),
+                bt_peers::Refused::Store(e) => e,
+            })
         })
     }
 
     fn bt_stats(&self, keys: Vec<[u8; 20]>, now: u64) -> StoreResult<'_, Vec<ScrapeStats>> {
         Box::pin(async move {
-            let mut conn = self.conn.clone();
+            let mut conn = self.conn.get()?;
             let live = self.live_from(now);
             let mut pipe = redis::pipe();
             for swarm in &keys {
@@ -624,7 +563,7 @@ impl SwarmStore for RedisSwarms {
     /// of swarms left without peers are dropped unless `keep` says otherwise.
     fn expire(&self, now: u64, keep: Keep) -> StoreResult<'_, ()> {
         Box::pin(async move {
-            let mut conn = self.conn.clone();
+            let mut conn = self.conn.get()?;
             let cutoff = now.saturating_sub(self.ttl + 1);
             let gone: Vec<String> = zrange(&self.conn, "bt_swarms", "-inf", cutoff, true).await?;
             let mut pipe = redis::pipe();
