@@ -30,6 +30,8 @@ use source::Endpoint;
 const PIECE_BUFFER_BUDGET: u64 = 32 * 1024 * 1024;
 /// The longest piece this downloader accepts, in bytes: one piece buffer must fit the budget.
 pub const MAX_PIECE_LENGTH: u64 = PIECE_BUFFER_BUDGET;
+/// With --max-rate, how much unused time a slow spell may save up for a burst.
+const MAX_RATE_BURST: Duration = Duration::from_secs(1);
 /// Verified pieces are made durable and recorded at least this often.
 const RECORD_EVERY: Duration = Duration::from_secs(1);
 
@@ -329,18 +331,16 @@ async fn fetch_all(
     // one at a time, so fetching never waits for it.
     let mut flushing: Option<tokio::task::JoinHandle<Result<(), store::StoreError>>> = None;
 
-    // --max-rate: a request may start once the bytes requested so far fit the rate.
-    let paced_from = Instant::now();
-    let mut requested: u64 = 0;
+    // --max-rate, a token bucket: a request may start once the time its bytes take at the rate
+    // has come, with at most MAX_RATE_BURST of unused time saved up.
+    let mut next_start = Instant::now();
 
     let outcome = loop {
         // Set when the rate, not the seeders, holds the next request back: how long for.
         let mut paced: Option<Duration> = None;
         loop {
-            if let Some(rate) = options.max_rate {
-                let allowed_at =
-                    paced_from + Duration::from_secs_f64(requested as f64 / rate as f64);
-                let wait = allowed_at.saturating_duration_since(Instant::now());
+            if options.max_rate.is_some() {
+                let wait = next_start.saturating_duration_since(Instant::now());
                 if !wait.is_zero() && run.sched.remaining() > 0 {
                     paced = Some(wait);
                     break;
@@ -353,7 +353,11 @@ async fn fetch_all(
                 .meta
                 .piece_span(PieceIndex(piece as u32))
                 .expect("assigned pieces exist");
-            requested += len;
+            if let Some(rate) = options.max_rate {
+                let now = Instant::now();
+                next_start = next_start.max(now.checked_sub(MAX_RATE_BURST).unwrap_or(now))
+                    + Duration::from_secs_f64(len as f64 / rate as f64);
+            }
             let handle = tasks.spawn(fetch_and_store(
                 run.http.clone(),
                 run.endpoints[seeder.0].clone(),

@@ -379,10 +379,14 @@ impl Scheduler {
         received: u64,
         elapsed: Duration,
     ) -> Option<Ban> {
-        self.failed(piece, seeder, now.saturating_sub(elapsed), now, None);
+        let counted = self.failed(piece, seeder, now.saturating_sub(elapsed), now, None);
         let max = self.policy.max_deadline_misses;
         let stats = &mut self.seeders[seeder.0];
         stats.rate = Some(received as f64 / elapsed.as_secs_f64().max(1e-6));
+        // Requests that stalled together are one stall.
+        if !counted {
+            return None;
+        }
         stats.deadline_misses += 1;
         if stats.deadline_misses < max || matches!(stats.status, SeederStatus::Banned(_)) {
             return None;
@@ -400,7 +404,8 @@ impl Scheduler {
     }
 
     /// The request, sent at `started`, failed (transport error, 5xx, protocol violation).
-    /// `retry_after` is the seeder's own hint (503 + Retry-After).
+    /// `retry_after` is the seeder's own hint (503 + Retry-After), capped at a minute. Returns
+    /// whether the failure counted as the seeder's next one in a row.
     pub fn failed(
         &mut self,
         piece: usize,
@@ -408,21 +413,24 @@ impl Scheduler {
         started: Duration,
         now: Duration,
         retry_after: Option<Duration>,
-    ) {
+    ) -> bool {
         self.release(piece, seeder);
         let policy = self.policy;
         let stats = &mut self.seeders[seeder.0];
+        let hint = retry_after.map(|h| h.min(Duration::from_secs(60)));
         // Requests already in flight when an earlier one failed went down with it: one outage
         // (one server dying behind a load balancer takes all of its requests), counted once.
         if stats.last_failure.is_some_and(|at| started < at) {
-            return;
+            if let Some(hint) = hint {
+                stats.backoff_until = stats.backoff_until.max(now + hint);
+            }
+            return false;
         }
         stats.last_failure = Some(now);
         stats.consecutive_failures += 1;
         let exponent = stats.consecutive_failures.saturating_sub(1).min(16);
-        let backoff = match retry_after {
-            // The seeder's own hint, within reason.
-            Some(hint) => hint.min(Duration::from_secs(60)),
+        let backoff = match hint {
+            Some(hint) => hint,
             None => (policy.backoff_base * 2u32.pow(exponent)).min(policy.backoff_max),
         };
         stats.backoff_until = now + backoff;
@@ -430,6 +438,7 @@ impl Scheduler {
         {
             stats.status = SeederStatus::Gone;
         }
+        true
     }
 }
 

@@ -26,6 +26,12 @@ use super::{BoxFuture, ByteStream, ObjectMeta, Storage, StorageError};
 /// The folder, under the shared prefix, that holds this program's metadata objects.
 pub const METADATA_DIR: &str = ".gotorrent-http";
 
+/// Longest wait for a listing, a stat or the start of a read: a store that hangs must not
+/// hold the rescan (which runs one at a time) forever.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest silence in the middle of a read's body.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How long a presigned `/files` redirect stays valid. Long enough for a slow download to start
 /// (the store checks the signature once, at the request), short enough that a leaked URL dies.
 const PRESIGNED_FOR: Duration = Duration::from_secs(15 * 60);
@@ -159,6 +165,16 @@ impl S3Storage {
         })
     }
 
+    fn timed_out(&self, what: &str) -> StorageError {
+        StorageError::Unavailable {
+            location: self.location.clone(),
+            source: io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("{what}: no answer within {REQUEST_TIMEOUT:?}"),
+            ),
+        }
+    }
+
     fn error(&self, key: &str, e: object_store::Error) -> StorageError {
         match e {
             object_store::Error::NotFound { .. } => StorageError::Missing {
@@ -187,7 +203,13 @@ impl Storage for S3Storage {
             let prefix = (!storage.prefix.is_empty()).then_some(&prefix);
             let mut listing = storage.store.list(prefix);
             let mut out = Vec::new();
-            while let Some(listed) = listing.next().await {
+            loop {
+                let next = tokio::time::timeout(REQUEST_TIMEOUT, listing.next()).await;
+                let Some(listed) = next.map_err(|_| storage.timed_out("listing"))? else {
+                    break;
+                };
+                // A key object_store cannot name (an empty or "." segment, a control
+                // character) fails the listing; the error names it.
                 let listed = listed.map_err(|e| storage.error("", e))?;
                 if let Some(key) = storage.key_of(&listed.location) {
                     out.extend(storage.meta(key, listed));
@@ -202,16 +224,16 @@ impl Storage for S3Storage {
         let (storage, key) = (self.clone(), key.to_owned());
         Box::pin(async move {
             let path = storage.path(&key)?;
-            let listed = storage
-                .store
-                .get_opts(
-                    &path,
-                    GetOptions {
-                        head: true,
-                        ..GetOptions::default()
-                    },
-                )
+            let head = storage.store.get_opts(
+                &path,
+                GetOptions {
+                    head: true,
+                    ..GetOptions::default()
+                },
+            );
+            let listed = tokio::time::timeout(REQUEST_TIMEOUT, head)
                 .await
+                .map_err(|_| storage.timed_out(&key))?
                 .map_err(|e| storage.error(&key, e))?;
             storage
                 .meta(key.clone(), listed.meta)
@@ -238,10 +260,9 @@ impl Storage for S3Storage {
                 range: (len > 0).then_some(GetRange::Bounded(start..start + len)),
                 ..GetOptions::default()
             };
-            let got = storage
-                .store
-                .get_opts(&path, options)
+            let got = tokio::time::timeout(REQUEST_TIMEOUT, storage.store.get_opts(&path, options))
                 .await
+                .map_err(|_| storage.timed_out(&object.key))?
                 .map_err(|e| storage.error(&object.key, e))?;
             if len == 0 {
                 return Ok(Box::pin(futures_util::stream::empty()) as ByteStream);
@@ -250,7 +271,7 @@ impl Storage for S3Storage {
             let body = got
                 .into_stream()
                 .map_err(move |e| io::Error::other(format!("{key}: {e}")));
-            Ok(Box::pin(body) as ByteStream)
+            Ok(idle_timeout(Box::pin(body), IDLE_TIMEOUT))
         })
     }
 
@@ -258,8 +279,14 @@ impl Storage for S3Storage {
         if !self.redirect_files {
             return Box::pin(std::future::ready(Ok(None)));
         }
-        let (storage, key) = (self.clone(), object.key.clone());
+        let (storage, object) = (self.clone(), object.clone());
         Box::pin(async move {
+            // The URL serves whatever the object is when it is used: at least make sure it is
+            // still the version that was hashed when it is handed out.
+            let key = object.key.clone();
+            if storage.stat(&key).await?.version != object.version {
+                return Err(StorageError::Changed { key });
+            }
             let path = storage.path(&key)?;
             let url = storage
                 .store
@@ -269,6 +296,27 @@ impl Storage for S3Storage {
             Ok(Some(url))
         })
     }
+}
+
+/// Ends `body` with a TimedOut error when no block arrives for `idle`.
+fn idle_timeout(body: ByteStream, idle: Duration) -> ByteStream {
+    Box::pin(futures_util::stream::unfold(
+        Some(body),
+        move |body| async move {
+            let mut body = body?;
+            match tokio::time::timeout(idle, body.next()).await {
+                Ok(Some(block)) => Some((block, Some(body))),
+                Ok(None) => None,
+                Err(_) => Some((
+                    Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("the object store sent nothing for {idle:?}"),
+                    )),
+                    None,
+                )),
+            }
+        },
+    ))
 }
 
 #[cfg(test)]
@@ -314,6 +362,15 @@ mod tests {
             Some("a.bin")
         );
         assert_eq!(whole.metadata_root().as_ref(), ".gotorrent-http");
+    }
+
+    #[tokio::test]
+    async fn a_body_that_falls_silent_ends_with_a_timeout() {
+        let silent: ByteStream = Box::pin(futures_util::stream::pending());
+        let mut body = idle_timeout(silent, Duration::from_millis(50));
+        let ended = body.next().await.unwrap().unwrap_err();
+        assert_eq!(ended.kind(), io::ErrorKind::TimedOut);
+        assert!(body.next().await.is_none());
     }
 
     #[test]

@@ -276,6 +276,17 @@ async fn files_can_redirect_to_a_presigned_url_and_chunks_still_stream() {
         .unwrap();
     assert_eq!(chunk.status(), 200);
     assert_eq!(chunk.bytes().await.unwrap(), &bytes[..]);
+
+    // A changed object is not handed out under its old torrent, even by a redirect.
+    garage
+        .put(&format!("{PREFIX}/{NAME}"), &content(100_001))
+        .await;
+    let changed = no_redirects
+        .get(format!("{}/files/{path}", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), 503);
 }
 
 #[actix_web::test]

@@ -95,8 +95,13 @@ pub async fn file(
     let catalog = state.seeder()?.catalog();
     let shared = catalog.by_name(&name).ok_or_else(|| not_shared(&name))?;
     if req.method() == actix_web::http::Method::GET {
-        let storage = state.seeder()?.storage();
-        if let Some(url) = storage.redirect(&shared.object).await? {
+        let seeder = state.seeder()?;
+        let redirect = seeder.storage().redirect(&shared.object).await;
+        if redirect.is_err() {
+            // Changed or gone since it was hashed: let a rescan catch up.
+            seeder.request_rescan();
+        }
+        if let Some(url) = redirect? {
             return Ok(HttpResponse::TemporaryRedirect()
                 .insert_header((header::LOCATION, url.as_str()))
                 .insert_header((header::CACHE_CONTROL, "no-store"))

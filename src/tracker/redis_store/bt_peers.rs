@@ -32,7 +32,8 @@ use crate::tracker::Limits;
 /// {status, complete, incomplete, downloaded}, status -1 (swarm full) or -2 (swarm table full)
 /// refusing it. With `want` > 0 the answer goes on with the count of leechers read, then
 /// id/info pairs of the freshest `want` leechers and then of the freshest `want` seeders, and
-/// that swarm is trimmed of expired peers first. Seeders and leechers are separate sets, so the
+/// that swarm is trimmed of expired peers first. The swarm index (`bt_swarms`) is trimmed by
+/// the expiry loop alone, which first drops the download counts of the swarms it removes. Seeders and leechers are separate sets, so the
 /// counts are two ZCARDs and a read touches only the peers it returns: no cost grows with the
 /// swarm.
 const ANNOUNCE_BATCH: &str = r"
@@ -45,12 +46,12 @@ local function announce(ps, pl, pi, id, now, event, addr, left, want, swarm)
     local cutoff = now - ttl - 1
     for i = 1, 2 do
       local expired = redis.call('ZRANGEBYSCORE', sets[i], '-inf', cutoff)
-      if #expired > 0 then
-        redis.call('HDEL', pi, unpack(expired))
-        redis.call('ZREMRANGEBYSCORE', sets[i], '-inf', cutoff)
+      -- unpack has a limit (about 8000 values): delete in slices.
+      for from = 1, #expired, 1000 do
+        redis.call('HDEL', pi, unpack(expired, from, math.min(from + 999, #expired)))
       end
+      if #expired > 0 then redis.call('ZREMRANGEBYSCORE', sets[i], '-inf', cutoff) end
     end
-    redis.call('ZREMRANGEBYSCORE', swarms, '-inf', cutoff)
   end
   local info = redis.call('HGET', pi, id)
   local seeders, leechers = redis.call('ZCARD', ps), redis.call('ZCARD', pl)
@@ -61,7 +62,9 @@ local function announce(ps, pl, pi, id, now, event, addr, left, want, swarm)
   else
     local completed, role = '0', ''
     if info then
-      completed, role = string.sub(info, -2, -2), string.sub(info, -1)
+      -- 'ip port <0|1><s|l>'; an older 'ip port <0|1>' has no role.
+      completed = string.match(info, ' ([01])[sl]?$') or '0'
+      role = string.match(info, '[01]([sl])$') or ''
     else
       local members = seeders + leechers
       if members >= max_peers then return {-1} end
@@ -87,17 +90,13 @@ local function announce(ps, pl, pi, id, now, event, addr, left, want, swarm)
     end
     local fresh = addr .. ' ' .. completed .. now_role
     if info ~= fresh then redis.call('HSET', pi, id, fresh) end
-    -- Key lifetimes and swarm activity are refreshed by reads (once a second per instance
-    -- and swarm); between reads, only a write that creates a key must.
-    if want > 0 then
+    -- Key lifetimes and swarm activity are refreshed by reads (at least once a second per
+    -- instance and busy swarm, see PeerLists) and whenever a write creates a key. The three
+    -- keys always get the same deadline, so none outlives the others without one.
+    if want > 0 or before == 0 or members == 0 then
       redis.call('ZADD', swarms, now, swarm)
-      for _, k in ipairs({ps, pl, pi}) do redis.call('EXPIRE', k, 2 * ttl) end
-    else
-      if before == 0 then redis.call('EXPIRE', into, 2 * ttl) end
-      if members == 0 then
-        redis.call('EXPIRE', pi, 2 * ttl)
-        redis.call('ZADD', swarms, now, swarm)
-      end
+      for i = 1, 2 do redis.call('EXPIRE', sets[i], 2 * ttl) end
+      redis.call('EXPIRE', pi, 2 * ttl)
     end
   end
   local answer = {1, seeders, leechers, tonumber(redis.call('HGET', dl, swarm) or '0')}
@@ -194,11 +193,10 @@ impl BtPeers {
             .lock()
             .get(&a.key)
             .is_some_and(|list| list.serves(a.numwant, now));
-        // One more than wanted of each kind, in case the asker is among them.
-        let want = match (cached, a.numwant) {
-            (true, _) | (_, 0) => 0,
-            (false, n) => n + 1,
-        };
+        // One more than wanted of each kind, in case the asker is among them. An announce that
+        // wants no peers still reads one of each when the list is stale: reads are what keep
+        // the swarm's keys alive (see the script).
+        let want = if cached { 0 } else { a.numwant + 1 };
         let (reply, answer) = oneshot::channel();
         let job = Job {
             announce: a,
@@ -236,7 +234,10 @@ impl BtPeers {
                 .collect();
             let split = leechers.min(pairs.len());
             if lists.len() >= MAX_PEER_LISTS {
-                lists.clear();
+                lists.retain(|_, list| now < list.read_at + PEER_LIST_SECS);
+                if lists.len() >= MAX_PEER_LISTS {
+                    lists.clear();
+                }
             }
             lists.insert(
                 a.key,
