@@ -188,6 +188,45 @@ fn bad_input_exits_non_zero_with_one_line_naming_the_value() {
 }
 
 #[test]
+fn the_s3_backend_names_what_it_is_missing_or_cannot_do() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f.bin"), b"data").unwrap();
+    let s3 = [
+        ("GOTORRENT__STORAGE__BACKEND", "s3"),
+        ("GOTORRENT__STORAGE__S3__BUCKET", "files"),
+    ];
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_gotorrent-http"))
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} succeeded");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+
+    let no_keys = run(&["serve", "--bind", "127.0.0.1:0"], &s3);
+    assert!(
+        no_keys.contains("AWS_ACCESS_KEY_ID") && no_keys.contains("storage.backend"),
+        "{no_keys}"
+    );
+    let keys = [
+        s3[0],
+        s3[1],
+        ("AWS_ACCESS_KEY_ID", "id"),
+        ("AWS_SECRET_ACCESS_KEY", "secret"),
+    ];
+    let seed = run(&["seed", "f.bin", "--bind", "127.0.0.1:0"], &keys);
+    assert!(
+        seed.contains("s3://files/") && seed.contains("upload the files there"),
+        "{seed}"
+    );
+}
+
+#[test]
 fn every_subcommand_has_help() {
     for sub in ["create", "serve", "seed", "openapi"] {
         let out = gotorrent(&[sub, "--help"], Path::new("."));
