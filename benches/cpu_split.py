@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""Where the CPU goes, per request, when gotorrent-http runs beside the server it depends on.
+
+    cpu_split.py --binary target/release/gotorrent-http redis   # tracker in memory vs on Redis
+    cpu_split.py --binary target/release/gotorrent-http s3      # Garage direct vs via an S3 seeder
+
+Each case runs wrk for 8 s (after a warm-up) and divides each process's user + system time
+(from /proc/PID/stat) by the requests served. Uses benches/run.py's helpers; needs the same tools.
+"""
+import argparse
+import os
+import sys
+import tempfile
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import run as bench  # noqa: E402
+
+
+def cpu_ticks(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def measure(name, script, url, env, pids):
+    """Prints req/s and CPU microseconds per request for each of `pids` (name -> pid)."""
+    before = {p: cpu_ticks(pid) for p, pid in pids.items()}
+    result = bench.wrk(script, url, 8, 32, env)
+    tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
+    per = {p: (cpu_ticks(pid) - before[p]) * tick_us / result["requests"] for p, pid in pids.items()}
+    print(f"{name:28} {result['rps']:9.0f} req/s   " + "  ".join(f"{p} {us:.1f} us" for p, us in per.items()))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--binary", required=True)
+    ap.add_argument("case", choices=["redis", "s3"])
+    args = ap.parse_args()
+    binary = os.path.abspath(args.binary)
+    work = tempfile.mkdtemp(prefix="gotorrent-cpu-")
+    procs = bench.Procs()
+    try:
+        if args.case == "redis":
+            load = {"TORRENTS": "1000", "PEERS": "50000", "CLOSE": "0"}
+            data = os.path.join(work, "data")
+            os.makedirs(data)
+            with open(os.path.join(data, "f.bin"), "wb") as f:
+                f.write(os.urandom(1 << 20))
+            memory, memory_pid, _ = bench.start_gotorrent(procs, binary, work, "memory", data, 1 << 20)
+            redis = bench.start_redis(procs, work)
+            redis_pid = procs.procs[-1].pid
+            shared = bench.start_tracker(procs, binary, work, "redis-tracker", redis)
+            shared_pid = procs.procs[-1].pid
+            for url in (memory, shared):
+                bench.wrk("announce.lua", url, 4, 32, load)
+            measure("in memory", "announce.lua", memory, load, {"tracker": memory_pid})
+            measure("on Redis", "announce.lua", shared, load, {"tracker": shared_pid, "redis": redis_pid})
+        else:
+            big = os.path.join(work, "big.bin")
+            with open(big, "wb") as f:
+                for _ in range(16):
+                    f.write(os.urandom(16 << 20))
+            s3 = bench.start_garage(procs, work)
+            garage_pid = procs.procs[-1].pid
+            bench.s3_put(s3, "big.bin", big)
+            seeder, torrent = bench.start_s3_seeder(procs, binary, work, s3)
+            seeder_pid = procs.procs[-1].pid
+            direct = urllib.parse.urlsplit(bench.presigned(f"{seeder}/files/big.bin"))
+            common = {"PIECES": str(torrent["piece_count"]), "PIECE_LEN": str(1 << 20), "FILE_LEN": str(256 << 20)}
+            measure("direct from Garage", "pieces.lua", f"{direct.scheme}://{direct.netloc}",
+                    dict(common, MODE="range", TARGET=f"{direct.path}?{direct.query}"), {"garage": garage_pid})
+            measure("via the S3-backed seeder", "pieces.lua", seeder,
+                    dict(common, MODE="chunks", TARGET=f"/chunks/{torrent['info_hash_v2']}"),
+                    {"garage": garage_pid, "seeder": seeder_pid})
+    finally:
+        procs.stop_all()
+
+
+if __name__ == "__main__":
+    main()
