@@ -361,8 +361,11 @@ impl PeerList {
 
     /// Applies an announce this instance recorded.
     fn record(&mut self, a: &Announce) {
-        self.leechers.retain(|p| p.peer_id != a.peer_id);
-        self.seeders.retain(|p| p.peer_id != a.peer_id);
+        for list in [&mut self.leechers, &mut self.seeders] {
+            if let Some(at) = list.iter().position(|p| p.peer_id == a.peer_id) {
+                list.remove(at);
+            }
+        }
         if a.event != Some(AnnounceEvent::Stopped) {
             let list = match a.left {
                 0 => &mut self.seeders,
