@@ -275,11 +275,21 @@ impl TorrentStore for RedisTorrents {
                     return Ok(None);
                 }
             }
+            // Either index may hold it (a v1 hash, or a v2 hash truncated for BitTorrent): both
+            // asked in one round trip.
             let hex = hex::encode(hash);
-            let v2 = match self.index("by_v1", hex.clone()).await? {
-                Some(v2) => Some(v2),
-                None => self.index("by_bt", hex).await?,
-            };
+            let mut conn = self.conn.get()?;
+            let (by_v1, by_bt): (Option<String>, Option<String>) = redis::pipe()
+                .cmd("HGET")
+                .arg(key("by_v1"))
+                .arg(&hex)
+                .cmd("HGET")
+                .arg(key("by_bt"))
+                .arg(&hex)
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            let v2 = by_v1.or(by_bt);
             let Some(v2) = v2 else {
                 let mut missing = self.bt_missing.lock().unwrap_or_else(|e| e.into_inner());
                 if missing.len() >= MAX_MISSES {
