@@ -249,16 +249,14 @@ impl Settings {
         if let Some(key) = unknown.into_iter().next() {
             return Err(unknown_key(key, &env_names));
         }
-        let s3 = settings.s3_config(&|name| aws.get(name).cloned())?;
+        let s3 = settings.s3_config(&aws)?;
         settings.validate(s3)
     }
 
     /// The S3 bucket to share from, when `storage.backend = "s3"`, with the credentials from
     /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`.
-    fn s3_config(
-        &self,
-        var: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Option<S3Config>, SettingsError> {
+    fn s3_config(&self, aws: &HashMap<&str, String>) -> Result<Option<S3Config>, SettingsError> {
+        let var = |name: &str| aws.get(name).cloned();
         if self.storage.backend != StorageBackend::S3 {
             return Ok(None);
         }

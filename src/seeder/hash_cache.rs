@@ -86,13 +86,14 @@ impl HashCache for StateDbCache {
 }
 
 /// Torrents as sidecar objects under `<root>/torrents/`, falling back to the state database
-/// when the bucket refuses a write.
+/// when the bucket refuses a write. Clones share the store and the warning.
+#[derive(Clone)]
 pub struct SidecarCache {
     store: Arc<dyn ObjectStore>,
     /// `<prefix>/.gotorrent-http`.
     root: Path,
     fallback: StateDbCache,
-    warned: AtomicBool,
+    warned: Arc<AtomicBool>,
 }
 
 /// The largest sidecar read: a torrent holds 52 bytes per piece (v1 and v2 hashes), so this is
@@ -105,7 +106,7 @@ impl SidecarCache {
             store,
             root,
             fallback,
-            warned: AtomicBool::new(false),
+            warned: Arc::default(),
         }
     }
 
@@ -184,7 +185,7 @@ fn sidecar_name(version: &str, piece_length: u64) -> String {
     format!("{tag}.{piece_length}.torrent")
 }
 
-impl HashCache for Arc<SidecarCache> {
+impl HashCache for SidecarCache {
     fn load(
         &self,
         object: &ObjectMeta,

@@ -15,7 +15,7 @@ use actix_web::web::Bytes;
 use url::Url;
 
 use crate::metainfo::{create, Metainfo};
-use crate::storage::{ObjectMeta, Storage, StreamReader};
+use crate::storage::{ByteStream, ObjectMeta, Storage, StorageError, StreamReader};
 use crate::types::PieceLength;
 pub use catalog::{Catalog, SharedFile};
 pub use hash_cache::HashCache;
@@ -69,8 +69,31 @@ impl Seeder {
         self.hashed_bytes.load(Ordering::Relaxed)
     }
 
-    pub fn storage(&self) -> &Arc<dyn Storage> {
-        &self.storage
+    /// `len` bytes of a shared file's object from `start`, for serving. An object that changed
+    /// or vanished since it was hashed is refused and a rescan is asked for, so the catalog
+    /// catches up at once rather than at the next interval.
+    pub async fn read(
+        &self,
+        object: &ObjectMeta,
+        start: u64,
+        len: u64,
+    ) -> Result<ByteStream, StorageError> {
+        let read = self.storage.read(object, start, len).await;
+        self.rescan_if_gone(read)
+    }
+
+    /// Where a client may fetch a shared file's object straight from the store, if the storage
+    /// offers that; refused, with a rescan asked for, as [`Seeder::read`].
+    pub async fn redirect(&self, object: &ObjectMeta) -> Result<Option<Url>, StorageError> {
+        let redirect = self.storage.redirect(object).await;
+        self.rescan_if_gone(redirect)
+    }
+
+    fn rescan_if_gone<T>(&self, result: Result<T, StorageError>) -> Result<T, StorageError> {
+        if result.is_err() {
+            self.request_rescan();
+        }
+        result
     }
 
     /// Asks the rescan loop to run now rather than at its next interval.

@@ -326,7 +326,7 @@ fn open_storage(
     }
     let storage = S3Storage::new(s3).with_context(|| format!("storage.s3 = {s3:?}"))?;
     let sidecars = SidecarCache::new(storage.object_store(), storage.metadata_root(), in_db);
-    Ok((Arc::new(storage), Arc::new(Arc::new(sidecars))))
+    Ok((Arc::new(storage), Arc::new(sidecars)))
 }
 
 fn cores() -> usize {

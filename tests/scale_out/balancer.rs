@@ -13,7 +13,10 @@ use gotorrent_http::metainfo::create;
 use gotorrent_http::types::PieceLength;
 use sha2::{Digest, Sha256};
 
-use crate::support::{free_port, poll, scrape_stats, spawn_binary, Garage, Haproxy, RedisServer};
+use crate::support::{
+    free_port, kill, metric, poll, scrape_at, scrape_stats, spawn_binary, Garage, Haproxy,
+    RedisServer,
+};
 
 const OBJECT: &str = "e2e/big file ü.bin";
 const SIZE: usize = 64 * 1024 * 1024;
@@ -77,18 +80,17 @@ impl Instance {
     }
 
     fn kill_9(&mut self) {
-        let mut child = self.child.take().expect("running");
-        child.kill().unwrap();
-        child.wait().unwrap();
+        assert!(
+            self.child.is_some(),
+            "killing an instance that is not running"
+        );
+        kill(&mut self.child);
     }
 }
 
 impl Drop for Instance {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill(&mut self.child);
     }
 }
 
@@ -99,18 +101,6 @@ impl Timeline {
     fn mark(&self, what: &str) {
         println!("t={:>6.2}s {what}", self.0.elapsed().as_secs_f64());
     }
-}
-
-async fn metric(url: &str, name: &str) -> f64 {
-    let text = reqwest::get(format!("{url}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no metric {name} at {url}"))
 }
 
 /// What the trackers acknowledged while instances were being killed.
@@ -173,15 +163,6 @@ async fn keep_writing(
             _ => acked.lock().unwrap().refused += 1,
         }
     }
-}
-
-async fn scrape(tracker: &str, hash: &[u8; 20]) -> (i64, i64, i64) {
-    let url = format!(
-        "{tracker}/scrape?info_hash={}",
-        percent_encoding::percent_encode(hash, percent_encoding::NON_ALPHANUMERIC)
-    );
-    let body = reqwest::get(url).await.unwrap().bytes().await.unwrap();
-    scrape_stats(&gotorrent_http::bencode::decode(&body).unwrap().value, hash)
 }
 
 #[actix_web::test]
@@ -365,7 +346,7 @@ async fn a_download_through_haproxy_survives_kill_9_of_a_seeder_and_a_tracker() 
                 .status();
             assert_eq!(status, 200, "registration {hash} lost at {tracker}");
         }
-        let (_, _, downloaded) = scrape(tracker, &v1).await;
+        let (_, _, downloaded) = scrape_stats(&scrape_at(tracker, &[v1]).await, &v1);
         assert!(
             downloaded as u64 >= acked.completed,
             "{tracker}: {downloaded} completed counted, {} acknowledged",

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::support::{content, percent_encode, poll, Garage, TestApp};
+use crate::support::{content, metric, percent_encode, poll, Garage, TestApp};
 use serde_json::Value;
 
 const PREFIX: &str = "shared/files";
@@ -12,16 +12,16 @@ const PREFIX: &str = "shared/files";
 /// A name with a space, unicode and HTML characters, in a sub-folder.
 const NAME: &str = "sub dir/ü <b>&'.bin";
 
-fn fast_rescans(settings: &mut gotorrent_http::settings::Validated) {
-    settings.rescan_interval = Duration::from_millis(300);
+/// [`NAME`] as a /files path: each segment percent-encoded.
+fn nested_path() -> String {
+    NAME.split('/')
+        .map(percent_encode)
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
-/// The value of a metric with no labels.
-async fn metric(app: &TestApp, name: &str) -> f64 {
-    let text = app.metrics().await;
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no metric {name} in\n{text}"))
+fn fast_rescans(settings: &mut gotorrent_http::settings::Validated) {
+    settings.rescan_interval = Duration::from_millis(300);
 }
 
 async fn info_hash_of(app: &TestApp, name: &str) -> String {
@@ -66,11 +66,7 @@ async fn an_s3_backed_seeder_serves_chunks_and_files_like_a_local_one() {
     assert_eq!(part.bytes().await.unwrap(), &bytes[10..20]);
 
     // Whole file, Range, If-Range, HEAD and 416, as with local files.
-    let path = NAME
-        .split('/')
-        .map(percent_encode)
-        .collect::<Vec<_>>()
-        .join("/");
+    let path = nested_path();
     let whole = app.get_file(&path, &[]).await;
     assert_eq!(whole.status(), 200);
     assert_eq!(whole.bytes().await.unwrap(), &bytes[..]);
@@ -195,7 +191,7 @@ async fn a_new_instance_serves_from_the_sidecar_without_hashing() {
     let a = TestApp::spawn_s3(&garage, PREFIX, false, |_| {}).await;
     let hashed_by_a = a.wait_for_torrent("ü <b>&'.bin").await;
     assert_eq!(
-        metric(&a, "gotorrent_hashed_bytes_total").await,
+        metric(&a.url, "gotorrent_hashed_bytes_total").await,
         bytes.len() as f64
     );
 
@@ -205,7 +201,7 @@ async fn a_new_instance_serves_from_the_sidecar_without_hashing() {
 
     // Assert: same torrent, not one byte hashed, and it serves.
     assert_eq!(served_by_b["info_hash_v2"], hashed_by_a["info_hash_v2"]);
-    assert_eq!(metric(&b, "gotorrent_hashed_bytes_total").await, 0.0);
+    assert_eq!(metric(&b.url, "gotorrent_hashed_bytes_total").await, 0.0);
     let v2 = served_by_b["info_hash_v2"].as_str().unwrap();
     assert_eq!(
         b.get_chunk(v2, "2", None).await.bytes().await.unwrap(),
@@ -223,7 +219,10 @@ async fn a_seeder_that_may_not_write_hashes_itself_and_still_serves() {
     let app = TestApp::spawn_s3(&garage, PREFIX, true, |_| {}).await;
     let summary = app.wait_for_torrent("a.bin").await;
 
-    assert_eq!(metric(&app, "gotorrent_hashed_bytes_total").await, 40_000.0);
+    assert_eq!(
+        metric(&app.url, "gotorrent_hashed_bytes_total").await,
+        40_000.0
+    );
     assert!(garage
         .keys(&format!("{PREFIX}/.gotorrent-http"))
         .await
@@ -249,11 +248,7 @@ async fn files_can_redirect_to_a_presigned_url_and_chunks_still_stream() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let path = NAME
-        .split('/')
-        .map(percent_encode)
-        .collect::<Vec<_>>()
-        .join("/");
+    let path = nested_path();
 
     let answer = no_redirects
         .get(format!("{}/files/{path}", app.url))

@@ -7,7 +7,7 @@ pub mod fake_seeder;
 mod servers;
 
 #[allow(unused_imports)]
-pub use servers::{free_port, Garage, Haproxy, RedisServer};
+pub use servers::{free_port, kill, Garage, Haproxy, RedisServer};
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -309,19 +309,7 @@ impl TestApp {
 
     /// `GET /scrape` for these raw info-hashes (none: everything), decoded.
     pub async fn scrape(&self, hashes: &[[u8; 20]]) -> gotorrent_http::bencode::Value {
-        let query: Vec<String> = hashes
-            .iter()
-            .map(|h| {
-                format!(
-                    "info_hash={}",
-                    percent_encoding::percent_encode(h, percent_encoding::NON_ALPHANUMERIC)
-                )
-            })
-            .collect();
-        let url = format!("{}/scrape?{}", self.url, query.join("&"));
-        gotorrent_http::bencode::decode(&self.get_bytes(&url).await)
-            .unwrap()
-            .value
+        scrape_at(&self.url, hashes).await
     }
 
     pub async fn stop(&self) {
@@ -456,6 +444,36 @@ pub async fn assert_json_error(response: reqwest::Response, status: u16) -> Valu
 }
 
 /// (complete, incomplete, downloaded) of one torrent in a decoded scrape response.
+/// `GET {base_url}/scrape` for `hashes`, decoded, whatever the status (any server, not only a
+/// [`TestApp`]).
+pub async fn scrape_at(base_url: &str, hashes: &[[u8; 20]]) -> gotorrent_http::bencode::Value {
+    let query: Vec<String> = hashes
+        .iter()
+        .map(|h| {
+            format!(
+                "info_hash={}",
+                percent_encoding::percent_encode(h, percent_encoding::NON_ALPHANUMERIC)
+            )
+        })
+        .collect();
+    let url = format!("{base_url}/scrape?{}", query.join("&"));
+    let body = reqwest::get(url).await.unwrap().bytes().await.unwrap();
+    gotorrent_http::bencode::decode(&body).unwrap().value
+}
+
+/// The value of an unlabelled metric in `GET {base_url}/metrics`.
+pub async fn metric(base_url: &str, name: &str) -> f64 {
+    let text = reqwest::get(format!("{base_url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name} at {base_url}:\n{text}"))
+}
+
 pub fn scrape_stats(scrape: &gotorrent_http::bencode::Value, hash: &[u8; 20]) -> (i64, i64, i64) {
     let file = scrape
         .get("files")

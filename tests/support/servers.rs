@@ -30,7 +30,8 @@ fn wait_until(what: &str, within: Duration, mut ready: impl FnMut() -> bool) {
     }
 }
 
-fn kill(child: &mut Option<Child>) {
+/// kill -9 of a child, if it is running, and waits for it.
+pub fn kill(child: &mut Option<Child>) {
     if let Some(mut child) = child.take() {
         let _ = child.kill();
         let _ = child.wait();

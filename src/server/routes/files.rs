@@ -95,13 +95,7 @@ pub async fn file(
     let catalog = state.seeder()?.catalog();
     let shared = catalog.by_name(&name).ok_or_else(|| not_shared(&name))?;
     if req.method() == actix_web::http::Method::GET {
-        let seeder = state.seeder()?;
-        let redirect = seeder.storage().redirect(&shared.object).await;
-        if redirect.is_err() {
-            // Changed or gone since it was hashed: let a rescan catch up.
-            seeder.request_rescan();
-        }
-        if let Some(url) = redirect? {
+        if let Some(url) = state.seeder()?.redirect(&shared.object).await? {
             return Ok(HttpResponse::TemporaryRedirect()
                 .insert_header((header::LOCATION, url.as_str()))
                 .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -174,20 +168,11 @@ async fn serve(
     let permit = state.streams.try_acquire(client)?;
     // HEAD reads nothing, but still checks the object is the version that was hashed.
     let head = req.method() == actix_web::http::Method::HEAD;
-    let seeder = state.seeder()?;
-    let body = match seeder
-        .storage()
+    // Bytes that may not match the torrent are never served: a changed object is refused.
+    let body = state
+        .seeder()?
         .read(&shared.object, offset + start, if head { 0 } else { count })
-        .await
-    {
-        Ok(body) => body,
-        Err(e) => {
-            // The object changed or vanished since it was hashed: never serve bytes that may
-            // not match the torrent, and let a rescan replace or drop it.
-            seeder.request_rescan();
-            return Err(e.into());
-        }
-    };
+        .await?;
     if head {
         // actix-http writes the sized body's length and never polls it for HEAD.
         response.content_type("application/octet-stream");
