@@ -88,7 +88,9 @@ pub struct DownloadArgs {
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
-    /// The file to make a torrent of.
+    /// The file or folder to make a torrent of. A folder becomes a multi-file torrent named
+    /// after it: its regular files, in byte-wise path order, leaving out hidden names
+    /// (`.git`, `.env`, ...) and symbolic links that lead outside it or to directories.
     pub file: PathBuf,
     /// Piece (chunk) length in bytes: a power of two, at least 16384.
     #[arg(long, default_value_t = 1 << 20)]
@@ -186,9 +188,11 @@ fn create_torrent(args: &CreateArgs) -> anyhow::Result<()> {
     for seed in &args.web_seeds {
         check_http_url(seed).with_context(|| format!("--web-seed {seed:?}"))?;
     }
-    let size = std::fs::metadata(&args.file)
-        .with_context(|| format!("cannot read {}", args.file.display()))?
-        .len();
+    let source = create::Source::open(&args.file)?;
+    for (path, why) in &source.skipped {
+        eprintln!("warning: left out {}: {why}", path.display());
+    }
+    let size = source.total_length();
     let bar = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(size);
         bar.set_style(
@@ -203,23 +207,11 @@ fn create_torrent(args: &CreateArgs) -> anyhow::Result<()> {
     };
     let progress = |done| bar.set_position(done);
     let (name, bytes, hashes) = if args.v1_only {
-        let torrent = create::v1_only_from_path(
-            &args.file,
-            piece_length,
-            &trackers,
-            &args.web_seeds,
-            &progress,
-        )?;
+        let torrent = source.v1_torrent(piece_length, &trackers, &args.web_seeds, &progress)?;
         let hashes = format!("info-hash v1: {}", torrent.info_hash_v1);
         (torrent.name, torrent.bytes, hashes)
     } else {
-        let meta = create::from_path(
-            &args.file,
-            piece_length,
-            trackers,
-            args.web_seeds.clone(),
-            &progress,
-        )?;
+        let meta = source.torrent(piece_length, &trackers, &args.web_seeds, &progress)?;
         let hashes = format!(
             "info-hash v2: {}\ninfo-hash v1: {}",
             meta.info_hash_v2, meta.info_hash_v1

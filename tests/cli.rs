@@ -76,11 +76,16 @@ fn created_torrents_have_the_same_info_hashes_as_libtorrent() {
         ("odd blocks.bin", 3 * K16 + 5, 16384),
         ("many pieces.bin", 3_000_000, 32768),
         ("default piece.bin", 2_500_000, 1 << 20),
+        ("executable.sh", 300, 16384),
     ];
     for (name, len, piece_length) in cases {
         // Arrange
         let file = dir.path().join(name);
         std::fs::write(&file, content(*len)).unwrap();
+        if name.ends_with(".sh") {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
         let out_path = dir.path().join(format!("{name}.torrent"));
 
         // Act
@@ -100,6 +105,89 @@ fn created_torrents_have_the_same_info_hashes_as_libtorrent() {
             gotorrent_http::metainfo::Metainfo::from_bytes(&std::fs::read(&out_path).unwrap())
                 .unwrap();
         assert_eq!(meta.info_hash_v2.to_string(), v2);
+    }
+}
+
+/// Writes `files` (path, length) under `root`, creating directories.
+fn write_tree(root: &Path, files: &[(&str, usize)]) {
+    for (path, len) in files {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content(*len)).unwrap();
+    }
+}
+
+#[test]
+fn created_folder_torrents_have_the_same_info_hashes_as_libtorrent() {
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    const K16: usize = 16 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    // Arrange: one awkward folder, and a single file inside a folder.
+    let album = dir.path().join("Album <b>ü & co");
+    write_tree(
+        &album,
+        &[
+            ("01 intro.flac", 70_000),
+            ("empty.txt", 0),
+            ("Z upper.bin", 100),
+            ("disc 2/exact two pieces.bin", 2 * 65536),
+            ("disc 2/nested/deeper/one block.bin", K16),
+            ("disc 2/nested/deeper/empty", 0),
+            ("disc 2.txt", 10),
+            ("ünïcode 名前.txt", 5000),
+            ("run.sh", 300),
+            (".hidden", 1),
+            (".git/config", 50),
+        ],
+    );
+    std::fs::set_permissions(album.join("run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    symlink("01 intro.flac", album.join("link to intro")).unwrap();
+    std::fs::write(dir.path().join("outside.bin"), content(10)).unwrap();
+    symlink(dir.path().join("outside.bin"), album.join("escapes")).unwrap();
+    symlink("disc 2", album.join("dir link")).unwrap();
+    let single = dir.path().join("just one");
+    write_tree(&single, &[("inside.bin", 40_000)]);
+
+    for (folder, piece_length) in [(&album, 16384u64), (&album, 65536), (&single, 16384)] {
+        let out_path = dir.path().join("folder.torrent");
+
+        // Act
+        let stdout = create(folder, piece_length, &[], &out_path);
+
+        // Assert
+        let (v1, v2) = libtorrent_hashes(folder, piece_length, &[]);
+        assert!(
+            stdout.contains(&format!("info-hash v2: {v2}"))
+                && stdout.contains(&format!("info-hash v1: {v1}")),
+            "{}: ours {stdout} libtorrent v1 {v1} v2 {v2}",
+            folder.display()
+        );
+        let meta =
+            gotorrent_http::metainfo::Metainfo::from_bytes(&std::fs::read(&out_path).unwrap())
+                .unwrap();
+        assert!(meta.is_folder);
+        let paths: Vec<String> = meta.files.iter().map(|f| f.path_string()).collect();
+        if folder == &single {
+            assert_eq!(paths, ["inside.bin"]);
+        } else {
+            // Byte-wise order by component; hidden names and links leading outside or to a
+            // directory left out; a link inside is shared as a file.
+            assert_eq!(
+                paths,
+                [
+                    "01 intro.flac",
+                    "Z upper.bin",
+                    "disc 2/exact two pieces.bin",
+                    "disc 2/nested/deeper/empty",
+                    "disc 2/nested/deeper/one block.bin",
+                    "disc 2.txt",
+                    "empty.txt",
+                    "link to intro",
+                    "run.sh",
+                    "ünïcode 名前.txt",
+                ]
+            );
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use reqwest::header::{CONTENT_RANGE, RANGE, RETRY_AFTER};
 use reqwest::StatusCode;
 
 use super::source::Endpoint;
-use crate::metainfo::Metainfo;
+use crate::metainfo::{Metainfo, PieceSpan};
 use crate::types::join_url;
 
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +40,7 @@ impl FetchError {
     }
 }
 
-/// Fetches piece `index` (at `offset`, `len` bytes) from `endpoint`, all of it within
+/// Fetches piece `index` (at `span` of its file) from `endpoint`, all of it within
 /// `deadline`: a per-read timeout alone would let a seeder that sends a byte now and then hold
 /// the request forever.
 pub async fn piece(
@@ -48,10 +48,10 @@ pub async fn piece(
     endpoint: &Endpoint,
     meta: &Metainfo,
     index: u32,
-    offset: u64,
-    len: u64,
+    span: PieceSpan,
     deadline: Duration,
 ) -> Result<Vec<u8>, FetchError> {
+    let PieceSpan { offset, len, .. } = span;
     let started = tokio::time::Instant::now();
     let until = started + deadline;
     let too_slow = |received: usize| FetchError::TooSlow {
@@ -79,7 +79,12 @@ pub async fn piece(
     match endpoint {
         Endpoint::Native(_) if status == StatusCode::OK => {}
         Endpoint::WebSeed(_) if status == StatusCode::PARTIAL_CONTENT => {
-            let expected = format!("bytes {}-{}/{}", offset, offset + len - 1, meta.length);
+            let expected = format!(
+                "bytes {}-{}/{}",
+                offset,
+                offset + len - 1,
+                meta.files[span.file].length
+            );
             let got = response
                 .headers()
                 .get(CONTENT_RANGE)

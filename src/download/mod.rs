@@ -199,6 +199,12 @@ pub async fn download(options: &Options, progress: &dyn Progress) -> anyhow::Res
         meta.piece_length.get() >> 20,
         MAX_PIECE_LENGTH >> 20
     );
+    anyhow::ensure!(
+        !meta.is_folder,
+        "{} ({}) is a folder; this downloader fetches single files only so far",
+        meta.name,
+        meta.info_hash_v2
+    );
     let tracker = source::tracker(options.tracker.as_ref(), &meta);
 
     let opened = {
@@ -236,7 +242,7 @@ pub async fn download(options: &Options, progress: &dyn Progress) -> anyhow::Res
     let resumed = done.iter().filter(|d| **d).count();
     let have_bytes: u64 = (0..meta.piece_count())
         .filter(|i| done[*i as usize])
-        .filter_map(|i| meta.piece_span(PieceIndex(i)).map(|(_, len)| len))
+        .filter_map(|i| meta.piece(PieceIndex(i)).map(|span| span.len))
         .sum();
     progress.started(&meta.name, meta.length, have_bytes);
 
@@ -349,10 +355,11 @@ async fn fetch_all(
             let Some((piece, seeder)) = run.sched.assign(run.now()) else {
                 break;
             };
-            let (_, len) = run
+            let len = run
                 .meta
-                .piece_span(PieceIndex(piece as u32))
-                .expect("assigned pieces exist");
+                .piece(PieceIndex(piece as u32))
+                .expect("assigned pieces exist")
+                .len;
             if let Some(rate) = options.max_rate {
                 let now = Instant::now();
                 next_start = next_start.max(now.checked_sub(MAX_RATE_BURST).unwrap_or(now))
@@ -424,7 +431,7 @@ async fn fetch_all(
                 let endpoint = &run.endpoints[seeder.0];
                 match outcome {
                     Outcome::Verified => {
-                        let (_, len) = run.meta.piece_span(PieceIndex(piece as u32)).expect("assigned pieces exist");
+                        let len = run.meta.piece(PieceIndex(piece as u32)).expect("assigned pieces exist").len;
                         if let Completion::First { cancel } = run.sched.completed(piece, seeder, len, elapsed) {
                             for other in cancel {
                                 if let Some(h) = handles.remove(&(piece, other)) {
@@ -556,18 +563,18 @@ async fn fetch_and_store(
     deadline: Duration,
 ) -> (usize, SeederId, Outcome, Duration) {
     let started = Instant::now();
-    let (offset, len) = meta
-        .piece_span(PieceIndex(piece as u32))
+    let span = meta
+        .piece(PieceIndex(piece as u32))
         .expect("assigned pieces exist");
-    let fetched = fetch::piece(&http, &endpoint, &meta, piece as u32, offset, len, deadline);
+    let fetched = fetch::piece(&http, &endpoint, &meta, piece as u32, span, deadline);
     let outcome = match fetched.await {
         Err(e) => Outcome::Failed(e),
         Ok(data) => {
             let checked = tokio::task::spawn_blocking(move || {
-                if !store::piece_matches(&meta, piece, &data) {
+                if !meta.verify_piece(PieceIndex(piece as u32), &data) {
                     return Ok(false);
                 }
-                part.write_piece(offset, &data).map(|()| true)
+                part.write_piece(span.offset, &data).map(|()| true)
             })
             .await;
             match checked {

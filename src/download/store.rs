@@ -11,7 +11,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::metainfo::{merkle, Metainfo};
+use crate::metainfo::Metainfo;
 use crate::types::PieceIndex;
 
 const MAGIC: &[u8; 8] = b"GTHPART1";
@@ -147,17 +147,12 @@ fn verify_all(file: &File, meta: &Metainfo) -> io::Result<Vec<bool>> {
     let mut buf = vec![0u8; meta.piece_length.get() as usize];
     (0..meta.piece_count())
         .map(|i| {
-            let (offset, len) = meta.piece_span(PieceIndex(i)).expect("index in range");
-            let piece = &mut buf[..len as usize];
-            file.read_exact_at(piece, offset)?;
-            Ok(piece_matches(meta, i as usize, piece))
+            let span = meta.piece(PieceIndex(i)).expect("index in range");
+            let piece = &mut buf[..span.len as usize];
+            file.read_exact_at(piece, span.offset)?;
+            Ok(meta.verify_piece(PieceIndex(i), piece))
         })
         .collect()
-}
-
-/// Whether `data` is piece `index` of the torrent (its BEP 52 SHA-256 piece hash).
-pub fn piece_matches(meta: &Metainfo, index: usize, data: &[u8]) -> bool {
-    merkle::piece_hash(data, meta.piece_length, meta.length) == meta.piece_hashes[index]
 }
 
 impl PartFile {

@@ -1,8 +1,11 @@
-//! Hashing a file into a torrent: one streaming read, SHA-1 and SHA-256 on their own threads.
+//! Hashing content into a torrent: one streaming read of every file in order, SHA-1 and SHA-256
+//! on their own threads.
 //!
-//! The reader hands fixed-size buffers (each inside one piece) to both hashers over bounded
-//! channels, so memory stays at a few buffers whatever the file size, and the two hashes run in
-//! parallel with the read.
+//! The reader hands buffers (each inside one file, and inside one piece of it) to both hashers
+//! over bounded channels, so memory stays at a few buffers whatever the size, and the two hashes
+//! run in parallel with the read. Between files it tells the hashers where a file ends: the
+//! SHA-256 side starts a new merkle tree, the SHA-1 side pads the piece with zeros (a BEP 47
+//! pad file) or, for a v1-only layout, carries on into the next file.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -14,11 +17,12 @@ use std::thread;
 use sha1::{Digest, Sha1};
 
 use super::merkle::{self, Hash256};
-use super::{Metainfo, MetainfoError, V1Torrent};
+use super::{layout, Content, FileSpec, Metainfo, MetainfoError, V1Torrent};
+use crate::storage::walk_dir;
 use crate::types::{PieceLength, BLOCK_SIZE};
 
 /// Read buffer size: a whole piece up to 4 MiB. Both are powers of two, so a buffer never
-/// straddles two pieces.
+/// straddles two pieces of a file.
 const MAX_BUFFER: u64 = 4 * 1024 * 1024;
 /// Buffers queued per hasher: bounds memory to about `(2 * QUEUE + 1) * buffer`.
 const QUEUE: usize = 4;
@@ -34,6 +38,23 @@ pub enum CreateError {
     },
     #[error("{0} has no file name to use as the torrent name")]
     NoName(PathBuf),
+    #[error("{0} holds no file to share (hidden files and links leading outside are left out)")]
+    EmptyFolder(PathBuf),
+    #[error("{path} changed while it was hashed: expected {expected} bytes, read {read}")]
+    Changed {
+        path: PathBuf,
+        expected: u64,
+        read: u64,
+    },
+}
+
+/// Both kinds of piece hashes of content.
+#[derive(Debug)]
+pub struct Hashes {
+    /// Each file's length and BEP 52 piece layer (empty for an empty file), in order.
+    pub files: Vec<(u64, Vec<Hash256>)>,
+    /// SHA-1 of each piece of the v1 layout.
+    pub v1_pieces: Vec<[u8; 20]>,
 }
 
 /// Both kinds of piece hashes of one file.
@@ -44,7 +65,173 @@ pub struct FileHashes {
     pub piece_hashes: Vec<Hash256>,
 }
 
-/// Hashes `path` and builds its torrent, reporting bytes read to `progress`.
+/// What `create` found at a path: one file, or a folder's files in canonical order.
+pub struct Source {
+    pub name: String,
+    pub is_folder: bool,
+    pub files: Vec<SourceFile>,
+    /// Files of a folder left out, with why (hidden ones are not listed).
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
+pub struct SourceFile {
+    /// Path inside the torrent (`[name]` for a single file).
+    pub path: Vec<String>,
+    /// Where to read it.
+    pub real: PathBuf,
+    pub length: u64,
+    pub executable: bool,
+}
+
+impl Source {
+    /// Reads what `path` is: a regular file, or a directory walked by the data dir's rule
+    /// ([`walk_dir`]).
+    pub fn open(path: &Path) -> Result<Self, CreateError> {
+        let io_err = |source| CreateError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let name = path
+            .canonicalize()
+            .map_err(io_err)?
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(String::from)
+            .ok_or_else(|| CreateError::NoName(path.to_owned()))?;
+        let meta = std::fs::metadata(path).map_err(io_err)?;
+        if !meta.is_dir() {
+            use std::os::unix::fs::PermissionsExt;
+            // As for a folder's files: the entry's own bit, a symbolic link counting as
+            // executable (libtorrent's rule).
+            let executable =
+                std::fs::symlink_metadata(path).is_ok_and(|m| m.permissions().mode() & 0o100 != 0);
+            return Ok(Source {
+                files: vec![SourceFile {
+                    path: vec![name.clone()],
+                    real: path.to_owned(),
+                    length: meta.len(),
+                    executable,
+                }],
+                name,
+                is_folder: false,
+                skipped: Vec::new(),
+            });
+        }
+        let root = path.canonicalize().map_err(io_err)?;
+        let mut skipped = Vec::new();
+        let files: Vec<SourceFile> = walk_dir(&root, &mut |p, why| {
+            skipped.push((p.to_owned(), why.to_owned()));
+        })
+        .into_iter()
+        .map(|found| SourceFile {
+            path: found.relative,
+            length: found.meta.len(),
+            executable: found.executable,
+            real: found.real,
+        })
+        .collect();
+        if files.is_empty() {
+            return Err(CreateError::EmptyFolder(path.to_owned()));
+        }
+        Ok(Source {
+            name,
+            is_folder: true,
+            files,
+            skipped,
+        })
+    }
+
+    pub fn total_length(&self) -> u64 {
+        self.files.iter().map(|f| f.length).sum()
+    }
+
+    /// Hashes every file, for a hybrid layout (pad files) or a v1-only one (`pad` false).
+    fn hash(
+        &self,
+        piece_length: PieceLength,
+        pad: bool,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Content<'_>, CreateError> {
+        let count = self.files.len();
+        let inputs = self.files.iter().map(|f| {
+            Ok(Input {
+                reader: File::open(&f.real)?,
+                expected: Some(f.length),
+                pad: pad && layout::padded(f.length, piece_length, count),
+            })
+        });
+        let hashes = hash_inputs(inputs, piece_length, progress).map_err(|(i, e)| match e {
+            HashError::Io(source) => CreateError::Io {
+                path: self.files[i].real.clone(),
+                source,
+            },
+            HashError::Length { expected, read } => CreateError::Changed {
+                path: self.files[i].real.clone(),
+                expected,
+                read,
+            },
+        })?;
+        let files = self
+            .files
+            .iter()
+            .zip(hashes.files)
+            .map(|(f, (_, layer))| {
+                let spec = FileSpec {
+                    path: f.path.clone(),
+                    length: f.length,
+                    executable: f.executable,
+                    pieces_root: (!layer.is_empty())
+                        .then(|| merkle::pieces_root(&layer, piece_length)),
+                };
+                (spec, layer)
+            })
+            .collect();
+        Ok(Content {
+            name: &self.name,
+            is_folder: self.is_folder,
+            files,
+            piece_length,
+            v1_pieces: hashes.v1_pieces,
+        })
+    }
+
+    /// The hybrid torrent of this file or folder.
+    pub fn torrent(
+        &self,
+        piece_length: PieceLength,
+        trackers: &[String],
+        url_list: &[String],
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Metainfo, CreateError> {
+        let content = self.hash(piece_length, true, progress)?;
+        content
+            .torrent(trackers, url_list)
+            .map_err(|source| self.metainfo_error(source))
+    }
+
+    /// The v1-only torrent of this file or folder (see [`Content::v1_torrent`]).
+    pub fn v1_torrent(
+        &self,
+        piece_length: PieceLength,
+        trackers: &[String],
+        url_list: &[String],
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<V1Torrent, CreateError> {
+        let content = self.hash(piece_length, false, progress)?;
+        content
+            .v1_torrent(trackers, url_list)
+            .map_err(|source| self.metainfo_error(source))
+    }
+
+    fn metainfo_error(&self, source: MetainfoError) -> CreateError {
+        CreateError::Metainfo {
+            path: PathBuf::from(&self.name),
+            source,
+        }
+    }
+}
+
+/// Hashes the file or folder at `path` into its hybrid torrent, reporting bytes read.
 pub fn from_path(
     path: &Path,
     piece_length: PieceLength,
@@ -52,56 +239,10 @@ pub fn from_path(
     url_list: Vec<String>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Metainfo, CreateError> {
-    let (name, hashes) = hash_path(path, piece_length, progress)?;
-    build(name, hashes, piece_length, trackers, url_list).map_err(|source| CreateError::Metainfo {
-        path: path.to_owned(),
-        source,
-    })
+    Source::open(path)?.torrent(piece_length, &trackers, &url_list, progress)
 }
 
-/// Hashes `path` into a v1-only torrent (see [`V1Torrent`]).
-pub fn v1_only_from_path(
-    path: &Path,
-    piece_length: PieceLength,
-    trackers: &[String],
-    url_list: &[String],
-    progress: &(dyn Fn(u64) + Sync),
-) -> Result<V1Torrent, CreateError> {
-    let (name, hashes) = hash_path(path, piece_length, progress)?;
-    V1Torrent::new(
-        name,
-        hashes.length,
-        piece_length,
-        &hashes.v1_pieces,
-        trackers,
-        url_list,
-    )
-    .map_err(|source| CreateError::Metainfo {
-        path: path.to_owned(),
-        source,
-    })
-}
-
-/// The file's name (the torrent name) and hashes.
-fn hash_path<'p>(
-    path: &'p Path,
-    piece_length: PieceLength,
-    progress: &(dyn Fn(u64) + Sync),
-) -> Result<(&'p str, FileHashes), CreateError> {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| CreateError::NoName(path.to_owned()))?;
-    let io_err = |source| CreateError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let file = File::open(path).map_err(io_err)?;
-    let hashes = hash_reader(file, piece_length, progress).map_err(io_err)?;
-    Ok((name, hashes))
-}
-
-/// Builds a torrent from bytes in memory (tests and small inputs).
+/// Builds a single-file torrent from bytes in memory (tests and small inputs).
 pub fn from_bytes(
     name: &str,
     data: &[u8],
@@ -113,7 +254,7 @@ pub fn from_bytes(
     build(name, hashes, piece_length, trackers, url_list)
 }
 
-/// The torrent of hashed content.
+/// The single-file torrent of hashed content.
 pub fn build(
     name: &str,
     hashes: FileHashes,
@@ -132,54 +273,137 @@ pub fn build(
     )
 }
 
-/// Streams `reader` once, computing SHA-1 per piece and the BEP 52 hash per piece in parallel.
+/// Streams one file's bytes from `reader`, computing SHA-1 per piece and the BEP 52 hash per
+/// piece in parallel.
 pub fn hash_reader<R: Read + Send>(
-    mut reader: R,
+    reader: R,
     piece_length: PieceLength,
     progress: &(dyn Fn(u64) + Sync),
 ) -> io::Result<FileHashes> {
-    let buffer_size = piece_length.get().min(MAX_BUFFER) as usize;
-    let (to_sha1, sha1_rx) = sync_channel::<Arc<Vec<u8>>>(QUEUE);
-    let (to_sha256, sha256_rx) = sync_channel::<Arc<Vec<u8>>>(QUEUE);
+    let input = Input {
+        reader,
+        expected: None,
+        pad: false,
+    };
+    let mut hashes = hash_inputs(std::iter::once(Ok(input)), piece_length, progress).map_err(
+        |(_, e)| match e {
+            HashError::Io(e) => e,
+            HashError::Length { .. } => unreachable!("no length was expected"),
+        },
+    )?;
+    let (length, piece_hashes) = hashes.files.pop().expect("one input gives one file");
+    Ok(FileHashes {
+        length,
+        v1_pieces: hashes.v1_pieces,
+        piece_hashes,
+    })
+}
+
+/// One file to hash.
+struct Input<R> {
+    reader: R,
+    /// Its length when known: reading more or less is an error, and buffers are sized to it.
+    expected: Option<u64>,
+    /// Whether a pad file follows it (the SHA-1 of its last piece covers zeros to the end).
+    pad: bool,
+}
+
+enum HashError {
+    Io(io::Error),
+    Length { expected: u64, read: u64 },
+}
+
+/// What the reader tells the hashers.
+enum Message {
+    Data(Arc<Vec<u8>>),
+    /// The current file ended; `pad` as in [`Input`].
+    EndOfFile {
+        pad: bool,
+    },
+}
+
+/// Hashes inputs in order; an error names the input (by position) it came from.
+fn hash_inputs<R: Read + Send>(
+    inputs: impl Iterator<Item = io::Result<Input<R>>>,
+    piece_length: PieceLength,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Hashes, (usize, HashError)> {
+    let buffer_size = piece_length.get().min(MAX_BUFFER);
+    let (to_sha1, sha1_rx) = sync_channel::<Message>(QUEUE);
+    let (to_sha256, sha256_rx) = sync_channel::<Message>(QUEUE);
 
     thread::scope(|scope| {
         let sha1 = scope.spawn(move || v1_hasher(sha1_rx, piece_length));
         let sha256 = scope.spawn(move || v2_hasher(sha256_rx, piece_length));
-        let mut length = 0u64;
-        let read_result = loop {
-            let mut buffer = vec![0u8; buffer_size];
-            let filled = match read_full(&mut reader, &mut buffer) {
-                Ok(n) => n,
-                Err(e) => break Err(e),
+        let send = |m: Message| {
+            let copy = match &m {
+                Message::Data(b) => Message::Data(b.clone()),
+                Message::EndOfFile { pad } => Message::EndOfFile { pad: *pad },
             };
-            if filled == 0 {
-                break Ok(());
-            }
-            buffer.truncate(filled);
-            length += filled as u64;
-            progress(length);
-            let buffer = Arc::new(buffer);
             // A send fails only if a hasher thread died; its join below reports the panic.
-            if to_sha1.send(buffer.clone()).is_err() || to_sha256.send(buffer).is_err() {
-                break Ok(());
-            }
-            if filled < buffer_size {
-                break Ok(());
-            }
+            to_sha1.send(copy).is_ok() && to_sha256.send(m).is_ok()
         };
+        let mut done = 0u64;
+        let mut result = Ok(());
+        'files: for (i, input) in inputs.enumerate() {
+            let mut input = match input {
+                Ok(input) => input,
+                Err(e) => {
+                    result = Err((i, HashError::Io(e)));
+                    break;
+                }
+            };
+            let mut read = 0u64;
+            loop {
+                let size = match input.expected {
+                    Some(expected) => buffer_size.min(expected.saturating_sub(read)).max(1),
+                    None => buffer_size,
+                };
+                let mut buffer = vec![0u8; size as usize];
+                let filled = match read_full(&mut input.reader, &mut buffer) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        result = Err((i, HashError::Io(e)));
+                        break 'files;
+                    }
+                };
+                if filled == 0 {
+                    break;
+                }
+                buffer.truncate(filled);
+                read += filled as u64;
+                done += filled as u64;
+                progress(done);
+                if !send(Message::Data(Arc::new(buffer))) {
+                    break 'files;
+                }
+                if (filled as u64) < size {
+                    break;
+                }
+            }
+            if let Some(expected) = input.expected.filter(|&e| e != read) {
+                result = Err((i, HashError::Length { expected, read }));
+                break;
+            }
+            if !send(Message::EndOfFile { pad: input.pad }) {
+                break;
+            }
+        }
         drop((to_sha1, to_sha256));
         let v1_pieces = sha1.join().expect("SHA-1 hasher panicked");
-        let leaves_per_piece = sha256.join().expect("SHA-256 hasher panicked");
-        read_result?;
-        let piece_hashes = leaves_per_piece
-            .iter()
-            .map(|leaves| merkle::piece_hash_from_blocks(leaves, piece_length, length))
+        let files = sha256.join().expect("SHA-256 hasher panicked");
+        result?;
+        let files = files
+            .into_iter()
+            .map(|(length, pieces)| {
+                let layer = pieces
+                    .iter()
+                    .map(|leaves| merkle::piece_hash_from_blocks(leaves, piece_length, length))
+                    .collect();
+                (length, layer)
+            })
             .collect();
-        Ok(FileHashes {
-            length,
-            v1_pieces,
-            piece_hashes,
-        })
+        Ok(Hashes { files, v1_pieces })
     })
 }
 
@@ -196,16 +420,36 @@ fn read_full(reader: &mut impl Read, buffer: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
-fn v1_hasher(buffers: Receiver<Arc<Vec<u8>>>, piece_length: PieceLength) -> Vec<[u8; 20]> {
+/// SHA-1 over the v1 layout: the files' bytes in order, with zeros after a file that has a pad
+/// file; otherwise a piece carries on into the next file.
+fn v1_hasher(messages: Receiver<Message>, piece_length: PieceLength) -> Vec<[u8; 20]> {
+    const ZEROS: [u8; BLOCK_SIZE as usize] = [0; BLOCK_SIZE as usize];
+    let piece_length = piece_length.get();
     let mut pieces = Vec::new();
     let mut hasher = Sha1::new();
     let mut in_piece = 0u64;
-    for buffer in buffers {
-        hasher.update(&buffer[..]);
-        in_piece += buffer.len() as u64;
-        if in_piece == piece_length.get() {
-            pieces.push(hasher.finalize_reset().into());
-            in_piece = 0;
+    let mut feed = |mut data: &[u8], hasher: &mut Sha1, in_piece: &mut u64| {
+        while !data.is_empty() {
+            let take = (piece_length - *in_piece).min(data.len() as u64) as usize;
+            hasher.update(&data[..take]);
+            *in_piece += take as u64;
+            data = &data[take..];
+            if *in_piece == piece_length {
+                pieces.push(hasher.finalize_reset().into());
+                *in_piece = 0;
+            }
+        }
+    };
+    for message in messages {
+        match message {
+            Message::Data(buffer) => feed(&buffer, &mut hasher, &mut in_piece),
+            Message::EndOfFile { pad: true } => {
+                while in_piece > 0 {
+                    let take = (piece_length - in_piece).min(BLOCK_SIZE) as usize;
+                    feed(&ZEROS[..take], &mut hasher, &mut in_piece);
+                }
+            }
+            Message::EndOfFile { pad: false } => {}
         }
     }
     if in_piece > 0 {
@@ -214,21 +458,36 @@ fn v1_hasher(buffers: Receiver<Arc<Vec<u8>>>, piece_length: PieceLength) -> Vec<
     pieces
 }
 
-/// Collects the 16 KiB block hashes of each piece. Piece hashes are computed once the length is
-/// known, because a one-piece file pads its tree differently from a longer file.
-fn v2_hasher(buffers: Receiver<Arc<Vec<u8>>>, piece_length: PieceLength) -> Vec<Vec<Hash256>> {
+/// Collects the 16 KiB block hashes of each piece of each file, with the file's length. Piece
+/// hashes are computed once the length is known, because a one-piece file pads its tree
+/// differently from a longer file.
+fn v2_hasher(
+    messages: Receiver<Message>,
+    piece_length: PieceLength,
+) -> Vec<(u64, Vec<Vec<Hash256>>)> {
     let blocks_per_piece = piece_length.blocks_per_piece() as usize;
+    let mut files = Vec::new();
+    let mut length = 0u64;
     let mut pieces: Vec<Vec<Hash256>> = Vec::new();
-    for buffer in buffers {
-        for block in buffer.chunks(BLOCK_SIZE as usize) {
-            let hash: Hash256 = sha2::Sha256::digest(block).into();
-            match pieces.last_mut() {
-                Some(leaves) if leaves.len() < blocks_per_piece => leaves.push(hash),
-                _ => pieces.push(vec![hash]),
+    for message in messages {
+        match message {
+            Message::Data(buffer) => {
+                length += buffer.len() as u64;
+                for block in buffer.chunks(BLOCK_SIZE as usize) {
+                    let hash: Hash256 = sha2::Sha256::digest(block).into();
+                    match pieces.last_mut() {
+                        Some(leaves) if leaves.len() < blocks_per_piece => leaves.push(hash),
+                        _ => pieces.push(vec![hash]),
+                    }
+                }
+            }
+            Message::EndOfFile { .. } => {
+                files.push((length, std::mem::take(&mut pieces)));
+                length = 0;
             }
         }
     }
-    pieces
+    files
 }
 
 #[cfg(test)]
@@ -269,5 +528,64 @@ mod tests {
         assert_eq!(hashes.v1_pieces[0], first);
         let last = merkle::piece_hash(&data[8 * 1024 * 1024..], pl, data.len() as u64);
         assert_eq!(hashes.piece_hashes[1], last);
+    }
+
+    fn inputs<'a>(files: &'a [&'a [u8]], pad: bool) -> Vec<io::Result<Input<&'a [u8]>>> {
+        files
+            .iter()
+            .map(|f| {
+                Ok(Input {
+                    reader: *f,
+                    expected: Some(f.len() as u64),
+                    pad,
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn v1_pieces_pad_each_file_or_run_across_files() {
+        let pl = PieceLength::new(16384).unwrap();
+        let (a, b) = (vec![1u8; 20000], vec![2u8; 5000]);
+        let files: [&[u8]; 2] = [&a, &b];
+
+        let padded = hash_inputs(inputs(&files, true).into_iter(), pl, &|_| {})
+            .ok()
+            .unwrap();
+        let mut a_tail = a[16384..].to_vec();
+        a_tail.resize(16384, 0);
+        assert_eq!(padded.v1_pieces[1], <[u8; 20]>::from(Sha1::digest(&a_tail)));
+        assert_eq!(padded.v1_pieces.len(), 3);
+        assert_eq!(padded.files[1].0, 5000);
+
+        let run_on = hash_inputs(inputs(&files, false).into_iter(), pl, &|_| {})
+            .ok()
+            .unwrap();
+        let joined = [&a[..], &b[..]].concat();
+        assert_eq!(
+            run_on.v1_pieces[1],
+            <[u8; 20]>::from(Sha1::digest(&joined[16384..]))
+        );
+        assert_eq!(run_on.v1_pieces.len(), 2);
+    }
+
+    #[test]
+    fn a_file_that_changes_length_is_named() {
+        let pl = PieceLength::new(16384).unwrap();
+        let mut listed = inputs(&[b"abc"], true);
+        if let Ok(input) = &mut listed[0] {
+            input.expected = Some(4);
+        }
+        let err = hash_inputs(listed.into_iter(), pl, &|_| {}).err().unwrap();
+        assert!(matches!(
+            err,
+            (
+                0,
+                HashError::Length {
+                    expected: 4,
+                    read: 3
+                }
+            )
+        ));
     }
 }

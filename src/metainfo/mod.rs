@@ -1,10 +1,17 @@
-//! BitTorrent metainfo (.torrent files): single-file hybrid v1 + v2 torrents (BEP 3 + BEP 52).
+//! BitTorrent metainfo (.torrent files): hybrid v1 + v2 torrents (BEP 3 + BEP 52) of one file
+//! or of a folder (BEP 47 pad files align every file to a piece, as libtorrent 2.0 does).
 //!
 //! [`Metainfo`] is the one in-memory form, built from hashes ([`Metainfo::new`]) or parsed and
-//! validated from bytes ([`Metainfo::from_bytes`]). The info dictionary holds only the keys BEP 3
-//! and BEP 52 require, so a file and a piece length always give the same pair of info-hashes.
+//! validated from bytes ([`Metainfo::from_bytes`]). The info dictionary holds only the keys BEP 3,
+//! BEP 47 and BEP 52 require, so content and a piece length always give the same info-hashes.
+//!
+//! Pieces are numbered across the torrent's files in order; since every file starts on a piece
+//! boundary, a piece is a slice of exactly one file ([`Metainfo::piece`]). It is served and
+//! verified as that slice: its BEP 52 hash covers the file's bytes only, while its v1 SHA-1
+//! covers them followed by the pad file's zeros.
 
 pub mod create;
+pub mod layout;
 pub mod merkle;
 
 use std::collections::BTreeMap;
@@ -15,19 +22,26 @@ use sha2::{Digest, Sha256};
 
 use crate::bencode::{self, Value};
 use crate::types::{InfoHash, InfoHashV1, InfoHashV2, PieceIndex, PieceLength};
+pub use layout::{FileSpec, TorrentFile};
 use merkle::Hash256;
 
-/// A parsed, validated single-file hybrid torrent.
+/// A parsed, validated hybrid torrent.
 #[derive(Debug, Clone)]
 pub struct Metainfo {
     pub name: String,
+    /// Whether the info has a `files` list (a folder: files live under `<name>/`) rather than
+    /// one `length` (the one file is `<name>`).
+    pub is_folder: bool,
+    /// The files in torrent order; a single-file torrent has one, whose path is `[name]`.
+    pub files: Vec<TorrentFile>,
+    /// Bytes of all files together (pad files not counted).
     pub length: u64,
     pub piece_length: PieceLength,
     /// SHA-1 of each piece (v1 `pieces`).
     pub v1_pieces: Vec<[u8; 20]>,
-    /// BEP 52 hash of each piece: the piece layer, or just the pieces root for a one-piece file.
+    /// BEP 52 hash of each piece: its file's piece layer entry, or the pieces root of a file of
+    /// one piece.
     pub piece_hashes: Vec<Hash256>,
-    pub pieces_root: Hash256,
     /// Tracker announce URLs: the first is `announce`; more make a BEP 12 `announce-list`.
     pub trackers: Vec<String>,
     /// BEP 19 web seeds.
@@ -36,6 +50,14 @@ pub struct Metainfo {
     pub info_hash_v2: InfoHashV2,
     /// The bencoded .torrent, as served by `GET /torrents/{info_hash}`.
     pub bytes: Arc<[u8]>,
+}
+
+/// Where a piece's bytes are: `len` bytes of file number `file` from `offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PieceSpan {
+    pub file: usize,
+    pub offset: u64,
+    pub len: u64,
 }
 
 /// Why bytes are not a torrent this service can use; every message names the offending part.
@@ -49,13 +71,19 @@ pub enum MetainfoError {
         "invalid torrent name {0:?}: it must be one file name (no '/', '\\', NUL, '.' or '..')"
     )]
     Name(String),
+    #[error("unsafe file path {path:?} in the torrent: {reason}")]
+    Path { path: String, reason: &'static str },
+    #[error("the torrent lists {0} files; at most 100000 are allowed")]
+    TooManyFiles(usize),
+    #[error("the v1 file list does not match the v2 file tree at {0:?}")]
+    V1Mismatch(String),
+    #[error("file {0:?} does not start on a piece boundary (a v1 layout without pad files)")]
+    Unaligned(String),
     #[error(transparent)]
     PieceLength(#[from] crate::types::PieceLengthError),
     #[error("not a hybrid v1 + v2 torrent (meta version 2 with v1 pieces): {0}")]
     NotHybrid(&'static str),
-    #[error("only single-file torrents are supported; this one has a directory tree")]
-    MultiFile,
-    #[error("an empty file cannot be shared: BEP 52 gives it no pieces root")]
+    #[error("an empty file cannot be shared on its own: BEP 52 gives it no pieces root")]
     EmptyFile,
     #[error("{what}: expected {expected}, found {found}")]
     Count {
@@ -63,12 +91,12 @@ pub enum MetainfoError {
         expected: u64,
         found: u64,
     },
-    #[error("the piece layer does not hash to the file's pieces root")]
-    PieceLayerMismatch,
+    #[error("the piece layer of {0:?} does not hash to its pieces root")]
+    PieceLayerMismatch(String),
 }
 
 impl Metainfo {
-    /// Builds a torrent from the hashes of one file.
+    /// Builds a single-file torrent from the hashes of one file.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         name: &str,
@@ -83,16 +111,20 @@ impl Metainfo {
         if length == 0 {
             return Err(MetainfoError::EmptyFile);
         }
-        let pieces_root = merkle::pieces_root(&piece_hashes, piece_length);
-        let info = info_dict(name, length, piece_length, &v1_pieces, Some(&pieces_root));
-        let layers = (piece_hashes.len() > 1).then(|| {
-            Value::Dict(BTreeMap::from([(
-                pieces_root.to_vec(),
-                Value::Bytes(piece_hashes.concat()),
-            )]))
-        });
-        let top = torrent_dict(info, layers, &trackers, &url_list);
-        Self::from_bytes(&top.encode())
+        let file = FileSpec {
+            path: vec![name.to_owned()],
+            length,
+            executable: false,
+            pieces_root: Some(merkle::pieces_root(&piece_hashes, piece_length)),
+        };
+        let content = Content {
+            name,
+            is_folder: false,
+            files: vec![(file, piece_hashes)],
+            piece_length,
+            v1_pieces,
+        };
+        content.torrent(&trackers, &url_list)
     }
 
     /// Parses and validates a bencoded .torrent.
@@ -118,18 +150,49 @@ impl Metainfo {
         if info.get("meta version").and_then(Value::as_int) != Some(2) {
             return Err(MetainfoError::NotHybrid("meta version is not 2"));
         }
-        if info.get("files").is_some() {
-            return Err(MetainfoError::MultiFile);
+        let tree = info
+            .get("file tree")
+            .and_then(Value::as_dict)
+            .ok_or(MetainfoError::Key("file tree"))?;
+        let specs = layout::parse_file_tree(tree)?;
+        let (is_folder, v1_length) = match info.get("files") {
+            Some(list) => {
+                let list = list.as_list().ok_or(MetainfoError::Key("files"))?;
+                layout::validate_files(&specs)?;
+                (true, layout::check_v1_files(list, &specs, piece_length)?)
+            }
+            None => {
+                let length = info
+                    .get("length")
+                    .and_then(Value::as_int)
+                    .and_then(|n| u64::try_from(n).ok())
+                    .ok_or(MetainfoError::Key("length"))?;
+                if length == 0 {
+                    return Err(MetainfoError::EmptyFile);
+                }
+                match &specs[..] {
+                    [only] if only.path == [name] && only.length == length => {}
+                    _ => return Err(MetainfoError::V1Mismatch(name.to_owned())),
+                }
+                layout::validate_files(&specs)?;
+                (false, length)
+            }
+        };
+        let files = layout::number(specs, piece_length);
+        let pieces: u64 = files
+            .iter()
+            .map(|f| u64::from(f.piece_count(piece_length)))
+            .sum();
+        if v1_length.div_ceil(piece_length.get()) != pieces {
+            return Err(MetainfoError::Count {
+                what: "pieces of the v1 layout",
+                expected: pieces,
+                found: v1_length.div_ceil(piece_length.get()),
+            });
         }
-        let length = info
-            .get("length")
-            .and_then(Value::as_int)
-            .and_then(|n| u64::try_from(n).ok())
-            .ok_or(MetainfoError::Key("length"))?;
-        if length == 0 {
-            return Err(MetainfoError::EmptyFile);
+        if pieces > u64::from(u32::MAX) {
+            return Err(MetainfoError::Key("piece length"));
         }
-        let pieces = merkle::piece_count(length, piece_length);
 
         let v1 = info
             .get("pieces")
@@ -137,40 +200,30 @@ impl Metainfo {
             .ok_or(MetainfoError::NotHybrid("no v1 'pieces'"))?;
         let v1_pieces = fixed_chunks::<20>(v1, "v1 'pieces' bytes", pieces * 20)?;
 
-        let tree = info
-            .get("file tree")
-            .and_then(Value::as_dict)
-            .ok_or(MetainfoError::Key("file tree"))?;
-        if tree.len() != 1 {
-            return Err(MetainfoError::MultiFile);
-        }
-        let leaf = tree
-            .get(name.as_bytes())
-            .and_then(|entry| entry.as_dict()?.get(&b""[..]))
-            .ok_or(MetainfoError::MultiFile)?;
-        if leaf.get("length").and_then(Value::as_int) != i64::try_from(length).ok() {
-            return Err(MetainfoError::Key("file tree length"));
-        }
-        let pieces_root: Hash256 = leaf
-            .get("pieces root")
-            .and_then(Value::as_bytes)
-            .and_then(|b| b.try_into().ok())
-            .ok_or(MetainfoError::Key("pieces root"))?;
-
-        let piece_hashes = if pieces == 1 {
-            vec![pieces_root]
-        } else {
-            let layer = top
-                .get("piece layers")
-                .and_then(|layers| layers.as_dict()?.get(&pieces_root[..]))
+        let layers = top.get("piece layers").and_then(Value::as_dict);
+        let mut piece_hashes = Vec::with_capacity(pieces as usize);
+        for file in &files {
+            let Some(root) = file.pieces_root else {
+                continue;
+            };
+            if file.piece_count(piece_length) == 1 {
+                piece_hashes.push(root);
+                continue;
+            }
+            let layer = layers
+                .and_then(|layers| layers.get(&root[..]))
                 .and_then(Value::as_bytes)
                 .ok_or(MetainfoError::Key("piece layers"))?;
-            let hashes = fixed_chunks::<32>(layer, "piece layer bytes", pieces * 32)?;
-            if merkle::pieces_root(&hashes, piece_length) != pieces_root {
-                return Err(MetainfoError::PieceLayerMismatch);
+            let hashes = fixed_chunks::<32>(
+                layer,
+                "piece layer bytes",
+                u64::from(file.piece_count(piece_length)) * 32,
+            )?;
+            if merkle::pieces_root(&hashes, piece_length) != root {
+                return Err(MetainfoError::PieceLayerMismatch(file.path_string()));
             }
-            hashes
-        };
+            piece_hashes.extend(hashes);
+        }
 
         let mut trackers: Vec<String> = top
             .get("announce-list")
@@ -197,11 +250,12 @@ impl Metainfo {
 
         Ok(Metainfo {
             name: name.to_owned(),
-            length,
+            is_folder,
+            length: files.iter().map(|f| f.length).sum(),
+            files,
             piece_length,
             v1_pieces,
             piece_hashes,
-            pieces_root,
             trackers,
             url_list,
             info_hash_v1: InfoHashV1(Sha1::digest(raw_info).into()),
@@ -211,17 +265,43 @@ impl Metainfo {
     }
 
     pub fn piece_count(&self) -> u32 {
-        // Validated at parse time: the count matches `pieces`, whose length fits in memory.
+        // Validated at parse time: the count fits in u32 and matches `pieces`.
         self.piece_hashes.len() as u32
     }
 
-    /// Byte offset and length of a piece, or `None` past the last piece.
-    pub fn piece_span(&self, index: PieceIndex) -> Option<(u64, u64)> {
+    /// Where a piece's bytes are, or `None` past the last piece.
+    pub fn piece(&self, index: PieceIndex) -> Option<PieceSpan> {
         if index.0 >= self.piece_count() {
             return None;
         }
-        let start = u64::from(index.0) * self.piece_length.get();
-        Some((start, self.piece_length.get().min(self.length - start)))
+        // The last file starting at or before the piece is the non-empty one holding it: an
+        // empty file shares its first piece number with the next file, which comes after it.
+        let file = self.files.partition_point(|f| f.first_piece <= index.0) - 1;
+        let f = &self.files[file];
+        let offset = u64::from(index.0 - f.first_piece) * self.piece_length.get();
+        Some(PieceSpan {
+            file,
+            offset,
+            len: self.piece_length.get().min(f.length - offset),
+        })
+    }
+
+    /// Whether `data` is piece `index`, by its BEP 52 hash.
+    pub fn verify_piece(&self, index: PieceIndex, data: &[u8]) -> bool {
+        let Some(span) = self.piece(index) else {
+            return false;
+        };
+        data.len() as u64 == span.len
+            && merkle::piece_hash(data, self.piece_length, self.files[span.file].length)
+                == self.piece_hashes[index.0 as usize]
+    }
+
+    /// The one file of a single-file torrent.
+    pub fn single_file(&self) -> Option<&TorrentFile> {
+        match &self.files[..] {
+            [only] if !self.is_folder => Some(only),
+            _ => None,
+        }
     }
 
     /// Whether `hash` (either version) names this torrent.
@@ -233,38 +313,91 @@ impl Metainfo {
     }
 }
 
-/// The info dictionary: BEP 3 keys, plus the BEP 52 ones when `pieces_root` is given (hybrid).
-fn info_dict(
-    name: &str,
-    length: u64,
-    piece_length: PieceLength,
-    v1_pieces: &[[u8; 20]],
-    pieces_root: Option<&Hash256>,
-) -> Value {
-    let int = |n: u64| Value::Int(i64::try_from(n).expect("lengths fit in i64"));
-    let mut info = BTreeMap::from([
-        (b"length".to_vec(), int(length)),
-        (b"name".to_vec(), Value::bytes(name)),
-        (b"piece length".to_vec(), int(piece_length.get())),
-        (b"pieces".to_vec(), Value::Bytes(v1_pieces.concat())),
-    ]);
-    if let Some(root) = pieces_root {
-        let file_leaf = Value::Dict(BTreeMap::from([
-            (b"length".to_vec(), int(length)),
-            (b"pieces root".to_vec(), Value::bytes(root.to_vec())),
-        ]));
-        let file_tree = Value::Dict(BTreeMap::from([(
-            name.as_bytes().to_vec(),
-            Value::Dict(BTreeMap::from([(Vec::new(), file_leaf)])),
-        )]));
-        info.insert(b"file tree".to_vec(), file_tree);
-        info.insert(b"meta version".to_vec(), Value::Int(2));
+/// Hashed content, before it becomes a torrent: each file with its piece layer (empty for an
+/// empty file), in canonical order.
+pub struct Content<'a> {
+    pub name: &'a str,
+    pub is_folder: bool,
+    pub files: Vec<(FileSpec, Vec<Hash256>)>,
+    pub piece_length: PieceLength,
+    /// SHA-1 of each piece over the v1 layout (with pad files when hybrid).
+    pub v1_pieces: Vec<[u8; 20]>,
+}
+
+impl Content<'_> {
+    /// The hybrid torrent of this content.
+    pub fn torrent(
+        self,
+        trackers: &[String],
+        url_list: &[String],
+    ) -> Result<Metainfo, MetainfoError> {
+        let (info, layers) = self.info(true)?;
+        let top = torrent_dict(info, Some(layers), trackers, url_list);
+        Metainfo::from_bytes(&top.encode())
     }
-    Value::Dict(info)
+
+    /// A v1-only torrent: no BEP 52 keys and, for a folder, no pad files (pieces span files, as
+    /// in plain BEP 3), so clients that ignore BEP 47 see no `.pad` files. `v1_pieces` must
+    /// have been hashed over that unpadded layout.
+    pub fn v1_torrent(
+        self,
+        trackers: &[String],
+        url_list: &[String],
+    ) -> Result<V1Torrent, MetainfoError> {
+        let name = self.name.to_owned();
+        let (info, _) = self.info(false)?;
+        let info_hash_v1 = InfoHashV1(Sha1::digest(info.encode()).into());
+        Ok(V1Torrent {
+            name,
+            bytes: torrent_dict(info, None, trackers, url_list).encode(),
+            info_hash_v1,
+        })
+    }
+
+    /// The info dictionary (hybrid when `v2`) and the piece layers.
+    fn info(self, v2: bool) -> Result<(Value, Value), MetainfoError> {
+        validate_name(self.name)?;
+        let int = |n: u64| Value::Int(i64::try_from(n).expect("lengths fit in i64"));
+        let mut layers = BTreeMap::new();
+        let mut specs = Vec::with_capacity(self.files.len());
+        for (spec, layer) in self.files {
+            if let (Some(root), true) = (spec.pieces_root, layer.len() > 1) {
+                layers.insert(root.to_vec(), Value::Bytes(layer.concat()));
+            }
+            specs.push(spec);
+        }
+        let mut info = BTreeMap::from([
+            (b"name".to_vec(), Value::bytes(self.name)),
+            (b"piece length".to_vec(), int(self.piece_length.get())),
+            (b"pieces".to_vec(), Value::Bytes(self.v1_pieces.concat())),
+        ]);
+        if self.is_folder {
+            layout::validate_files(&specs)?;
+        } else if specs.len() != 1 || specs[0].length == 0 {
+            return Err(MetainfoError::EmptyFile);
+        }
+        let files = layout::number(specs, self.piece_length);
+        if self.is_folder {
+            info.insert(
+                b"files".to_vec(),
+                layout::v1_files(&files, self.piece_length, v2),
+            );
+        } else {
+            info.insert(b"length".to_vec(), int(files[0].length));
+            if files[0].executable {
+                info.insert(b"attr".to_vec(), Value::bytes("x"));
+            }
+        }
+        if v2 {
+            info.insert(b"file tree".to_vec(), layout::file_tree(&files));
+            info.insert(b"meta version".to_vec(), Value::Int(2));
+        }
+        Ok((Value::Dict(info), Value::Dict(layers)))
+    }
 }
 
 /// The whole .torrent around an info dictionary: trackers (BEP 12 announce-list when several),
-/// BEP 52 piece layers, BEP 19 web seeds.
+/// BEP 52 piece layers (when any), BEP 19 web seeds.
 fn torrent_dict(
     info: Value,
     piece_layers: Option<Value>,
@@ -282,7 +415,7 @@ fn torrent_dict(
             .collect();
         top.insert(b"announce-list".to_vec(), Value::List(tiers));
     }
-    if let Some(layers) = piece_layers {
+    if let Some(layers) = piece_layers.filter(|l| l.as_dict().is_some_and(|d| !d.is_empty())) {
         top.insert(b"piece layers".to_vec(), layers);
     }
     if !url_list.is_empty() {
@@ -298,29 +431,6 @@ pub struct V1Torrent {
     pub name: String,
     pub bytes: Vec<u8>,
     pub info_hash_v1: InfoHashV1,
-}
-
-impl V1Torrent {
-    pub fn new(
-        name: &str,
-        length: u64,
-        piece_length: PieceLength,
-        v1_pieces: &[[u8; 20]],
-        trackers: &[String],
-        url_list: &[String],
-    ) -> Result<Self, MetainfoError> {
-        validate_name(name)?;
-        if length == 0 {
-            return Err(MetainfoError::EmptyFile);
-        }
-        let info = info_dict(name, length, piece_length, v1_pieces, None);
-        let info_hash_v1 = InfoHashV1(Sha1::digest(info.encode()).into());
-        Ok(V1Torrent {
-            name: name.to_owned(),
-            bytes: torrent_dict(info, None, trackers, url_list).encode(),
-            info_hash_v1,
-        })
-    }
 }
 
 fn fixed_chunks<const N: usize>(
@@ -341,19 +451,10 @@ fn fixed_chunks<const N: usize>(
         .collect())
 }
 
-/// A torrent name becomes a file name on the downloader's disk, so it must be exactly one safe
-/// path component.
+/// A torrent name becomes a file or directory name on the downloader's disk, so it must be
+/// exactly one safe path component.
 pub fn validate_name(name: &str) -> Result<(), MetainfoError> {
-    let bad = name.is_empty()
-        || name == "."
-        || name == ".."
-        || name.contains(['/', '\\', '\0'])
-        || name.len() > 255;
-    if bad {
-        Err(MetainfoError::Name(name.to_owned()))
-    } else {
-        Ok(())
-    }
+    layout::validate_component(name)
 }
 
 #[cfg(test)]
@@ -374,8 +475,13 @@ mod tests {
         let again = Metainfo::from_bytes(&meta.bytes).unwrap();
         assert_eq!(again.info_hash_v2, meta.info_hash_v2);
         assert_eq!(again.piece_count(), 7);
-        assert_eq!(again.piece_span(PieceIndex(6)), Some((98304, 1696)));
-        assert_eq!(again.piece_span(PieceIndex(7)), None);
+        let last = PieceSpan {
+            file: 0,
+            offset: 98304,
+            len: 1696,
+        };
+        assert_eq!(again.piece(PieceIndex(6)), Some(last));
+        assert_eq!(again.piece(PieceIndex(7)), None);
     }
 
     #[test]
@@ -413,6 +519,90 @@ mod tests {
             assert!(validate_name(bad).is_err(), "{bad:?}");
         }
         assert!(validate_name("ünïcode name.txt").is_ok());
+    }
+
+    /// A folder torrent listing `paths` (one byte each), encoded without any validation.
+    fn folder_torrent(paths: &[&str]) -> Vec<u8> {
+        let pl = PieceLength::new(16384).unwrap();
+        let specs = paths
+            .iter()
+            .map(|p| FileSpec {
+                path: p.split('/').map(String::from).collect(),
+                length: 1,
+                executable: false,
+                pieces_root: Some(merkle::piece_hash(b"x", pl, 1)),
+            })
+            .collect();
+        let files = layout::number(specs, pl);
+        let info = Value::Dict(BTreeMap::from([
+            (b"file tree".to_vec(), layout::file_tree(&files)),
+            (b"files".to_vec(), layout::v1_files(&files, pl, true)),
+            (b"meta version".to_vec(), Value::Int(2)),
+            (b"name".to_vec(), Value::bytes("folder")),
+            (b"piece length".to_vec(), Value::Int(16384)),
+            (b"pieces".to_vec(), Value::Bytes(vec![0; 20 * paths.len()])),
+        ]));
+        torrent_dict(info, None, &[], &[]).encode()
+    }
+
+    #[test]
+    fn a_folder_round_trips_and_maps_pieces_to_files() {
+        let pl = PieceLength::new(16384).unwrap();
+        let a: Vec<u8> = (0..40_000u32).map(|i| i as u8).collect();
+        let b = b"tail".to_vec();
+        let layer = |data: &[u8]| -> Vec<Hash256> {
+            data.chunks(16384)
+                .map(|p| merkle::piece_hash(p, pl, data.len() as u64))
+                .collect()
+        };
+        let spec = |path: &str, data: &[u8]| FileSpec {
+            path: path.split('/').map(String::from).collect(),
+            length: data.len() as u64,
+            executable: false,
+            pieces_root: (!data.is_empty()).then(|| merkle::pieces_root(&layer(data), pl)),
+        };
+        let content = Content {
+            name: "folder <x>",
+            is_folder: true,
+            files: vec![
+                (spec("a/big.bin", &a), layer(&a)),
+                (spec("a/empty", b""), vec![]),
+                (spec("b.txt", &b), layer(&b)),
+            ],
+            piece_length: pl,
+            v1_pieces: vec![[0; 20]; 4],
+        };
+        let meta = content.torrent(&[], &[]).unwrap();
+        let again = Metainfo::from_bytes(&meta.bytes).unwrap();
+        assert!(again.is_folder);
+        assert_eq!(again.length, 40_004);
+        assert_eq!(again.piece_count(), 4);
+        let span = |file, offset, len| Some(PieceSpan { file, offset, len });
+        assert_eq!(again.piece(PieceIndex(2)), span(0, 32768, 40_000 - 32768));
+        assert_eq!(again.piece(PieceIndex(3)), span(2, 0, 4));
+        assert!(again.verify_piece(PieceIndex(3), b"tail"));
+        assert!(!again.verify_piece(PieceIndex(3), b"tall"));
+        assert!(again.verify_piece(PieceIndex(1), &a[16384..32768]));
+    }
+
+    #[test]
+    fn hostile_folder_paths_are_refused_naming_the_path() {
+        let deep = ["d"; 40].join("/");
+        for paths in [
+            &["../escape"][..],
+            &["a/../../escape"],
+            &["/etc/passwd"],
+            &["ok", "a\\b"],
+            &["README", "readme"],
+            &["Docs", "docs/x"],
+            &[deep.as_str()],
+        ] {
+            let err = Metainfo::from_bytes(&folder_torrent(paths)).unwrap_err();
+            assert!(
+                matches!(err, MetainfoError::Path { .. } | MetainfoError::Name(_)),
+                "{paths:?}: {err}"
+            );
+        }
     }
 
     proptest! {

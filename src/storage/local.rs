@@ -82,43 +82,14 @@ impl LocalStorage {
         }
     }
 
-    /// Walks the directory: regular files whose real path stays inside it, with UTF-8 names;
-    /// then the extra files. Blocking.
+    /// The shared files of the directory (see [`walk_dir`]), then the extra files. Blocking.
     fn walk(&self) -> Vec<ObjectMeta> {
-        let mut out = Vec::new();
-        for entry in WalkDir::new(&self.root)
-            .follow_links(false)
-            .sort_by_file_name()
-        {
-            let entry = match entry {
-                Ok(e) => e,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read part of the data dir");
-                    continue;
-                }
-            };
-            if entry.file_type().is_dir() {
-                continue;
-            }
-            let Ok(real) = entry.path().canonicalize() else {
-                continue;
-            };
-            if !real.starts_with(&self.root) || !real.is_file() {
-                tracing::warn!(path = %entry.path().display(), "skipping: not a regular file inside the data dir");
-                continue;
-            }
-            let relative = entry
-                .path()
-                .strip_prefix(&self.root)
-                .unwrap_or(entry.path());
-            let Some(key) = relative_key(relative) else {
-                tracing::warn!(path = %entry.path().display(), "skipping: file name is not UTF-8");
-                continue;
-            };
-            if let Ok(meta) = std::fs::metadata(&real) {
-                out.push(object_meta(key, &meta));
-            }
-        }
+        let mut out: Vec<ObjectMeta> = walk_dir(&self.root, &mut |path, reason| {
+            tracing::warn!(path = %path.display(), reason, "skipping a file in the data dir");
+        })
+        .into_iter()
+        .map(|found| object_meta(found.relative.join("/"), &found.meta))
+        .collect();
         for (name, path) in self.extra.iter() {
             if let Ok(meta) = std::fs::metadata(path) {
                 out.push(object_meta(name.clone(), &meta));
@@ -177,12 +148,99 @@ fn is_version(meta: &std::fs::Metadata, object: &ObjectMeta) -> bool {
     meta.len() == object.size && parsed == Some((mtime_ns(meta), meta.ino()))
 }
 
-fn relative_key(relative: &Path) -> Option<String> {
-    let parts: Option<Vec<&str>> = relative
-        .components()
-        .map(|c| c.as_os_str().to_str())
-        .collect();
-    Some(parts?.join("/"))
+/// A file found under a directory by [`walk_dir`].
+#[derive(Debug)]
+pub struct FoundFile {
+    /// Path components below the directory.
+    pub relative: Vec<String>,
+    /// Where its bytes are: the file itself, or a symbolic link's target.
+    pub real: PathBuf,
+    /// Of `real`.
+    pub meta: std::fs::Metadata,
+    /// The owner's execute bit of the entry itself (not following a link, so a symbolic link
+    /// counts as executable): libtorrent's rule for the BEP 47 `x` attribute.
+    pub executable: bool,
+}
+
+/// Which files under `root` (canonical) are shared: the one rule for the data dir, a shared
+/// folder and `create DIR`.
+/// - Regular files, and symbolic links to regular files whose real path stays inside `root`.
+///   Links to directories are not followed (no loops, no file listed twice); links leading
+///   outside are never followed.
+/// - Hidden names (starting with `.`) are left out with everything under them: `.git`, `.env`
+///   and editor files are rarely meant to be published.
+/// - Every path component must be UTF-8 and a safe file name (at most 255 bytes).
+///
+/// Files come in canonical order (byte-wise by path component, the order of a BEP 52 file
+/// tree). `skipped` hears of each file left out, with why, except hidden ones. Blocking.
+pub fn walk_dir(root: &Path, skipped: &mut dyn FnMut(&Path, &str)) -> Vec<FoundFile> {
+    let mut out = Vec::new();
+    let walker = WalkDir::new(root)
+        .min_depth(1)
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| !e.file_name().to_string_lossy().starts_with('.'));
+    for entry in walker {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                let path = e.path().unwrap_or(root).to_owned();
+                skipped(&path, &format!("cannot read it: {e}"));
+                continue;
+            }
+        };
+        if entry.file_type().is_dir() {
+            continue;
+        }
+        let Ok(real) = entry.path().canonicalize() else {
+            skipped(entry.path(), "a broken symbolic link");
+            continue;
+        };
+        if !real.starts_with(root) {
+            skipped(entry.path(), "a symbolic link leading outside");
+            continue;
+        }
+        let meta = match std::fs::metadata(&real) {
+            Ok(m) if m.is_file() => m,
+            Ok(_) => {
+                skipped(
+                    entry.path(),
+                    "not a regular file (or a link to a directory)",
+                );
+                continue;
+            }
+            Err(e) => {
+                skipped(entry.path(), &format!("cannot read it: {e}"));
+                continue;
+            }
+        };
+        let relative = entry.path().strip_prefix(root).unwrap_or(entry.path());
+        let parts: Option<Vec<String>> = relative
+            .components()
+            .map(|c| c.as_os_str().to_str().map(String::from))
+            .collect();
+        match parts {
+            Some(parts) if parts.iter().all(|p| p.len() <= 255) => {
+                use std::os::unix::fs::PermissionsExt;
+                let executable = entry
+                    .metadata()
+                    .is_ok_and(|m| m.permissions().mode() & 0o100 != 0);
+                out.push(FoundFile {
+                    relative: parts,
+                    real,
+                    meta,
+                    executable,
+                })
+            }
+            _ => skipped(
+                entry.path(),
+                "its name is not UTF-8 or longer than 255 bytes",
+            ),
+        }
+    }
+    out.sort_by(|a, b| a.relative.cmp(&b.relative));
+    out
 }
 
 /// Opens `path` and checks it is still `object`'s version. Blocking.

@@ -22,7 +22,7 @@ use actix_web::web::Bytes;
 use futures_util::stream::{Stream, StreamExt};
 use url::Url;
 
-pub use local::{mtime_ns, LocalStorage};
+pub use local::{mtime_ns, walk_dir, FoundFile, LocalStorage};
 pub use s3::{S3Config, S3Storage, METADATA_DIR};
 
 /// A stream of body bytes.

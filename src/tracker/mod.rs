@@ -300,8 +300,8 @@ impl Tracker {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
         let index = nanos % meta.piece_count();
-        let (offset, len) = meta
-            .piece_span(PieceIndex(index))
+        let span = meta
+            .piece(PieceIndex(index))
             .expect("index below the piece count");
         let endpoint =
             Endpoint::Native(url::Url::parse(url.as_str()).expect("seeder URLs are URLs"));
@@ -315,15 +315,14 @@ impl Tracker {
             &endpoint,
             meta,
             index,
-            offset,
-            len,
+            span,
             VERIFY_DEADLINE,
         );
         let data = fetched.await.map_err(|e| {
             tracing::info!(seeder = %url, piece = index, error = %e, "seeder verification: fetch failed");
             refuse(format!("could not fetch piece {index} from it"))
         })?;
-        if !crate::download::store::piece_matches(meta, index as usize, &data) {
+        if !meta.verify_piece(PieceIndex(index), &data) {
             return Err(refuse(format!(
                 "piece {index} does not match the torrent's SHA-256 hash"
             )));

@@ -50,7 +50,7 @@ pub async fn chunk(
     let index = PieceIndex::parse(&index).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let catalog = state.seeder()?.catalog();
     let (shared, by_hash) = catalog.resolve(&file).ok_or_else(|| not_shared(&file))?;
-    let (offset, len) = shared.meta.piece_span(index).ok_or_else(|| {
+    let span = shared.meta.piece(index).ok_or_else(|| {
         ApiError::NotFound(format!(
             "piece index {} is past the end of {:?}, which has {} pieces",
             index.0,
@@ -63,7 +63,7 @@ pub async fn chunk(
         hex::encode(shared.meta.piece_hashes[index.0 as usize])
     );
     let cache = if by_hash { IMMUTABLE } else { REVALIDATE };
-    serve(&req, &state, shared, offset, len, &etag, cache).await
+    serve(&req, &state, shared, span.offset, span.len, &etag, cache).await
 }
 
 /// A whole shared file: the BEP 19 web-seed URL (`url-list` = `<public url>/files/`).

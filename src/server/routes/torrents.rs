@@ -17,7 +17,9 @@ use crate::types::InfoHash;
 pub struct TorrentSummary {
     #[schema(example = "ubuntu.iso")]
     pub name: String,
-    /// File size in bytes.
+    /// Whether this is a folder (a multi-file torrent) rather than one file.
+    pub is_folder: bool,
+    /// Size in bytes: of the file, or of all the folder's files together.
     pub length: u64,
     /// Piece (chunk) size in bytes.
     pub piece_length: u64,
@@ -32,14 +34,30 @@ pub struct TorrentSummary {
     pub seeders: usize,
     /// Magnet URI: both info-hashes, name, trackers and web seeds.
     pub magnet: String,
+    /// The files, in torrent order (one, named like the torrent, for a single file).
+    pub files: Vec<TorrentFileView>,
+}
+
+/// One file of a torrent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TorrentFileView {
+    /// Path inside the torrent, `/`-separated; the web-seed URL of a folder's file is
+    /// `/files/<torrent name>/<path>`.
+    #[schema(example = "disc 1/01 intro.flac")]
+    pub path: String,
+    /// Size in bytes.
+    pub length: u64,
+    /// BEP 52 pieces root, hex; absent for an empty file.
+    pub pieces_root: Option<String>,
+    /// Its pieces are `first_piece .. first_piece + ceil(length / piece_length)`: a piece never
+    /// spans two files.
+    pub first_piece: u32,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Manifest {
     #[serde(flatten)]
     pub summary: TorrentSummary,
-    /// BEP 52 pieces root of the file, hex.
-    pub pieces_root: String,
     /// BEP 52 SHA-256 hash of each piece, hex, in order: what a chunk is verified against.
     pub piece_hashes: Vec<String>,
     /// Tracker announce URLs, first = `announce`.
@@ -55,6 +73,7 @@ async fn summary(state: &AppState, meta: &Metainfo) -> Result<TorrentSummary, Ap
     };
     Ok(TorrentSummary {
         name: meta.name.clone(),
+        is_folder: meta.is_folder,
         length: meta.length,
         piece_length: meta.piece_length.get(),
         piece_count: meta.piece_count(),
@@ -62,6 +81,16 @@ async fn summary(state: &AppState, meta: &Metainfo) -> Result<TorrentSummary, Ap
         info_hash_v2: meta.info_hash_v2,
         seeders,
         magnet: crate::magnet::build(meta),
+        files: meta
+            .files
+            .iter()
+            .map(|f| TorrentFileView {
+                path: f.path_string(),
+                length: f.length,
+                pieces_root: f.pieces_root.map(hex::encode),
+                first_piece: f.first_piece,
+            })
+            .collect(),
     })
 }
 
@@ -128,7 +157,6 @@ pub async fn manifest(
     let meta = find_torrent(&state, &info_hash).await?;
     Ok(web::Json(Manifest {
         summary: summary(&state, &meta).await?,
-        pieces_root: hex::encode(meta.pieces_root),
         piece_hashes: meta.piece_hashes.iter().map(hex::encode).collect(),
         trackers: meta.trackers.clone(),
         url_list: meta.url_list.clone(),
