@@ -30,9 +30,10 @@ pub enum Command {
     Create(CreateArgs),
     /// Run the server: seed the data dir and track seeders.
     Serve(ServeArgs),
-    /// Run the server, sharing these files as well as the data dir.
+    /// Run the server, sharing these files and folders as well as the data dir.
     Seed {
-        /// Files to share, named by their file name.
+        /// Files or folders to share, named by their file name (a folder is one multi-file
+        /// torrent).
         #[arg(required = true)]
         files: Vec<PathBuf>,
         #[command(flatten)]

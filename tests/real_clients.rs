@@ -1,5 +1,5 @@
 //! Real BitTorrent clients against our seeder and tracker: aria2c, libtorrent and transmission
-//! download through our web seed, and two libtorrent sessions meet through our tracker.
+//! download a file and a folder through our web seed, and two libtorrent sessions meet through our tracker.
 //! .ci/test installs the clients; a missing one fails the test, it is never skipped.
 
 mod support;
@@ -87,18 +87,28 @@ async fn libtorrent_downloads_the_hybrid_torrent_from_our_web_seed() {
 
 #[actix_web::test]
 async fn transmission_downloads_a_v1_only_torrent_from_our_web_seed() {
-    let transmission = require("transmission-cli", "transmission-cli");
     let (app, data) = shared().await;
     let dir = tempfile::tempdir().unwrap();
     let mut flags = web_seed_flag(&app);
     flags.push("--v1-only".into());
     let torrent = create(&app, dir.path(), &flags);
-    let (config, out) = (
-        dir.path().join("config"),
-        dir.path().join("transmission out"),
-    );
+    let out = dir.path().join("transmission out");
+    let target = out.join(NAME);
+    let finished = transmission_download(&torrent, &out, || {
+        std::fs::read(&target).is_ok_and(|bytes| bytes == data)
+    })
+    .await;
+    assert!(finished, "transmission did not finish");
+}
+
+/// transmission-cli downloads `torrent` into `out` (DHT, LPD, PEX, uTP and port mapping off)
+/// until `done` holds, for at most 30 s; returns whether it did. It seeds forever once done,
+/// so it is stopped either way.
+async fn transmission_download(torrent: &Path, out: &Path, done: impl Fn() -> bool) -> bool {
+    let transmission = require("transmission-cli", "transmission-cli");
+    let config = out.with_extension("config");
     std::fs::create_dir_all(&config).unwrap();
-    std::fs::create_dir_all(&out).unwrap();
+    std::fs::create_dir_all(out).unwrap();
     std::fs::write(
         config.join("settings.json"),
         r#"{"dht-enabled": false, "lpd-enabled": false, "pex-enabled": false, "utp-enabled": false, "port-forwarding-enabled": false}"#,
@@ -109,27 +119,134 @@ async fn transmission_downloads_a_v1_only_torrent_from_our_web_seed() {
         .local_addr()
         .unwrap()
         .port();
-
-    // transmission-cli seeds forever once done: wait for the file, then stop it.
     let mut child = Command::new(transmission)
         .arg("-g")
         .arg(&config)
         .arg("-w")
-        .arg(&out)
+        .arg(out)
         .args(["-p", &port.to_string()])
-        .arg(&torrent)
+        .arg(torrent)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let target = out.join(NAME);
-    let done = support::poll("transmission to finish the download", || async {
-        std::fs::read(&target).is_ok_and(|bytes| bytes == data)
-    });
-    let result = tokio::time::timeout(Duration::from_secs(20), done).await;
+    let finished = support::poll("transmission to finish the download", || async { done() });
+    let result = tokio::time::timeout(Duration::from_secs(30), finished).await;
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(result.is_ok(), "transmission did not finish");
+    result.is_ok()
+}
+
+/// No `<>:"|?*`: transmission 3.00 replaces them with `_` in names, web-seed URLs included.
+const FOLDER: &str = "shared folder ü & co";
+/// The folder's files: nested directories, an empty file, files smaller than a piece, an exact
+/// multiple of the piece length (1 MiB) and a name with a space.
+const FOLDER_FILES: &[(&str, usize)] = &[
+    ("a/b/tiny.txt", 10),
+    ("a/one and a half.bin", 1_500_000),
+    ("empty.txt", 0),
+    ("exact.bin", 1 << 20),
+    ("z last.bin", 70_000),
+];
+
+/// A server sharing FOLDER; returns it and the v2 info-hash of the folder's torrent.
+async fn shared_folder() -> (TestApp, String) {
+    let files: Vec<(String, Vec<u8>)> = FOLDER_FILES
+        .iter()
+        .map(|(path, len)| (format!("{FOLDER}/{path}"), content(*len)))
+        .collect();
+    let borrowed: Vec<(&str, &[u8])> = files.iter().map(|(p, d)| (p.as_str(), &d[..])).collect();
+    let app = TestApp::spawn_with(&borrowed, |_| {}, |_| {}).await;
+    let summary = app.wait_for_torrent(FOLDER).await;
+    assert_eq!(
+        summary["files"].as_array().unwrap().len(),
+        FOLDER_FILES.len()
+    );
+    let v2 = summary["info_hash_v2"].as_str().unwrap().to_owned();
+    (app, v2)
+}
+
+/// The seeder's own .torrent of the folder (hybrid, web seed `<url>/files/`), written to `dir`.
+async fn folder_torrent(app: &TestApp, v2: &str, dir: &Path) -> PathBuf {
+    let bytes = app.get_torrent(v2).await.bytes().await.unwrap();
+    let path = dir.join("folder.torrent");
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// Every file of FOLDER is under `out` with its content (empty ones only if `empty_files`).
+fn assert_folder_downloaded(out: &Path, empty_files: bool, client: &str) {
+    for (path, len) in FOLDER_FILES {
+        let file = out.join(FOLDER).join(path);
+        if *len == 0 && !empty_files {
+            continue;
+        }
+        let got =
+            std::fs::read(&file).unwrap_or_else(|e| panic!("{client}: {}: {e}", file.display()));
+        assert!(got == content(*len), "{client}: {path} differs");
+    }
+}
+
+#[actix_web::test]
+async fn aria2c_downloads_a_folder_from_our_web_seed() {
+    let (app, v2) = shared_folder().await;
+    let dir = tempfile::tempdir().unwrap();
+    let torrent = folder_torrent(&app, &v2, dir.path()).await;
+    let out = dir.path().join("aria2 out");
+
+    // aria2c 1.36 knows no BEP 47: it fetches the pad files too, as <name>/.pad/<N>.
+    aria2c_download(&torrent, &out).await;
+
+    assert_folder_downloaded(&out, true, "aria2c");
+}
+
+#[actix_web::test]
+async fn libtorrent_downloads_a_folder_from_our_web_seed() {
+    let (app, v2) = shared_folder().await;
+    let dir = tempfile::tempdir().unwrap();
+    let torrent = folder_torrent(&app, &v2, dir.path()).await;
+    let out = dir.path().join("lt out");
+
+    let log = libtorrent_webseed_download(&torrent, &out).await;
+
+    assert!(
+        !out.join(FOLDER).join(".pad").exists(),
+        "libtorrent wrote pad files: {log}"
+    );
+    assert_folder_downloaded(&out, true, "libtorrent");
+}
+
+#[actix_web::test]
+async fn transmission_downloads_a_v1_only_folder_torrent_from_our_web_seed() {
+    let (app, _) = shared_folder().await;
+    let dir = tempfile::tempdir().unwrap();
+    let torrent = dir.path().join("v1 folder.torrent");
+    let status = Command::new(env!("CARGO_BIN_EXE_gotorrent-http"))
+        .arg("create")
+        .arg(app.data_dir.join(FOLDER))
+        .args(web_seed_flag(&app))
+        .arg("--v1-only")
+        .arg("-o")
+        .arg(&torrent)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = dir.path().join("transmission out");
+
+    let finished = transmission_download(&torrent, &out, || {
+        // transmission 3.00 does not create empty files.
+        FOLDER_FILES
+            .iter()
+            .filter(|(_, len)| *len > 0)
+            .all(|(path, len)| {
+                std::fs::read(out.join(FOLDER).join(path)).is_ok_and(|b| b == content(*len))
+            })
+    })
+    .await;
+
+    assert!(finished, "transmission did not finish the folder");
+    assert_folder_downloaded(&out, false, "transmission");
 }
 
 #[actix_web::test]

@@ -99,25 +99,163 @@ async fn chunk_ranges_conditional_requests_and_errors() {
     assert_json_error(app.get_chunk(&"ab".repeat(32), "0", None).await, 404).await;
 }
 
+/// Polls the torrent list until `name` is listed with these file paths; returns its summary.
+async fn wait_for_files(app: &TestApp, name: &str, paths: &[&str]) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let listed = app.list_torrents().await;
+        let torrent = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name);
+        let listed_paths: Vec<&str> = torrent
+            .map(|t| {
+                let files = t["files"].as_array().unwrap();
+                files.iter().map(|f| f["path"].as_str().unwrap()).collect()
+            })
+            .unwrap_or_default();
+        if listed_paths == paths {
+            return torrent.unwrap().clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {name:?} with files {paths:?}; listed {listed_paths:?}"
+        );
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 #[actix_web::test]
-async fn nested_names_work_with_an_encoded_slash_in_chunks_and_as_a_path_in_files() {
-    let data = content(1000);
-    let (app, _) = app_sharing("sub dir/ünï code.bin", &data).await;
+async fn a_top_level_folder_is_one_torrent_served_by_piece_and_by_path() {
+    // Arrange: a folder with an awkward name, a nested file, an empty and a hidden file.
+    let (intro, disc) = (content(PIECE + 100), content(2 * PIECE));
+    let folder = "Album <b>ü & co";
+    let piece_length = PieceLength::new(PIECE as u64).unwrap();
+    let app = TestApp::spawn_with(
+        &[
+            (&format!("{folder}/01 intro.flac"), &intro[..]),
+            (&format!("{folder}/disc 2/b.bin"), &disc[..]),
+            (&format!("{folder}/empty.txt"), &[][..]),
+            (&format!("{folder}/.hidden"), &b"secret"[..]),
+        ],
+        |_| {},
+        |s| {
+            s.piece_length = piece_length;
+            s.rescan_interval = std::time::Duration::from_millis(200);
+        },
+    )
+    .await;
 
-    let chunk = app
-        .get_chunk(&percent_encode("sub dir/ünï code.bin"), "0", None)
-        .await;
-    assert_eq!(chunk.status(), 200);
-    assert_eq!(chunk.bytes().await.unwrap(), &data[..]);
+    // Act
+    let summary = wait_for_files(
+        &app,
+        folder,
+        &["01 intro.flac", "disc 2/b.bin", "empty.txt"],
+    )
+    .await;
 
-    let path = format!(
-        "{}/{}",
-        percent_encode("sub dir"),
-        percent_encode("ünï code.bin")
+    // Assert: one torrent, files listed with their first pieces; hidden files left out.
+    assert_eq!(summary["is_folder"], true);
+    assert_eq!(summary["piece_count"], 4);
+    assert_eq!(summary["length"], intro.len() + disc.len());
+    let firsts: Vec<u64> = summary["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["first_piece"].as_u64().unwrap())
+        .collect();
+    assert_eq!(firsts, [0, 2, 4]);
+    assert!(summary["files"][2]["pieces_root"].is_null());
+
+    // A piece is a slice of one file, by name or hash, its ETag the piece hash.
+    let v2 = summary["info_hash_v2"].as_str().unwrap().to_owned();
+    let last_of_intro = app.get_chunk(&percent_encode(folder), "1", None).await;
+    assert_eq!(last_of_intro.status(), 200);
+    let expected_etag = gotorrent_http::metainfo::merkle::piece_hash(
+        &intro[PIECE..],
+        piece_length,
+        intro.len() as u64,
     );
-    let file = app.get_file(&path, &[]).await;
-    assert_eq!(file.status(), 200);
-    assert_eq!(file.bytes().await.unwrap(), &data[..]);
+    assert_eq!(
+        last_of_intro.headers()["etag"].to_str().unwrap(),
+        format!("\"{}\"", hex::encode(expected_etag))
+    );
+    assert_eq!(last_of_intro.bytes().await.unwrap(), &intro[PIECE..]);
+    let first_of_disc = app.get_chunk(&v2, "2", None).await;
+    assert_eq!(first_of_disc.bytes().await.unwrap(), &disc[..PIECE]);
+    assert_json_error(app.get_chunk(&v2, "4", None).await, 404).await;
+
+    // /files/<folder>/<path> is the BEP 19 layout, with Range.
+    let base = percent_encode(folder);
+    let nested = format!(
+        "{base}/{}/{}",
+        percent_encode("disc 2"),
+        percent_encode("b.bin")
+    );
+    let ranged = app.get_file(&nested, &[("range", "bytes=10-19")]).await;
+    assert_eq!(ranged.status(), 206);
+    assert_eq!(
+        ranged.headers()["content-range"],
+        format!("bytes 10-19/{}", disc.len()).as_str()
+    );
+    assert_eq!(ranged.bytes().await.unwrap(), &disc[10..20]);
+    let empty = app.get_file(&format!("{base}/empty.txt"), &[]).await;
+    assert_eq!(empty.status(), 200);
+    assert!(empty.bytes().await.unwrap().is_empty());
+
+    // Pad files, as clients without BEP 47 ask for them: zeros, with Range.
+    let pad = PIECE - 100;
+    let zeros = app.get_file(&format!("{base}/.pad/{pad}"), &[]).await;
+    assert_eq!(zeros.status(), 200);
+    assert_eq!(zeros.bytes().await.unwrap(), vec![0u8; pad]);
+    let tail = app
+        .get_file(&format!("{base}/.pad/{pad}"), &[("range", "bytes=-5")])
+        .await;
+    assert_eq!(tail.status(), 206);
+    assert_eq!(tail.bytes().await.unwrap(), vec![0u8; 5]);
+
+    for missing in [
+        format!("{base}/.hidden"),
+        format!("{base}/nope"),
+        format!("{base}/.pad/0"),
+        format!("{base}/.pad/{PIECE}"),
+        base.clone(),
+        format!("{base}/{}", percent_encode("disc 2")),
+    ] {
+        assert_json_error(app.get_file(&missing, &[]).await, 404).await;
+    }
+
+    // The .torrent's web seed is the /files/ directory: clients append <name>/<path>.
+    let meta = gotorrent_http::metainfo::Metainfo::from_bytes(
+        &app.get_torrent(&v2).await.bytes().await.unwrap(),
+    )
+    .unwrap();
+    assert!(meta.is_folder);
+    assert_eq!(meta.url_list, [format!("{}/files/", app.url)]);
+
+    // Rescans notice files added, changed and removed inside the folder.
+    app.write_file(&format!("{folder}/new.txt"), b"new");
+    let grown = wait_for_files(
+        &app,
+        folder,
+        &["01 intro.flac", "disc 2/b.bin", "empty.txt", "new.txt"],
+    )
+    .await;
+    assert_ne!(grown["info_hash_v2"], v2.as_str());
+    std::fs::remove_file(app.data_dir.join(folder).join("disc 2/b.bin")).unwrap();
+    let shrunk = wait_for_files(&app, folder, &["01 intro.flac", "empty.txt", "new.txt"]).await;
+    assert_eq!(shrunk["piece_count"], 3);
+    app.write_file(&format!("{folder}/new.txt"), b"changed");
+    support::poll("the changed file's length", || async {
+        let listed = app.list_torrents().await;
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == folder && t["files"][2]["length"] == 7)
+    })
+    .await;
 }
 
 #[actix_web::test]

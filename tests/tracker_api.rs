@@ -224,7 +224,7 @@ async fn a_seeder_registers_and_announces_its_files_to_its_own_tracker() {
     )
     .unwrap();
     assert_eq!(meta.trackers, vec![format!("{}/announce", app.url)]);
-    assert_eq!(meta.url_list, vec![format!("{}/files/", app.url)]);
+    assert_eq!(meta.url_list, vec![format!("{}/files/shared.bin", app.url)]);
 }
 
 #[actix_web::test]

@@ -65,22 +65,75 @@ pub struct FileHashes {
     pub piece_hashes: Vec<Hash256>,
 }
 
+/// A file to hash, in torrent order.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Path inside the torrent (`[name]` for a single file).
+    pub path: Vec<String>,
+    pub length: u64,
+    pub executable: bool,
+}
+
+/// Why hashing an entry failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("it changed while it was hashed: expected {expected} bytes, read {read}")]
+    Length { expected: u64, read: u64 },
+}
+
+/// Hashes `entries`, each opened in turn by `open(index)`, into content for a hybrid layout
+/// (pad files) or a v1-only one (`pad` false). An error gives the entry's index.
+pub fn hash_entries<'a, R: Read + Send>(
+    name: &'a str,
+    is_folder: bool,
+    entries: &[Entry],
+    mut open: impl FnMut(usize) -> io::Result<R>,
+    piece_length: PieceLength,
+    pad: bool,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Content<'a>, (usize, HashError)> {
+    let count = entries.len();
+    let inputs = entries.iter().enumerate().map(|(i, e)| {
+        Ok(Input {
+            reader: open(i)?,
+            expected: Some(e.length),
+            pad: pad && layout::padded(e.length, piece_length, count),
+        })
+    });
+    let hashes = hash_inputs(inputs, piece_length, progress)?;
+    let files = entries
+        .iter()
+        .zip(hashes.files)
+        .map(|(e, (_, layer))| {
+            let spec = FileSpec {
+                path: e.path.clone(),
+                length: e.length,
+                executable: e.executable,
+                pieces_root: (!layer.is_empty()).then(|| merkle::pieces_root(&layer, piece_length)),
+            };
+            (spec, layer)
+        })
+        .collect();
+    Ok(Content {
+        name,
+        is_folder,
+        files,
+        piece_length,
+        v1_pieces: hashes.v1_pieces,
+    })
+}
+
 /// What `create` found at a path: one file, or a folder's files in canonical order.
 pub struct Source {
     pub name: String,
     pub is_folder: bool,
-    pub files: Vec<SourceFile>,
+    pub entries: Vec<Entry>,
+    /// Where to read each entry.
+    reals: Vec<PathBuf>,
     /// Files of a folder left out, with why (hidden ones are not listed).
     pub skipped: Vec<(PathBuf, String)>,
-}
-
-pub struct SourceFile {
-    /// Path inside the torrent (`[name]` for a single file).
-    pub path: Vec<String>,
-    /// Where to read it.
-    pub real: PathBuf,
-    pub length: u64,
-    pub executable: bool,
 }
 
 impl Source {
@@ -106,12 +159,12 @@ impl Source {
             let executable =
                 std::fs::symlink_metadata(path).is_ok_and(|m| m.permissions().mode() & 0o100 != 0);
             return Ok(Source {
-                files: vec![SourceFile {
+                entries: vec![Entry {
                     path: vec![name.clone()],
-                    real: path.to_owned(),
                     length: meta.len(),
                     executable,
                 }],
+                reals: vec![path.to_owned()],
                 name,
                 is_folder: false,
                 skipped: Vec::new(),
@@ -119,79 +172,62 @@ impl Source {
         }
         let root = path.canonicalize().map_err(io_err)?;
         let mut skipped = Vec::new();
-        let files: Vec<SourceFile> = walk_dir(&root, &mut |p, why| {
+        let found = walk_dir(&root, &mut |p, why| {
             skipped.push((p.to_owned(), why.to_owned()));
-        })
-        .into_iter()
-        .map(|found| SourceFile {
-            path: found.relative,
-            length: found.meta.len(),
-            executable: found.executable,
-            real: found.real,
-        })
-        .collect();
-        if files.is_empty() {
+        });
+        if found.is_empty() {
             return Err(CreateError::EmptyFolder(path.to_owned()));
         }
+        let (entries, reals) = found
+            .into_iter()
+            .map(|f| {
+                let entry = Entry {
+                    path: f.relative,
+                    length: f.meta.len(),
+                    executable: f.executable,
+                };
+                (entry, f.real)
+            })
+            .unzip();
         Ok(Source {
             name,
             is_folder: true,
-            files,
+            entries,
+            reals,
             skipped,
         })
     }
 
     pub fn total_length(&self) -> u64 {
-        self.files.iter().map(|f| f.length).sum()
+        self.entries.iter().map(|f| f.length).sum()
     }
 
-    /// Hashes every file, for a hybrid layout (pad files) or a v1-only one (`pad` false).
     fn hash(
         &self,
         piece_length: PieceLength,
         pad: bool,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<Content<'_>, CreateError> {
-        let count = self.files.len();
-        let inputs = self.files.iter().map(|f| {
-            Ok(Input {
-                reader: File::open(&f.real)?,
-                expected: Some(f.length),
-                pad: pad && layout::padded(f.length, piece_length, count),
-            })
-        });
-        let hashes = hash_inputs(inputs, piece_length, progress).map_err(|(i, e)| match e {
+        let open = |i: usize| File::open(&self.reals[i]);
+        hash_entries(
+            &self.name,
+            self.is_folder,
+            &self.entries,
+            open,
+            piece_length,
+            pad,
+            progress,
+        )
+        .map_err(|(i, e)| match e {
             HashError::Io(source) => CreateError::Io {
-                path: self.files[i].real.clone(),
+                path: self.reals[i].clone(),
                 source,
             },
             HashError::Length { expected, read } => CreateError::Changed {
-                path: self.files[i].real.clone(),
+                path: self.reals[i].clone(),
                 expected,
                 read,
             },
-        })?;
-        let files = self
-            .files
-            .iter()
-            .zip(hashes.files)
-            .map(|(f, (_, layer))| {
-                let spec = FileSpec {
-                    path: f.path.clone(),
-                    length: f.length,
-                    executable: f.executable,
-                    pieces_root: (!layer.is_empty())
-                        .then(|| merkle::pieces_root(&layer, piece_length)),
-                };
-                (spec, layer)
-            })
-            .collect();
-        Ok(Content {
-            name: &self.name,
-            is_folder: self.is_folder,
-            files,
-            piece_length,
-            v1_pieces: hashes.v1_pieces,
         })
     }
 
@@ -306,11 +342,6 @@ struct Input<R> {
     expected: Option<u64>,
     /// Whether a pad file follows it (the SHA-1 of its last piece covers zeros to the end).
     pad: bool,
-}
-
-enum HashError {
-    Io(io::Error),
-    Length { expected: u64, read: u64 },
 }
 
 /// What the reader tells the hashers.

@@ -264,6 +264,28 @@ impl Metainfo {
         })
     }
 
+    /// The same torrent (the same info dictionary, so the same info-hashes) announcing to
+    /// `trackers` with web seeds `url_list`.
+    pub fn with_urls(
+        &self,
+        trackers: &[String],
+        url_list: &[String],
+    ) -> Result<Metainfo, MetainfoError> {
+        let decoded = bencode::decode(&self.bytes)?;
+        let info = decoded
+            .value
+            .get("info")
+            .cloned()
+            .ok_or(MetainfoError::Key("info"))?;
+        let layers = decoded.value.get("piece layers").cloned();
+        let meta = Metainfo::from_bytes(&torrent_dict(info, layers, trackers, url_list).encode())?;
+        // Re-encoding keeps the info's bytes only if they were canonical bencode.
+        if meta.info_hash_v2 != self.info_hash_v2 {
+            return Err(MetainfoError::Key("info (not canonical bencode)"));
+        }
+        Ok(meta)
+    }
+
     pub fn piece_count(&self) -> u32 {
         // Validated at parse time: the count fits in u32 and matches `pieces`.
         self.piece_hashes.len() as u32

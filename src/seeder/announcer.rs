@@ -123,7 +123,7 @@ impl Announcer {
         let mut announced: HashSet<InfoHashV2> = HashSet::new();
         let mut interval = self.default_interval;
         loop {
-            let files = self.seeder.catalog().files();
+            let files = self.seeder.catalog().torrents();
             let current: HashSet<InfoHashV2> = files.iter().map(|f| f.meta.info_hash_v2).collect();
             for gone in announced.difference(&current).copied().collect::<Vec<_>>() {
                 self.announce(gone, Some(Event::Stopped)).await;

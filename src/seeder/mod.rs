@@ -7,17 +7,18 @@ pub mod announcer;
 pub mod catalog;
 pub mod hash_cache;
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use actix_web::web::Bytes;
 use url::Url;
 
-use crate::metainfo::{create, Metainfo};
+use sha2::Digest;
+
+use crate::metainfo::{create, validate_name, Metainfo};
 use crate::storage::{ByteStream, ObjectMeta, Storage, StorageError, StreamReader};
 use crate::types::PieceLength;
-pub use catalog::{Catalog, SharedFile};
+pub use catalog::{Catalog, SharedTorrent};
 pub use hash_cache::HashCache;
 
 /// Where torrents of shared files point: the tracker's /announce and our /files/ web seed.
@@ -121,125 +122,235 @@ impl Seeder {
                 return false;
             }
         };
-        let mut files = Vec::new();
-        let mut names = HashSet::new();
-        for object in objects {
-            if !names.insert(object.key.clone()) {
-                tracing::warn!(name = %object.key, "another shared file has this name; skipping");
-                continue;
-            }
-            let name = object.key.clone();
-            match self.load_or_hash(object, &previous).await {
-                Ok(Some(file)) => files.push(file),
-                Ok(None) => {}
-                Err(e) => tracing::warn!(%name, error = %format!("{e:#}"), "cannot share file"),
+        let mut torrents = Vec::new();
+        for group in group(objects) {
+            let name = group.name.clone();
+            match self.load_or_hash(group, &previous).await {
+                Ok(torrent) => torrents.push(torrent),
+                Err(e) => tracing::warn!(%name, error = %format!("{e:#}"), "cannot share it"),
             }
         }
-        let next = Catalog::new(files);
+        let next = Catalog::new(torrents);
         let mut current = self.catalog.write().unwrap_or_else(|e| e.into_inner());
         let changed = !current.same_as(&next);
         if changed {
-            tracing::info!(files = next.len(), "catalog updated");
+            tracing::info!(torrents = next.len(), "catalog updated");
         }
         *current = Arc::new(next);
         changed
     }
 
-    /// The object's entry: unchanged from the previous catalog, else its torrent from the hash
-    /// cache, else by hashing it. `None` for an empty object.
+    /// The group's torrent: unchanged from the previous catalog, else from the hash cache, else
+    /// by hashing it.
     async fn load_or_hash(
         &self,
-        object: ObjectMeta,
+        group: Group,
         previous: &Catalog,
-    ) -> anyhow::Result<Option<Arc<SharedFile>>> {
-        if object.size == 0 {
-            return Ok(None);
-        }
+    ) -> anyhow::Result<Arc<SharedTorrent>> {
+        let objects: Vec<ObjectMeta> = group.members.iter().map(|(_, o)| o.clone()).collect();
         // Most rescans change nothing: keep the entry rather than re-reading and re-validating
-        // its torrent from the state database.
-        if let Some(unchanged) = previous.by_name(&object.key).filter(|f| f.object == object) {
-            return Ok(Some(unchanged.clone()));
+        // its torrent from the hash cache.
+        if let Some(unchanged) = previous
+            .by_name(&group.name)
+            .filter(|t| t.objects == objects)
+        {
+            return Ok(unchanged.clone());
         }
         let piece_length = self.piece_length.get();
-        let cached = match self.hashes.load(&object, piece_length).await {
+        let key = group.cache_key();
+        let cached = match self.hashes.load(&key, piece_length).await {
             Ok(cached) => cached.and_then(|bytes| Metainfo::from_bytes(&bytes).ok()),
             Err(e) => {
-                tracing::warn!(name = %object.key, error = %format!("{e:#}"), "cannot read the hash cache; hashing");
+                tracing::warn!(name = %group.name, error = %format!("{e:#}"), "cannot read the hash cache; hashing");
                 None
             }
         };
-        // A cache entry must describe these bytes: the right length and piece length.
-        let cached =
-            cached.filter(|m| m.length == object.size && m.piece_length.get() == piece_length);
+        // A cache entry must describe these objects: the same files, lengths and piece length.
+        let cached = cached.filter(|m| m.piece_length.get() == piece_length && group.describes(m));
         let hashed = match cached {
             Some(meta) => meta,
-            None => self.hash(&object).await?,
+            None => self.hash(&group, &key).await?,
         };
-        let meta = self.with_urls(&object.key, hashed)?;
-        Ok(Some(Arc::new(SharedFile {
-            name: object.key.clone(),
-            object,
+        let url_list = [web_seed_url(&self.urls.public_url, &hashed)];
+        let trackers: Vec<String> = self.urls.announce.iter().map(|u| u.to_string()).collect();
+        let meta = hashed.with_urls(&trackers, &url_list)?;
+        Ok(Arc::new(SharedTorrent {
+            name: group.name,
+            objects,
             meta: Arc::new(meta),
-        })))
+        }))
     }
 
-    /// Reads the object once, hashing on the blocking pool, and caches the torrent.
-    async fn hash(&self, object: &ObjectMeta) -> anyhow::Result<Metainfo> {
-        let name = object.key.clone();
-        tracing::info!(%name, bytes = object.size, "hashing");
+    /// Reads the group's objects once, in order, hashing on the blocking pool, and caches the
+    /// torrent under `key`.
+    async fn hash(&self, group: &Group, key: &ObjectMeta) -> anyhow::Result<Metainfo> {
+        let name = group.name.clone();
+        tracing::info!(%name, files = group.members.len(), bytes = key.size, "hashing");
         let started = std::time::Instant::now();
-        let reader = StreamReader::new(self.storage.read(object, 0, object.size).await?);
-        let piece_length = self.piece_length;
-        let torrent_name = name.rsplit('/').next().unwrap_or(&name).to_owned();
+        let entries: Vec<create::Entry> = group
+            .members
+            .iter()
+            .map(|(path, object)| create::Entry {
+                path: path.clone(),
+                length: object.size,
+                // Storage keeps no permissions: the `x` attribute is for `create` alone.
+                executable: false,
+            })
+            .collect();
+        let objects: Vec<ObjectMeta> = group.members.iter().map(|(_, o)| o.clone()).collect();
+        let (storage, piece_length, is_folder) =
+            (self.storage.clone(), self.piece_length, group.is_folder);
         let meta = tokio::task::spawn_blocking(move || {
-            let hashes = create::hash_reader(reader, piece_length, &|_| {})?;
-            Ok::<_, anyhow::Error>(create::build(
-                &torrent_name,
-                hashes,
+            let runtime = tokio::runtime::Handle::current();
+            let open = |i: usize| -> std::io::Result<Box<dyn std::io::Read + Send>> {
+                let object = &objects[i];
+                if object.size == 0 {
+                    return Ok(Box::new(std::io::empty()));
+                }
+                let stream = runtime
+                    .block_on(storage.read(object, 0, object.size))
+                    .map_err(std::io::Error::other)?;
+                Ok(Box::new(StreamReader::new(stream)))
+            };
+            let content = create::hash_entries(
+                &name,
+                is_folder,
+                &entries,
+                open,
                 piece_length,
-                vec![],
-                vec![],
-            )?)
+                true,
+                &|_| {},
+            )
+            .map_err(|(i, e)| anyhow::anyhow!("{}: {e}", objects[i].key))?;
+            Ok::<_, anyhow::Error>(content.torrent(&[], &[])?)
         })
         .await??;
-        anyhow::ensure!(
-            meta.length == object.size,
-            "{name} is {} bytes now, not the {} listed: it changed while it was hashed",
-            meta.length,
-            object.size
-        );
         self.hashed_bytes.fetch_add(meta.length, Ordering::Relaxed);
-        tracing::info!(%name, seconds = started.elapsed().as_secs_f64(), info_hash = %meta.info_hash_v2, "hashed");
+        tracing::info!(name = %group.name, seconds = started.elapsed().as_secs_f64(), info_hash = %meta.info_hash_v2, "hashed");
         if let Err(e) = self
             .hashes
             .store(
-                object,
+                key,
                 self.piece_length.get(),
                 Bytes::copy_from_slice(&meta.bytes),
             )
             .await
         {
             // Serving does not need the cache: the next start hashes again.
-            tracing::warn!(%name, error = %format!("{e:#}"), "cannot remember the hash");
+            tracing::warn!(name = %group.name, error = %format!("{e:#}"), "cannot remember the hash");
         }
         Ok(meta)
     }
+}
 
-    /// Adds this server's announce URL and web seed to a hashed torrent; the info dict, and so
-    /// the info-hashes, stay the same.
-    fn with_urls(&self, name: &str, meta: Metainfo) -> anyhow::Result<Metainfo> {
-        let trackers = self.urls.announce.iter().map(|u| u.to_string()).collect();
-        let web_seed = web_seed_url(&self.urls.public_url, name);
-        Ok(Metainfo::new(
-            &meta.name,
-            meta.length,
-            meta.piece_length,
-            meta.v1_pieces,
-            meta.piece_hashes,
-            trackers,
-            vec![web_seed],
-        )?)
+/// One torrent's worth of listed objects, before hashing.
+struct Group {
+    /// The torrent name: a top-level object's key, or a top-level folder's name.
+    name: String,
+    is_folder: bool,
+    /// The objects with their paths inside the torrent, in canonical order (`[name]` for a
+    /// single file).
+    members: Vec<(Vec<String>, ObjectMeta)>,
+}
+
+impl Group {
+    /// What the hash cache knows the group by: a single file's own object; for a folder, an
+    /// object named after it whose version digests every member's path, size and version, so
+    /// any change inside gives a new entry.
+    fn cache_key(&self) -> ObjectMeta {
+        if !self.is_folder {
+            return self.members[0].1.clone();
+        }
+        let mut digest = sha2::Sha256::new();
+        for (path, object) in &self.members {
+            for part in path {
+                digest.update(part.as_bytes());
+                digest.update([0]);
+            }
+            digest.update(object.size.to_le_bytes());
+            digest.update(object.version.as_bytes());
+            digest.update([1]);
+        }
+        ObjectMeta {
+            key: self.name.clone(),
+            size: self.members.iter().map(|(_, o)| o.size).sum(),
+            version: format!("folder-{}", hex::encode(digest.finalize())),
+            last_modified: self
+                .members
+                .iter()
+                .map(|(_, o)| o.last_modified)
+                .max()
+                .unwrap_or(std::time::UNIX_EPOCH),
+        }
     }
+
+    /// Whether `meta` is a torrent of exactly these files.
+    fn describes(&self, meta: &Metainfo) -> bool {
+        meta.is_folder == self.is_folder
+            && meta.files.len() == self.members.len()
+            && meta
+                .files
+                .iter()
+                .zip(&self.members)
+                .all(|(f, (path, o))| f.path == *path && f.length == o.size)
+    }
+}
+
+/// Groups listed objects into torrents: a key without `/` is a single-file torrent (unless
+/// empty); the keys under a first path component form that folder's torrent. Keys with a
+/// hidden (`.`) or unsafe component are left out, so every backend follows the data dir's rule
+/// ([`crate::storage::walk_dir`]); a name that is both a file and a folder keeps the file.
+fn group(objects: Vec<ObjectMeta>) -> Vec<Group> {
+    use std::collections::BTreeMap;
+    let mut files: BTreeMap<String, ObjectMeta> = BTreeMap::new();
+    let mut folders: BTreeMap<String, Vec<(Vec<String>, ObjectMeta)>> = BTreeMap::new();
+    for object in objects {
+        let parts: Vec<String> = object.key.split('/').map(String::from).collect();
+        let safe = parts
+            .iter()
+            .all(|p| !p.starts_with('.') && validate_name(p).is_ok());
+        if !safe {
+            if !parts.iter().any(|p| p.starts_with('.')) {
+                tracing::warn!(key = %object.key, "skipping: not a safe path (empty, '..', '\\' or NUL component)");
+            }
+            continue;
+        }
+        match &parts[..] {
+            [_] if object.size == 0 => {}
+            [name] => {
+                if files.insert(name.clone(), object).is_some() {
+                    tracing::warn!(%name, "another shared file has this name; skipping");
+                }
+            }
+            [folder, inside @ ..] => folders
+                .entry(folder.clone())
+                .or_default()
+                .push((inside.to_vec(), object)),
+            [] => {}
+        }
+    }
+    let mut groups: Vec<Group> = Vec::with_capacity(files.len() + folders.len());
+    for (name, mut members) in folders {
+        if files.contains_key(&name) {
+            tracing::warn!(%name, "a shared file has this folder's name; skipping the folder");
+            continue;
+        }
+        if members.iter().all(|(_, o)| o.size == 0) {
+            continue;
+        }
+        members.sort_by(|a, b| a.0.cmp(&b.0));
+        groups.push(Group {
+            name,
+            is_folder: true,
+            members,
+        });
+    }
+    groups.extend(files.into_iter().map(|(name, object)| Group {
+        members: vec![(vec![name.clone()], object)],
+        name,
+        is_folder: false,
+    }));
+    groups
 }
 
 /// Path-segment encoding: everything but RFC 3986 unreserved characters. The `url` crate's own
@@ -262,12 +373,15 @@ fn files_url<'a>(public_url: &Url, segments: impl IntoIterator<Item = &'a str>) 
     Url::parse(&url).expect("a valid base URL with encoded segments is valid")
 }
 
-/// The BEP 19 url-list entry for a shared file: the directory URL under /files/, ending in '/',
-/// to which clients append the torrent name.
-pub fn web_seed_url(public_url: &Url, name: &str) -> String {
-    let dir = name.rsplit_once('/').map_or("", |(dir, _)| dir);
-    let segments = dir.split('/').filter(|p| !p.is_empty()).chain([""]);
-    files_url(public_url, segments).into()
+/// The BEP 19 url-list entry of a shared torrent: a single file's own URL (BEP 19 allows it, and
+/// some clients use a directory-style entry as it stands), or for a folder the /files/
+/// directory, to which clients append `<name>/<path>`.
+pub fn web_seed_url(public_url: &Url, meta: &Metainfo) -> String {
+    if meta.is_folder {
+        files_url(public_url, [""]).into()
+    } else {
+        file_url(public_url, &meta.name).into()
+    }
 }
 
 /// Where `GET /files/{name}` serves a shared file.
@@ -300,14 +414,20 @@ mod tests {
     }
 
     #[test]
-    fn web_seed_url_points_at_the_files_directory() {
+    fn web_seed_urls_name_a_single_file_and_the_files_directory_for_a_folder() {
+        let pl = crate::types::PieceLength::new(16384).unwrap();
+        let single = create::from_bytes("a b.bin", b"x", pl, vec![], vec![]).unwrap();
         let base = Url::parse("http://127.0.0.1:8080").unwrap();
-        assert_eq!(web_seed_url(&base, "a.bin"), "http://127.0.0.1:8080/files/");
         assert_eq!(
-            web_seed_url(&base, "dir/sub dir/a.bin"),
-            "http://127.0.0.1:8080/files/dir/sub%20dir/"
+            web_seed_url(&base, &single),
+            "http://127.0.0.1:8080/files/a%20b.bin"
         );
         let prefixed = Url::parse("https://x.example/app/").unwrap();
-        assert_eq!(web_seed_url(&prefixed, "a"), "https://x.example/app/files/");
+        let mut folder = single.clone();
+        folder.is_folder = true;
+        assert_eq!(
+            web_seed_url(&prefixed, &folder),
+            "https://x.example/app/files/"
+        );
     }
 }

@@ -352,7 +352,7 @@ async fn rescan_loop(seeder: Arc<Seeder>, every: Duration, changed: Arc<Notify>)
         }
         if first {
             first = false;
-            for file in seeder.catalog().files() {
+            for file in seeder.catalog().torrents() {
                 tracing::info!(
                     name = %file.name,
                     info_hash = %file.meta.info_hash_v2,

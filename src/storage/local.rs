@@ -1,5 +1,6 @@
 //! [`LocalStorage`]: the regular files under a directory (named by their relative path,
-//! `/`-separated) plus any extra files (named by their file name). Ranges stream with
+//! `/`-separated) plus any extra files or folders (named by their file name; a folder's files as
+//! `<name>/<relative path>`). Ranges stream with
 //! positional reads, a bounded block at a time: memory per response is one block whatever the
 //! file or chunk size. An object's version is its mtime and inode, so a rewrite in place or a
 //! replacement by rename both show.
@@ -44,8 +45,8 @@ const READ_BLOCK: u64 = 256 * 1024;
 const INLINE_READ: u64 = 64 * 1024;
 
 impl LocalStorage {
-    /// Shares `root` (created if missing) and `extra` files, each of which must be a regular
-    /// file.
+    /// Shares `root` (created if missing) and `extra` files or folders, each of which must be a
+    /// regular file or a directory.
     pub fn new(root: &Path, extra: &[PathBuf]) -> Result<Self, StorageError> {
         let unavailable = |location: &Path, source| StorageError::Unavailable {
             location: location.display().to_string(),
@@ -56,8 +57,11 @@ impl LocalStorage {
         let mut files = HashMap::new();
         for path in extra {
             let canonical = path.canonicalize().map_err(|e| unavailable(path, e))?;
-            if !canonical.is_file() {
-                return Err(unavailable(path, io::Error::other("not a regular file")));
+            if !canonical.is_file() && !canonical.is_dir() {
+                return Err(unavailable(
+                    path,
+                    io::Error::other("not a regular file or a directory"),
+                ));
             }
             let Some(name) = canonical.file_name().and_then(|n| n.to_str()) else {
                 return Err(unavailable(
@@ -76,8 +80,10 @@ impl LocalStorage {
 
     /// Where an object listed by this storage lives.
     fn path_of(&self, key: &str) -> PathBuf {
-        match self.extra.get(key) {
-            Some(path) => path.clone(),
+        let (first, rest) = key.split_once('/').unwrap_or((key, ""));
+        match self.extra.get(first) {
+            Some(path) if rest.is_empty() => path.clone(),
+            Some(dir) => dir.join(rest),
             None => self.root.join(key),
         }
     }
@@ -91,8 +97,17 @@ impl LocalStorage {
         .map(|found| object_meta(found.relative.join("/"), &found.meta))
         .collect();
         for (name, path) in self.extra.iter() {
-            if let Ok(meta) = std::fs::metadata(path) {
-                out.push(object_meta(name.clone(), &meta));
+            match std::fs::metadata(path) {
+                Ok(meta) if meta.is_dir() => {
+                    let found = walk_dir(path, &mut |path, reason| {
+                        tracing::warn!(path = %path.display(), reason, "skipping a file in a shared folder");
+                    });
+                    out.extend(found.into_iter().map(|found| {
+                        object_meta(format!("{name}/{}", found.relative.join("/")), &found.meta)
+                    }));
+                }
+                Ok(meta) => out.push(object_meta(name.clone(), &meta)),
+                Err(_) => {}
             }
         }
         out.sort_by(|a, b| a.key.cmp(&b.key));

@@ -1,5 +1,6 @@
-//! Seeder endpoints: `GET /chunks/{file}/{index}` (one piece) and `GET /files/{name}` (the whole
-//! file, a BEP 19 web seed). Both stream from storage and honour a single `Range`.
+//! Seeder endpoints: `GET /chunks/{file}/{index}` (one piece) and `GET /files/{name}` (a whole
+//! file, the BEP 19 web-seed layout: `/files/<name>` for a single file, `/files/<name>/<path>`
+//! for a folder's file). Both stream from storage and honour a single `Range`.
 
 use actix_web::body::SizedStream;
 use actix_web::http::header::{self, HttpDate};
@@ -7,13 +8,14 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 
-use crate::seeder::SharedFile;
+use crate::seeder::SharedTorrent;
 use crate::server::error::{ApiError, ErrorBody};
 use crate::server::guard::client_key;
 use crate::server::openapi::Binary;
 use crate::server::range::{self, RangeOutcome};
 use crate::server::routes::bittorrent::client_ip;
 use crate::server::AppState;
+use crate::storage::ObjectMeta;
 use crate::types::PieceIndex;
 
 /// Content addressed by info-hash never changes, so caches may keep it for a year.
@@ -27,12 +29,12 @@ const REVALIDATE: &str = "no-cache";
     path = "/chunks/{file}/{index}",
     tag = "seeder",
     params(
-        ("file" = String, Path, description = "A shared file's name (a nested name with '/' encoded as %2F) or its v1/v2 info-hash in hex"),
+        ("file" = String, Path, description = "A shared torrent's name (a file's or a folder's) or its v1/v2 info-hash in hex"),
         ("index" = u32, Path, description = "Piece index, from 0"),
         ("Range" = Option<String>, Header, description = "A single byte range inside the piece, e.g. bytes=0-1023"),
     ),
     responses(
-        (status = 200, description = "The piece's bytes; the ETag is its BEP 52 SHA-256 piece hash", content_type = "application/octet-stream", body = Binary),
+        (status = 200, description = "The piece's bytes; the ETag is its BEP 52 SHA-256 piece hash. A folder's piece is a slice of one of its files (every file starts on a piece boundary), without the pad file's zeros", content_type = "application/octet-stream", body = Binary),
         (status = 206, description = "The requested range of the piece", content_type = "application/octet-stream", body = Binary),
         (status = 304, description = "Not modified (If-None-Match matched the ETag)"),
         (status = 400, description = "Malformed piece index", body = ErrorBody),
@@ -63,7 +65,19 @@ pub async fn chunk(
         hex::encode(shared.meta.piece_hashes[index.0 as usize])
     );
     let cache = if by_hash { IMMUTABLE } else { REVALIDATE };
-    serve(&req, &state, shared, span.offset, span.len, &etag, cache).await
+    let object = &shared.objects[span.file];
+    let body = Body::Object(object);
+    serve(
+        &req,
+        &state,
+        body,
+        object.last_modified,
+        span.offset,
+        span.len,
+        &etag,
+        cache,
+    )
+    .await
 }
 
 /// A whole shared file: the BEP 19 web-seed URL (`url-list` = `<public url>/files/`).
@@ -72,12 +86,12 @@ pub async fn chunk(
     path = "/files/{name}",
     tag = "seeder",
     params(
-        ("name" = String, Path, description = "The shared file's name; a nested name is given as a path, e.g. dir/a.bin"),
+        ("name" = String, Path, description = "A shared file's name, or <folder>/<path inside> for a file of a shared folder, e.g. album/disc 1/01.flac; <folder>/.pad/<N> answers N zero bytes (a BEP 47 pad file, for web-seed clients that fetch them)"),
         ("Range" = Option<String>, Header, description = "A single byte range, e.g. bytes=1048576-2097151"),
         ("If-Range" = Option<String>, Header, description = "Honour Range only if this ETag or date still matches"),
     ),
     responses(
-        (status = 200, description = "The file; the ETag is its v2 info-hash", content_type = "application/octet-stream", body = Binary),
+        (status = 200, description = "The file; the ETag is its v2 info-hash (a folder's file: its BEP 52 pieces root)", content_type = "application/octet-stream", body = Binary),
         (status = 206, description = "The requested range, with Content-Range", content_type = "application/octet-stream", body = Binary),
         (status = 304, description = "Not modified (If-None-Match matched the ETag)"),
         (status = 307, description = "Fetch the file from this presigned object-store URL instead (storage.s3.redirect_files)", headers(("Location" = String, description = "A URL valid for 15 minutes"))),
@@ -93,47 +107,105 @@ pub async fn file(
 ) -> Result<HttpResponse, ApiError> {
     let name = name.into_inner();
     let catalog = state.seeder()?.catalog();
-    let shared = catalog.by_name(&name).ok_or_else(|| not_shared(&name))?;
-    if req.method() == actix_web::http::Method::GET {
-        if let Some(url) = state.seeder()?.redirect(&shared.object).await? {
+    let (shared, inside) = match catalog.by_name(&name) {
+        Some(single) if !single.meta.is_folder => (single, None),
+        // libtorrent's web seed asks a torrent of one file for /files/<name> even when it is a
+        // folder (it picks the URL form by the file count): serve that file there.
+        Some(folder) if folder.meta.files.len() == 1 => (folder, None),
+        _ => {
+            let (folder, inside) = name.split_once('/').ok_or_else(|| not_shared(&name))?;
+            let shared = catalog
+                .by_name(folder)
+                .filter(|t| t.meta.is_folder)
+                .ok_or_else(|| not_shared(&name))?;
+            (shared, Some(inside))
+        }
+    };
+    let index = match inside {
+        None => 0,
+        Some(inside) => match shared.file_at(inside) {
+            Some(index) => index,
+            None => return pad_file(&req, &state, shared, inside, &name).await,
+        },
+    };
+    let object = &shared.objects[index];
+    if req.method() == actix_web::http::Method::GET && object.size > 0 {
+        if let Some(url) = state.seeder()?.redirect(object).await? {
             return Ok(HttpResponse::TemporaryRedirect()
                 .insert_header((header::LOCATION, url.as_str()))
                 .insert_header((header::CACHE_CONTROL, "no-store"))
                 .finish());
         }
     }
-    let etag = format!("\"{}\"", shared.meta.info_hash_v2);
+    // A single file is its torrent; a folder's file is named by its content (pieces root).
+    let etag = match (inside, shared.meta.files[index].pieces_root) {
+        (None, _) if !shared.meta.is_folder => format!("\"{}\"", shared.meta.info_hash_v2),
+        (_, Some(root)) => format!("\"{}\"", hex::encode(root)),
+        (_, None) => "\"empty\"".to_owned(),
+    };
+    let body = Body::Object(object);
+    let modified = object.last_modified;
     serve(
         &req,
         &state,
-        shared,
+        body,
+        modified,
         0,
-        shared.object.size,
+        object.size,
         &etag,
         REVALIDATE,
     )
     .await
 }
 
+/// `/files/<folder>/.pad/<N>`: N zero bytes. The web-seed form of a BEP 47 pad file, which
+/// clients that do not know BEP 47 (aria2c 1.36) fetch like any other file.
+async fn pad_file(
+    req: &HttpRequest,
+    state: &AppState,
+    shared: &SharedTorrent,
+    inside: &str,
+    name: &str,
+) -> Result<HttpResponse, ApiError> {
+    let size = inside
+        .strip_prefix(".pad/")
+        .and_then(|n| n.parse::<u64>().ok())
+        .filter(|n| (1..shared.meta.piece_length.get()).contains(n))
+        .ok_or_else(|| not_shared(name))?;
+    let etag = format!("\"pad-{size}\"");
+    let modified = shared.last_modified();
+    serve(req, state, Body::Zeros, modified, 0, size, &etag, IMMUTABLE).await
+}
+
 fn not_shared(name: &str) -> ApiError {
     ApiError::NotFound(format!(
-        "no shared file or info-hash {:?}",
+        "no shared file, folder file or info-hash {:?}",
         crate::types::truncate_for_message(name)
     ))
 }
 
-/// Streams `len` bytes of `shared` from `offset`, applying conditional and range headers to that
+/// Where a response's bytes come from.
+enum Body<'a> {
+    /// A shared object, at the version that was hashed.
+    Object(&'a ObjectMeta),
+    /// Zeros (a pad file).
+    Zeros,
+}
+
+/// Streams `len` bytes of `body` from `offset`, applying conditional and range headers to that
 /// window as the representation.
+#[allow(clippy::too_many_arguments)]
 async fn serve(
     req: &HttpRequest,
     state: &AppState,
-    shared: &SharedFile,
+    body: Body<'_>,
+    modified: std::time::SystemTime,
     offset: u64,
     len: u64,
     etag: &str,
     cache_control: &str,
 ) -> Result<HttpResponse, ApiError> {
-    let last_modified = HttpDate::from(shared.object.last_modified);
+    let last_modified = HttpDate::from(modified);
     let header_str = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
 
     let mut response = HttpResponse::Ok();
@@ -169,10 +241,16 @@ async fn serve(
     // HEAD reads nothing, but still checks the object is the version that was hashed.
     let head = req.method() == actix_web::http::Method::HEAD;
     // Bytes that may not match the torrent are never served: a changed object is refused.
-    let body = state
-        .seeder()?
-        .read(&shared.object, offset + start, if head { 0 } else { count })
-        .await?;
+    let body = match body {
+        Body::Object(object) if object.size == 0 => zeros(0),
+        Body::Object(object) => {
+            state
+                .seeder()?
+                .read(object, offset + start, if head { 0 } else { count })
+                .await?
+        }
+        Body::Zeros => zeros(if head { 0 } else { count }),
+    };
     if head {
         // actix-http writes the sized body's length and never polls it for HEAD.
         response.content_type("application/octet-stream");
@@ -188,6 +266,16 @@ async fn serve(
         }
     });
     Ok(response.body(SizedStream::new(count, body)))
+}
+
+/// `len` zero bytes, a block at a time.
+fn zeros(len: u64) -> crate::storage::ByteStream {
+    static BLOCK: [u8; 16 * 1024] = [0; 16 * 1024];
+    let blocks = (0..len.div_ceil(BLOCK.len() as u64)).map(move |i| {
+        let n = (len - i * BLOCK.len() as u64).min(BLOCK.len() as u64) as usize;
+        Ok(web::Bytes::from_static(&BLOCK[..n]))
+    });
+    Box::pin(futures_util::stream::iter(blocks))
 }
 
 /// `If-None-Match` holds `*` or a list of entity tags.

@@ -108,7 +108,7 @@ pub async fn known_torrents(state: &AppState) -> Result<Vec<Arc<Metainfo>>, ApiE
     let shared = state
         .seeder
         .iter()
-        .flat_map(|s| s.catalog().files())
+        .flat_map(|s| s.catalog().torrents())
         .map(|f| f.meta.clone());
     let registered = match &state.tracker {
         Some(tracker) => tracker.torrents().await?,
