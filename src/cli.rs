@@ -342,12 +342,16 @@ async fn seed_after_download(
 
 /// The download's progress bar: bytes, rate, ETA and seeders in use; hidden when quiet or not
 /// on a terminal.
-struct DownloadBar(ProgressBar);
+struct DownloadBar {
+    bar: ProgressBar,
+    /// "3/10 files, " for a folder, else empty.
+    files: std::sync::Mutex<String>,
+}
 
 impl DownloadBar {
     fn new(quiet: bool) -> Self {
         if quiet || !std::io::stderr().is_terminal() {
-            return DownloadBar(ProgressBar::hidden());
+            return DownloadBar::wrap(ProgressBar::hidden());
         }
         let bar = ProgressBar::new(0);
         bar.set_style(
@@ -356,25 +360,37 @@ impl DownloadBar {
             )
             .expect("a valid template"),
         );
-        DownloadBar(bar)
+        DownloadBar::wrap(bar)
+    }
+
+    fn wrap(bar: ProgressBar) -> Self {
+        DownloadBar {
+            bar,
+            files: std::sync::Mutex::default(),
+        }
     }
 }
 
 impl crate::download::Progress for DownloadBar {
     fn started(&self, name: &str, total: u64, have: u64) {
-        self.0.set_prefix(name.to_owned());
-        self.0.set_length(total);
-        self.0.set_position(have);
-        self.0.reset_eta();
+        self.bar.set_prefix(name.to_owned());
+        self.bar.set_length(total);
+        self.bar.set_position(have);
+        self.bar.reset_eta();
     }
 
     fn advanced(&self, bytes: u64, seeders: usize) {
-        self.0.inc(bytes);
-        self.0.set_message(format!("{seeders} seeders"));
+        self.bar.inc(bytes);
+        let files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        self.bar.set_message(format!("{files}{seeders} seeders"));
+    }
+
+    fn files(&self, done: usize, total: usize) {
+        *self.files.lock().unwrap_or_else(|e| e.into_inner()) = format!("{done}/{total} files, ");
     }
 
     fn finished(&self) {
-        self.0.finish_and_clear();
+        self.bar.finish_and_clear();
     }
 }
 

@@ -441,6 +441,27 @@ fn recorded_pieces(record: &Path) -> usize {
     std::fs::metadata(record).map_or(0, |m| (m.len().saturating_sub(40) / 4) as usize)
 }
 
+/// Runs `download <args> -o <out>` in the real binary and kills it with SIGKILL once `record`
+/// lists at least `pieces` pieces; returns how many it lists then.
+async fn download_killed_after(args: &[&str], out: &Path, record: &Path, pieces: usize) -> usize {
+    let mut child = gotorrent()
+        .arg("download")
+        .args(args)
+        .arg("-o")
+        .arg(out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    poll("some pieces to be recorded", || async {
+        recorded_pieces(record) >= pieces
+    })
+    .await;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    recorded_pieces(record)
+}
+
 #[actix_web::test]
 async fn resumes_after_kill_9_fetching_only_missing_pieces_even_without_the_record() {
     // Arrange: a slow seeder and the real binary, killed with SIGKILL once pieces are recorded.
@@ -451,29 +472,15 @@ async fn resumes_after_kill_9_fetching_only_missing_pieces_even_without_the_reco
         Behaviour::Slow(Duration::from_millis(40)),
     )
     .await;
-    let mut child = gotorrent()
-        .args([
-            "download",
-            fx.torrent.to_str().unwrap(),
-            "--seeder",
-            &slow.url,
-            "--connections",
-            "2",
-            "-o",
-        ])
-        .arg(fx.out_dir())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
     let record = fx.out_dir().join("file ü.bin.part.pieces");
-    poll("some pieces to be recorded", || async {
-        recorded_pieces(&record) >= 8
-    })
-    .await;
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    let recorded = recorded_pieces(&record);
+    let args = [
+        fx.torrent.to_str().unwrap(),
+        "--seeder",
+        &slow.url,
+        "--connections",
+        "2",
+    ];
+    let recorded = download_killed_after(&args, &fx.out_dir(), &record, 8).await;
     assert!(recorded < 64, "killed too late: {recorded} pieces recorded");
     // A second copy of the partial state, with its record lost.
     let lost = fx.dir.path().join("record lost");
@@ -588,4 +595,206 @@ async fn with_seed_the_downloader_becomes_a_seeder() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(served, &data[..]);
+}
+
+/// A folder of many small files, a nested multi-piece file and an empty one.
+fn folder_files() -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = (0..60)
+        .map(|i| (format!("album ü/small {i:02}.txt"), content(3000 + i)))
+        .collect();
+    files.push((
+        "album ü/disc 2/video <1>.bin".into(),
+        content(40 * PIECE + 77),
+    ));
+    files.push(("album ü/empty".into(), Vec::new()));
+    files
+}
+
+/// Records what a download reports about files.
+#[derive(Default)]
+struct FilesSeen(std::sync::Mutex<Vec<(usize, usize)>>);
+
+impl download::Progress for FilesSeen {
+    fn files(&self, done: usize, total: usize) {
+        self.0.lock().unwrap().push((done, total));
+    }
+}
+
+#[actix_web::test]
+async fn a_folder_downloads_from_two_seeders_and_resumes_after_kill_9() {
+    // Arrange: two servers sharing the same folder (16 KiB pieces), the binary paced to
+    // 200 kB/s and killed with SIGKILL once some pieces are recorded.
+    let files = folder_files();
+    let borrowed: Vec<(&str, &[u8])> = files.iter().map(|(p, d)| (p.as_str(), &d[..])).collect();
+    let small_pieces = |s: &mut gotorrent_http::settings::Validated| {
+        s.piece_length = PieceLength::new(PIECE as u64).unwrap()
+    };
+    let a = TestApp::spawn_with(&borrowed, |_| {}, small_pieces).await;
+    let b = TestApp::spawn_with(&borrowed, |o| o.no_tracker = true, small_pieces).await;
+    let v2 = a.wait_for_torrent("album ü").await["info_hash_v2"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        b.wait_for_torrent("album ü").await["info_hash_v2"],
+        v2.as_str()
+    );
+    let torrent_url = format!("{}/torrents/{v2}", a.url);
+    let out = tempfile::Builder::new()
+        .prefix("folder out ü ")
+        .tempdir()
+        .unwrap();
+    let record = out.path().join("album ü.part.pieces");
+    let args = [&torrent_url, "--seeder", &b.url, "--max-rate", "200000"];
+    let recorded = download_killed_after(&args, out.path(), &record, 10).await;
+    assert!(out.path().join("album ü.part").is_dir());
+    assert!(
+        !out.path().join("album ü").exists(),
+        "the final folder appeared early"
+    );
+
+    // Act: resume from both seeders.
+    let mut options = Options::new(&torrent_url, out.path());
+    options.seeders = vec![Url::parse(&a.url).unwrap(), Url::parse(&b.url).unwrap()];
+    let seen = FilesSeen::default();
+    let report = download::download(&options, &seen).await.unwrap();
+
+    // Assert: the whole tree, verified, renamed into place; both seeders served.
+    assert_eq!(report.path, out.path().join("album ü"));
+    for (path, data) in &files {
+        let got = std::fs::read(out.path().join(path)).unwrap();
+        assert!(got == *data, "{path} differs");
+    }
+    assert!(!out.path().join("album ü.part").exists());
+    assert!(!record.exists());
+    assert_eq!(report.resumed_pieces, recorded);
+    assert!(bytes_from(&report, &a.url) > 0 && bytes_from(&report, &b.url) > 0);
+    let seen = seen.0.lock().unwrap();
+    assert_eq!(seen.last(), Some(&(files.len(), files.len())), "{seen:?}");
+    assert!(seen[0].0 < files.len());
+}
+
+/// A folder torrent listing `paths` (one byte each: "x"), encoded without validation, as a
+/// hostile tracker could serve it.
+fn hostile_torrent(paths: &[&str]) -> Vec<u8> {
+    use gotorrent_http::bencode::Value;
+    use gotorrent_http::metainfo::{layout, merkle, FileSpec};
+    use std::collections::BTreeMap;
+    let pl = PieceLength::new(PIECE as u64).unwrap();
+    let specs = paths
+        .iter()
+        .map(|p| FileSpec {
+            path: p.split('/').map(String::from).collect(),
+            length: 1,
+            executable: false,
+            pieces_root: Some(merkle::piece_hash(b"x", pl, 1)),
+        })
+        .collect();
+    let files = layout::number(specs, pl);
+    let info = Value::Dict(BTreeMap::from([
+        (b"file tree".to_vec(), layout::file_tree(&files)),
+        (b"files".to_vec(), layout::v1_files(&files, pl, true)),
+        (b"meta version".to_vec(), Value::Int(2)),
+        (b"name".to_vec(), Value::bytes("innocent")),
+        (b"piece length".to_vec(), Value::Int(PIECE as i64)),
+        (b"pieces".to_vec(), Value::Bytes(vec![0; 20 * paths.len()])),
+    ]));
+    Value::Dict(BTreeMap::from([(b"info".to_vec(), info)])).encode()
+}
+
+#[actix_web::test]
+async fn a_hostile_folder_torrent_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let deep = ["d"; 40].join("/");
+    for paths in [
+        &["../../escape.txt"][..],
+        &["ok.txt", "/etc/passwd"],
+        &["ok.txt", "a\\b"],
+        &["README", "readme"],
+        &["A/x", "a/x"],
+        &["Docs", "docs/x"],
+        &[deep.as_str()],
+    ] {
+        // Arrange
+        let torrent = dir.path().join("hostile.torrent");
+        std::fs::write(&torrent, hostile_torrent(paths)).unwrap();
+        let out = dir.path().join("out");
+
+        // Act
+        let err = download::download(&Options::new(torrent.to_str().unwrap(), &out), &Silent)
+            .await
+            .unwrap_err();
+
+        // Assert
+        assert!(
+            format!("{err:#}").contains("unsafe file path"),
+            "{paths:?}: {err:#}"
+        );
+        assert!(!out.exists(), "{paths:?}: something was written");
+    }
+}
+
+#[actix_web::test]
+async fn a_symbolic_link_inside_the_partial_folder_is_not_written_through() {
+    // Arrange: a .part folder whose sub-directory is a link to a directory elsewhere.
+    let files = folder_files();
+    let borrowed: Vec<(&str, &[u8])> = files.iter().map(|(p, d)| (p.as_str(), &d[..])).collect();
+    let app = TestApp::spawn_with(&borrowed, |_| {}, |_| {}).await;
+    let v2 = app.wait_for_torrent("album ü").await["info_hash_v2"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = tempfile::tempdir().unwrap();
+    let elsewhere = out.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::create_dir_all(out.path().join("album ü.part")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, out.path().join("album ü.part/disc 2")).unwrap();
+
+    // Act
+    let options = Options::new(format!("{}/torrents/{v2}", app.url), out.path());
+    let err = download::download(&options, &Silent).await.unwrap_err();
+
+    // Assert
+    assert!(format!("{err:#}").contains("symbolic link"), "{err:#}");
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+}
+
+#[actix_web::test]
+async fn a_folder_downloads_from_a_web_seed_alone() {
+    // Arrange: a torrent made by `create DIR` whose only source is the server's /files/.
+    let files = folder_files();
+    let borrowed: Vec<(&str, &[u8])> = files.iter().map(|(p, d)| (p.as_str(), &d[..])).collect();
+    let app = TestApp::spawn_with(&borrowed, |_| {}, |_| {}).await;
+    app.wait_for_torrent("album ü").await;
+    let out = tempfile::tempdir().unwrap();
+    let torrent = out.path().join("web seed only.torrent");
+    let status = gotorrent()
+        .arg("create")
+        .arg(app.data_dir.join("album ü"))
+        .args(["--web-seed", &format!("{}/files/", app.url), "-o"])
+        .arg(&torrent)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    // Act
+    let options = Options::new(torrent.to_str().unwrap(), out.path().join("got"));
+    let report = download::download(&options, &Silent).await.unwrap();
+
+    // Assert
+    assert!(
+        report
+            .seeders
+            .iter()
+            .all(|s| s.url.contains("/files/album%20%C3%BC")),
+        "{:?}",
+        report.seeders
+    );
+    for (path, data) in &files {
+        assert!(
+            std::fs::read(out.path().join("got").join(path)).unwrap() == *data,
+            "{path}"
+        );
+    }
 }

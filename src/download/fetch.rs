@@ -67,9 +67,17 @@ pub async fn piece(
             );
             http.get(url)
         }
-        Endpoint::WebSeed(url) => http
-            .get(url.clone())
-            .header(RANGE, format!("bytes={}-{}", offset, offset + len - 1)),
+        Endpoint::WebSeed(url) => {
+            // A folder's web seed is its directory: the file's path goes below it.
+            let mut url = url.clone();
+            if meta.is_folder {
+                for part in &meta.files[span.file].path {
+                    url = join_url(&url, part);
+                }
+            }
+            http.get(url)
+                .header(RANGE, format!("bytes={}-{}", offset, offset + len - 1))
+        }
     };
     let mut response = tokio::time::timeout_at(until, request.send())
         .await

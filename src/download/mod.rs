@@ -83,7 +83,44 @@ impl Options {
 pub trait Progress: Send + Sync {
     fn started(&self, _name: &str, _total_bytes: u64, _have_bytes: u64) {}
     fn advanced(&self, _bytes: u64, _seeders_in_use: usize) {}
+    /// For a folder: files complete (every piece verified; empty ones from the start) of all.
+    fn files(&self, _done: usize, _total: usize) {}
     fn finished(&self) {}
+}
+
+/// Which of a folder's files are complete, as pieces are verified.
+struct FilesDone {
+    /// Per file, pieces not yet verified.
+    left: Vec<u32>,
+    done: usize,
+}
+
+impl FilesDone {
+    fn new(meta: &Metainfo, verified: &[bool]) -> Self {
+        let left: Vec<u32> = meta
+            .files
+            .iter()
+            .map(|f| {
+                let pieces = f.first_piece..f.first_piece + f.piece_count(meta.piece_length);
+                pieces.filter(|p| !verified[*p as usize]).count() as u32
+            })
+            .collect();
+        let done = left.iter().filter(|n| **n == 0).count();
+        FilesDone { left, done }
+    }
+
+    /// Counts a newly verified piece; returns whether it completed its file.
+    fn verified(&mut self, meta: &Metainfo, piece: u32) -> bool {
+        let Some(span) = meta.piece(PieceIndex(piece)) else {
+            return false;
+        };
+        let left = &mut self.left[span.file];
+        *left = left.saturating_sub(1);
+        if *left == 0 {
+            self.done += 1;
+        }
+        *left == 0
+    }
 }
 
 /// Progress that is not shown.
@@ -199,12 +236,6 @@ pub async fn download(options: &Options, progress: &dyn Progress) -> anyhow::Res
         meta.piece_length.get() >> 20,
         MAX_PIECE_LENGTH >> 20
     );
-    anyhow::ensure!(
-        !meta.is_folder,
-        "{} ({}) is a folder; this downloader fetches single files only so far",
-        meta.name,
-        meta.info_hash_v2
-    );
     let tracker = source::tracker(options.tracker.as_ref(), &meta);
 
     let opened = {
@@ -245,6 +276,10 @@ pub async fn download(options: &Options, progress: &dyn Progress) -> anyhow::Res
         .filter_map(|i| meta.piece(PieceIndex(i)).map(|span| span.len))
         .sum();
     progress.started(&meta.name, meta.length, have_bytes);
+    let mut files_done = FilesDone::new(&meta, &done);
+    if meta.is_folder {
+        progress.files(files_done.done, meta.files.len());
+    }
 
     let max_in_flight = options
         .connections
@@ -277,7 +312,7 @@ pub async fn download(options: &Options, progress: &dyn Progress) -> anyhow::Res
     initial.extend(source::web_seeds(&meta));
     run.add_endpoints(source::dedup(initial, &meta.name));
 
-    let result = fetch_all(&mut run, &part, options, progress).await;
+    let result = fetch_all(&mut run, &part, options, progress, &mut files_done).await;
     let seeders = seeder_reports(&run);
     let fetched_pieces: u32 = seeders.iter().map(|s| s.pieces).sum();
     let fetched_bytes: u64 = seeders.iter().map(|s| s.bytes).sum();
@@ -326,6 +361,7 @@ async fn fetch_all(
     part: &Arc<store::PartFile>,
     options: &Options,
     progress: &dyn Progress,
+    files_done: &mut FilesDone,
 ) -> anyhow::Result<()> {
     let mut tasks: JoinSet<(usize, SeederId, Outcome, Duration)> = JoinSet::new();
     let mut handles: HashMap<(usize, SeederId), AbortHandle> = HashMap::new();
@@ -440,6 +476,9 @@ async fn fetch_all(
                             }
                             unrecorded.push(piece as u32);
                             progress.advanced(len, run.sched.busy_seeders());
+                            if run.meta.is_folder && files_done.verified(&run.meta, piece as u32) {
+                                progress.files(files_done.done, run.meta.files.len());
+                            }
                         }
                     }
                     Outcome::BadData => {
@@ -574,7 +613,7 @@ async fn fetch_and_store(
                 if !meta.verify_piece(PieceIndex(piece as u32), &data) {
                     return Ok(false);
                 }
-                part.write_piece(span.offset, &data).map(|()| true)
+                part.write_piece(span, &data).map(|()| true)
             })
             .await;
             match checked {

@@ -225,15 +225,16 @@ fn is_http_with_host(url: &Url) -> bool {
     matches!(url.scheme(), "http" | "https") && url.has_host() && !url.cannot_be_a_base()
 }
 
-/// The torrent's web seeds. A url-list entry ending in '/' names a directory: the torrent name
-/// is appended (BEP 19).
+/// The torrent's web seeds (BEP 19). A single file's entry ending in '/' names a directory: the
+/// torrent name is appended. A folder's entry is always the directory holding it: the endpoint
+/// is `<entry>/<name>`, to which each file's path is appended when fetching.
 pub fn web_seeds(meta: &Metainfo) -> Vec<Endpoint> {
     meta.url_list
         .iter()
         .filter_map(|u| Url::parse(u).ok())
         .filter(is_http_with_host)
         .map(|u| {
-            if u.path().ends_with('/') {
+            if u.path().ends_with('/') || meta.is_folder {
                 Endpoint::WebSeed(join_url(&u, &meta.name))
             } else {
                 Endpoint::WebSeed(u)

@@ -1,20 +1,29 @@
-//! The download's files: `<name>.part` (pieces written at their offsets), `<name>.part.pieces`
-//! (which pieces are verified, appended as they complete) and the final `<name>`.
+//! The download's files. A single file is fetched into `<name>.part`; a folder into the tree
+//! `<name>.part/<path>...`. Beside either, `<name>.part.pieces` records which pieces are verified,
+//! appended as they complete. The final `<name>` (file or folder) appears by one atomic rename.
 //!
 //! Order of durability: piece bytes are synced before the record names them, so after a crash,
-//! even a power loss, every recorded piece is really on disk. The final name appears only by an
-//! atomic rename once every piece is verified, so it never holds an unverified byte.
+//! even a power loss, every recorded piece is really on disk. The final name appears only once
+//! every piece is verified, so it never holds an unverified byte.
+//!
+//! Paths: the torrent's file paths were checked when it was parsed (one safe name per
+//! component, no case-insensitive duplicates); here no directory on the way to a file may be a
+//! symbolic link, and files are opened without following one, so nothing is written outside
+//! `<name>.part`.
 
+use std::collections::{BTreeSet, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use crate::metainfo::Metainfo;
+use crate::metainfo::{Metainfo, PieceSpan};
 use crate::types::PieceIndex;
 
 const MAGIC: &[u8; 8] = b"GTHPART1";
+/// Files of a folder kept open at once; past it they are all closed (a folder may have 100,000).
+const OPEN_FILES: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -22,6 +31,8 @@ pub enum StoreError {
     Io { path: PathBuf, source: io::Error },
     #[error("{0} exists and does not match the torrent; move it away to download again")]
     ForeignFile(PathBuf),
+    #[error("{0} is a symbolic link; refusing to write through it")]
+    Symlink(PathBuf),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
@@ -33,9 +44,9 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
 
 /// How the download starts.
 pub enum Opened {
-    /// The final file is there and every piece verifies.
+    /// The final file or folder is there and every piece verifies.
     Complete(PathBuf),
-    /// Pieces still to fetch; `done[i]` marks those already verified in the .part file.
+    /// Pieces still to fetch; `done[i]` marks those already verified in the .part.
     Partial {
         part: PartFile,
         done: Vec<bool>,
@@ -45,51 +56,129 @@ pub enum Opened {
 }
 
 pub struct PartFile {
-    file: File,
+    meta: Arc<Metainfo>,
+    files: Files,
     record: Mutex<File>,
     pub final_path: PathBuf,
     pub part_path: PathBuf,
     record_path: PathBuf,
 }
 
+/// The files of a download under one root, opened on demand (at most [`OPEN_FILES`] at once).
+struct Files {
+    paths: Vec<PathBuf>,
+    open: Mutex<HashMap<usize, Arc<File>>>,
+}
+
+impl Files {
+    /// Where each of the torrent's files is under `root` (`root` itself for a single file).
+    fn under(root: &Path, meta: &Metainfo) -> Self {
+        let paths = if meta.is_folder {
+            meta.files
+                .iter()
+                .map(|f| f.path.iter().fold(root.to_owned(), |p, part| p.join(part)))
+                .collect()
+        } else {
+            vec![root.to_owned()]
+        };
+        Files {
+            paths,
+            open: Mutex::default(),
+        }
+    }
+
+    fn get(&self, index: usize) -> Result<Arc<File>, StoreError> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(file) = open.get(&index) {
+            return Ok(file.clone());
+        }
+        let path = &self.paths[index];
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(io_err(path))?;
+        if open.len() >= OPEN_FILES {
+            open.clear();
+        }
+        let file = Arc::new(file);
+        open.insert(index, file.clone());
+        Ok(file)
+    }
+
+    fn read_at(&self, span: PieceSpan, buf: &mut [u8]) -> Result<(), StoreError> {
+        self.get(span.file)?
+            .read_exact_at(buf, span.offset)
+            .map_err(io_err(&self.paths[span.file]))
+    }
+}
+
+/// Refuses a symbolic link at `path` or at any directory between `root`'s parent and it.
+fn no_symlinks(dir: &Path, path: &Path) -> Result<(), StoreError> {
+    let mut at = dir.to_owned();
+    for part in path.strip_prefix(dir).unwrap_or(path).components() {
+        at.push(part);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => return Err(StoreError::Symlink(at)),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Opens or creates the download's files in `dir`.
-pub fn open(dir: &Path, meta: &Metainfo) -> Result<Opened, StoreError> {
+pub fn open(dir: &Path, meta: &Arc<Metainfo>) -> Result<Opened, StoreError> {
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     let final_path = dir.join(&meta.name);
     let part_path = dir.join(format!("{}.part", meta.name));
     let record_path = dir.join(format!("{}.part.pieces", meta.name));
 
-    if final_path.exists() {
-        let file = File::open(&final_path).map_err(io_err(&final_path))?;
-        let verified = verify_all(&file, meta).map_err(io_err(&final_path))?;
-        return if verified.iter().all(|v| *v) {
+    if std::fs::symlink_metadata(&final_path).is_ok() {
+        let files = Files::under(&final_path, meta);
+        for path in &files.paths {
+            no_symlinks(dir, path)?;
+        }
+        let verified = verify_all(&files, meta).unwrap_or_default();
+        return if verified.len() == meta.piece_count() as usize && verified.iter().all(|v| *v) {
             Ok(Opened::Complete(final_path))
         } else {
             Err(StoreError::ForeignFile(final_path))
         };
     }
 
-    let existed = part_path.exists();
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&part_path)
-        .map_err(io_err(&part_path))?;
-    let size_ok = file.metadata().map_err(io_err(&part_path))?.len() == meta.length;
-    file.set_len(meta.length).map_err(io_err(&part_path))?;
+    let existed = std::fs::symlink_metadata(&part_path).is_ok();
+    let files = Files::under(&part_path, meta);
+    let mut sizes_ok = existed;
+    for (path, file) in files.paths.iter().zip(&meta.files) {
+        no_symlinks(dir, path)?;
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+            // create_dir_all follows links: check again what it walked through.
+            no_symlinks(dir, path)?;
+        }
+        let handle = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(io_err(path))?;
+        sizes_ok &= handle.metadata().map_err(io_err(path))?.len() == file.length;
+        handle.set_len(file.length).map_err(io_err(path))?;
+    }
 
-    let recorded = if existed && size_ok {
+    let recorded = if sizes_ok {
         read_record(&record_path, meta)
     } else {
         None
     };
     let (done, rehashed) = match recorded {
         Some(done) => (done, 0),
-        None if existed && size_ok => {
+        None if sizes_ok => {
             // The record is lost or stale: keep whatever in the .part still verifies.
-            let done = verify_all(&file, meta).map_err(io_err(&part_path))?;
+            let done = verify_all(&files, meta)?;
             let n = done.iter().filter(|d| **d).count();
             (done, n)
         }
@@ -112,7 +201,8 @@ pub fn open(dir: &Path, meta: &Metainfo) -> Result<Opened, StoreError> {
 
     Ok(Opened::Partial {
         part: PartFile {
-            file,
+            meta: meta.clone(),
+            files,
             record: Mutex::new(record),
             final_path,
             part_path,
@@ -139,35 +229,42 @@ fn read_record(path: &Path, meta: &Metainfo) -> Option<Vec<bool>> {
     Some(done)
 }
 
-/// Hashes every piece of `file` against the torrent.
-fn verify_all(file: &File, meta: &Metainfo) -> io::Result<Vec<bool>> {
-    if file.metadata()?.len() != meta.length {
-        return Ok(vec![false; meta.piece_count() as usize]);
-    }
+/// Hashes every piece of the files against the torrent.
+fn verify_all(files: &Files, meta: &Metainfo) -> Result<Vec<bool>, StoreError> {
     let mut buf = vec![0u8; meta.piece_length.get() as usize];
     (0..meta.piece_count())
         .map(|i| {
             let span = meta.piece(PieceIndex(i)).expect("index in range");
             let piece = &mut buf[..span.len as usize];
-            file.read_exact_at(piece, span.offset)?;
+            files.read_at(span, piece)?;
             Ok(meta.verify_piece(PieceIndex(i), piece))
         })
         .collect()
 }
 
 impl PartFile {
-    pub fn write_piece(&self, offset: u64, data: &[u8]) -> Result<(), StoreError> {
-        self.file
-            .write_all_at(data, offset)
-            .map_err(io_err(&self.part_path))
+    pub fn write_piece(&self, span: PieceSpan, data: &[u8]) -> Result<(), StoreError> {
+        self.files
+            .get(span.file)?
+            .write_all_at(data, span.offset)
+            .map_err(io_err(&self.files.paths[span.file]))
     }
 
-    /// Makes written pieces durable, then records them as verified.
+    /// Makes the written pieces durable, then records them as verified.
     pub fn record(&self, pieces: &[u32]) -> Result<(), StoreError> {
         if pieces.is_empty() {
             return Ok(());
         }
-        self.file.sync_data().map_err(io_err(&self.part_path))?;
+        let written: BTreeSet<usize> = pieces
+            .iter()
+            .filter_map(|p| self.meta.piece(PieceIndex(*p)).map(|span| span.file))
+            .collect();
+        for file in written {
+            self.files
+                .get(file)?
+                .sync_data()
+                .map_err(io_err(&self.files.paths[file]))?;
+        }
         let entries: Vec<u8> = pieces.iter().flat_map(|p| p.to_le_bytes()).collect();
         let mut record = self.record.lock().unwrap_or_else(|e| e.into_inner());
         record
@@ -176,12 +273,20 @@ impl PartFile {
         record.sync_data().map_err(io_err(&self.record_path))
     }
 
-    /// Every piece is verified: the .part becomes the final file and the record goes. Takes
-    /// `&self` because a cancelled duplicate may still be finishing its write, of identical
-    /// verified bytes.
+    /// Every piece is verified: the .part becomes the final file or folder and the record
+    /// goes. Takes `&self` because a cancelled duplicate may still be finishing its write, of
+    /// identical verified bytes.
     pub fn finish(&self) -> Result<PathBuf, StoreError> {
-        self.file.sync_all().map_err(io_err(&self.part_path))?;
+        for (i, path) in self.files.paths.iter().enumerate() {
+            self.files.get(i)?.sync_all().map_err(io_err(path))?;
+        }
         std::fs::rename(&self.part_path, &self.final_path).map_err(io_err(&self.final_path))?;
+        // The rename is durable once the directory holding both names is.
+        if let Some(dir) = self.final_path.parent() {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io_err(dir))?;
+        }
         let _ = std::fs::remove_file(&self.record_path);
         Ok(self.final_path.clone())
     }
