@@ -1,5 +1,5 @@
 //! Real BitTorrent clients against our seeder and tracker: aria2c, libtorrent and transmission
-//! download a file and a folder through our web seed, and two libtorrent sessions meet through our tracker.
+//! download a file and a folder through our web seed (qBittorrent a folder), and two libtorrent sessions meet through our tracker.
 //! .ci/test installs the clients; a missing one fails the test, it is never skipped.
 
 mod support;
@@ -247,6 +247,58 @@ async fn transmission_downloads_a_v1_only_folder_torrent_from_our_web_seed() {
 
     assert!(finished, "transmission did not finish the folder");
     assert_folder_downloaded(&out, false, "transmission");
+}
+
+#[actix_web::test]
+async fn qbittorrent_downloads_a_folder_from_our_web_seed() {
+    // Arrange: the seeder's .torrent, and qbittorrent-nox in a fresh profile: legal notice
+    // accepted, DHT, LSD, PeX and port mapping off, Web UI and peer port on loopback.
+    let qbittorrent = require("qbittorrent-nox", "qbittorrent-nox");
+    let (app, v2) = shared_folder().await;
+    let dir = tempfile::tempdir().unwrap();
+    let torrent = folder_torrent(&app, &v2, dir.path()).await;
+    let (profile, out) = (
+        dir.path().join("profile"),
+        dir.path().join("qbittorrent out"),
+    );
+    let config = profile.join("qBittorrent/config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(
+        config.join("qBittorrent.conf"),
+        "[LegalNotice]\nAccepted=true\n\n\
+         [BitTorrent]\nSession\\DHTEnabled=false\nSession\\LSDEnabled=false\n\
+         Session\\PeXEnabled=false\nSession\\Interface=lo\nSession\\InterfaceName=lo\n\n\
+         [Network]\nPortForwardingEnabled=false\n\n\
+         [Preferences]\nConnection\\UPnP=false\nWebUI\\Address=127.0.0.1\n",
+    )
+    .unwrap();
+    let (webui, peers) = (support::free_port(), support::free_port());
+    let mut child = Command::new(qbittorrent)
+        .arg(format!("--profile={}", profile.display()))
+        .arg(format!("--webui-port={webui}"))
+        .arg(format!("--torrenting-port={peers}"))
+        .arg(format!("--save-path={}", out.display()))
+        .arg("--skip-dialog=true")
+        .arg(&torrent)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+
+    // Act: it seeds forever once done: wait for every file, then stop it.
+    let done = support::poll("qBittorrent to finish the folder", || async {
+        FOLDER_FILES.iter().all(|(path, len)| {
+            std::fs::read(out.join(FOLDER).join(path)).is_ok_and(|b| b == content(*len))
+        })
+    });
+    let finished = tokio::time::timeout(Duration::from_secs(30), done).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // Assert
+    assert!(finished.is_ok(), "qBittorrent did not finish the folder");
+    assert_folder_downloaded(&out, true, "qBittorrent");
 }
 
 #[actix_web::test]

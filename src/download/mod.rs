@@ -262,7 +262,7 @@ pub async fn download(options: &Options, progress: &dyn Progress) -> anyhow::Res
             part,
             done,
             rehashed,
-        } => (Arc::new(part), done, rehashed),
+        } => (part, done, rehashed),
     };
     if rehashed > 0 {
         tracing::info!(

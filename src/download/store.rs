@@ -11,7 +11,7 @@
 //! symbolic link, and files are opened without following one, so nothing is written outside
 //! `<name>.part`.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -22,7 +22,8 @@ use crate::metainfo::{Metainfo, PieceSpan};
 use crate::types::PieceIndex;
 
 const MAGIC: &[u8; 8] = b"GTHPART1";
-/// Files of a folder kept open at once; past it they are all closed (a folder may have 100,000).
+/// Files of a folder kept open at once (a folder may have 100,000); past it the longest open
+/// is closed.
 const OPEN_FILES: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +49,7 @@ pub enum Opened {
     Complete(PathBuf),
     /// Pieces still to fetch; `done[i]` marks those already verified in the .part.
     Partial {
-        part: PartFile,
+        part: Arc<PartFile>,
         done: Vec<bool>,
         /// Pieces recovered by re-hashing a .part whose record was lost.
         rehashed: usize,
@@ -67,7 +68,14 @@ pub struct PartFile {
 /// The files of a download under one root, opened on demand (at most [`OPEN_FILES`] at once).
 struct Files {
     paths: Vec<PathBuf>,
-    open: Mutex<HashMap<usize, Arc<File>>>,
+    open: Mutex<OpenFiles>,
+}
+
+/// Open files by index, and the order they were opened in.
+#[derive(Default)]
+struct OpenFiles {
+    by_index: HashMap<usize, Arc<File>>,
+    order: VecDeque<usize>,
 }
 
 impl Files {
@@ -89,7 +97,7 @@ impl Files {
 
     fn get(&self, index: usize) -> Result<Arc<File>, StoreError> {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(file) = open.get(&index) {
+        if let Some(file) = open.by_index.get(&index) {
             return Ok(file.clone());
         }
         let path = &self.paths[index];
@@ -99,11 +107,14 @@ impl Files {
             .custom_flags(libc::O_NOFOLLOW)
             .open(path)
             .map_err(io_err(path))?;
-        if open.len() >= OPEN_FILES {
-            open.clear();
+        if open.order.len() >= OPEN_FILES {
+            if let Some(oldest) = open.order.pop_front() {
+                open.by_index.remove(&oldest);
+            }
         }
         let file = Arc::new(file);
-        open.insert(index, file.clone());
+        open.by_index.insert(index, file.clone());
+        open.order.push_back(index);
         Ok(file)
     }
 
@@ -112,6 +123,12 @@ impl Files {
             .read_exact_at(buf, span.offset)
             .map_err(io_err(&self.paths[span.file]))
     }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
 }
 
 /// Refuses a symbolic link at `path` or at any directory between `root`'s parent and it.
@@ -177,9 +194,15 @@ pub fn open(dir: &Path, meta: &Arc<Metainfo>) -> Result<Opened, StoreError> {
     let (done, rehashed) = match recorded {
         Some(done) => (done, 0),
         None if sizes_ok => {
-            // The record is lost or stale: keep whatever in the .part still verifies.
+            // The record is lost or stale: keep whatever in the .part still verifies, made
+            // durable before the new record names it.
             let done = verify_all(&files, meta)?;
             let n = done.iter().filter(|d| **d).count();
+            if n > 0 {
+                for (i, path) in files.paths.iter().enumerate() {
+                    files.get(i)?.sync_data().map_err(io_err(path))?;
+                }
+            }
             (done, n)
         }
         None => (vec![false; meta.piece_count() as usize], 0),
@@ -200,14 +223,14 @@ pub fn open(dir: &Path, meta: &Arc<Metainfo>) -> Result<Opened, StoreError> {
     record.sync_data().map_err(io_err(&record_path))?;
 
     Ok(Opened::Partial {
-        part: PartFile {
+        part: Arc::new(PartFile {
             meta: meta.clone(),
             files,
             record: Mutex::new(record),
             final_path,
             part_path,
             record_path,
-        },
+        }),
         done,
         rehashed,
     })
@@ -243,27 +266,30 @@ fn verify_all(files: &Files, meta: &Metainfo) -> Result<Vec<bool>, StoreError> {
 }
 
 impl PartFile {
+    /// Writes a verified piece. A folder's piece is synced here, by the writer that has its
+    /// file open: with many small files, syncing them later in a batch would mean reopening
+    /// each and syncing them one after another; here the syncs run in parallel.
     pub fn write_piece(&self, span: PieceSpan, data: &[u8]) -> Result<(), StoreError> {
-        self.files
-            .get(span.file)?
-            .write_all_at(data, span.offset)
-            .map_err(io_err(&self.files.paths[span.file]))
+        let file = self.files.get(span.file)?;
+        let path = &self.files.paths[span.file];
+        file.write_all_at(data, span.offset).map_err(io_err(path))?;
+        if self.meta.is_folder {
+            file.sync_data().map_err(io_err(path))?;
+        }
+        Ok(())
     }
 
-    /// Makes the written pieces durable, then records them as verified.
+    /// Makes the written pieces durable (a single file's: one sync for the batch; a folder's
+    /// were synced as they were written), then records them as verified.
     pub fn record(&self, pieces: &[u32]) -> Result<(), StoreError> {
         if pieces.is_empty() {
             return Ok(());
         }
-        let written: BTreeSet<usize> = pieces
-            .iter()
-            .filter_map(|p| self.meta.piece(PieceIndex(*p)).map(|span| span.file))
-            .collect();
-        for file in written {
+        if !self.meta.is_folder {
             self.files
-                .get(file)?
+                .get(0)?
                 .sync_data()
-                .map_err(io_err(&self.files.paths[file]))?;
+                .map_err(io_err(&self.part_path))?;
         }
         let entries: Vec<u8> = pieces.iter().flat_map(|p| p.to_le_bytes()).collect();
         let mut record = self.record.lock().unwrap_or_else(|e| e.into_inner());
@@ -277,15 +303,25 @@ impl PartFile {
     /// goes. Takes `&self` because a cancelled duplicate may still be finishing its write, of
     /// identical verified bytes.
     pub fn finish(&self) -> Result<PathBuf, StoreError> {
-        for (i, path) in self.files.paths.iter().enumerate() {
-            self.files.get(i)?.sync_all().map_err(io_err(path))?;
+        // Every piece's bytes were synced before the record named them; what is left is each
+        // file's metadata and, for a folder, the directories' entries for its files. One
+        // fsync per directory rather than per file: a folder may hold 100,000 small files.
+        if self.meta.is_folder {
+            let mut dirs: BTreeSet<&Path> = BTreeSet::from([self.part_path.as_path()]);
+            dirs.extend(self.files.paths.iter().filter_map(|p| p.parent()));
+            for dir in dirs {
+                sync_dir(dir)?;
+            }
+        } else {
+            self.files
+                .get(0)?
+                .sync_all()
+                .map_err(io_err(&self.part_path))?;
         }
         std::fs::rename(&self.part_path, &self.final_path).map_err(io_err(&self.final_path))?;
         // The rename is durable once the directory holding both names is.
         if let Some(dir) = self.final_path.parent() {
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io_err(dir))?;
+            sync_dir(dir)?;
         }
         let _ = std::fs::remove_file(&self.record_path);
         Ok(self.final_path.clone())
