@@ -583,6 +583,33 @@ mod tests {
         assert!(again.verify_piece(PieceIndex(1), &a[16384..32768]));
     }
 
+    #[test]
+    fn a_v1_layout_without_pad_files_is_refused() {
+        // Pieces running across files cannot be served or verified as slices of one file.
+        let pl = PieceLength::new(16384).unwrap();
+        let spec = |path: &str| FileSpec {
+            path: vec![path.to_owned()],
+            length: 100,
+            executable: false,
+            pieces_root: Some(merkle::piece_hash(&[0; 100], pl, 100)),
+        };
+        let files = layout::number(vec![spec("a"), spec("b")], pl);
+        let info = Value::Dict(BTreeMap::from([
+            (b"file tree".to_vec(), layout::file_tree(&files)),
+            (b"files".to_vec(), layout::v1_files(&files, pl, false)),
+            (b"meta version".to_vec(), Value::Int(2)),
+            (b"name".to_vec(), Value::bytes("unpadded")),
+            (b"piece length".to_vec(), Value::Int(16384)),
+            (b"pieces".to_vec(), Value::Bytes(vec![0; 40])),
+        ]));
+        let bytes = torrent_dict(info, None, &[], &[]).encode();
+        let err = Metainfo::from_bytes(&bytes).unwrap_err();
+        assert!(
+            matches!(&err, MetainfoError::Unaligned(path) if path == "b"),
+            "{err}"
+        );
+    }
+
     proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
