@@ -6,6 +6,7 @@ mod error;
 mod guard;
 mod metrics;
 pub mod openapi;
+mod pages;
 pub mod range;
 mod routes;
 mod streams;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub guard: guard::SharedGuard,
     /// The shared tracker store, when there is one: readiness depends on it.
     pub redis: Option<redis_store::RedisConn>,
+    /// Where others reach this server: links and QR codes on the web page.
+    pub public_url: Url,
 }
 
 impl AppState {
@@ -187,6 +190,7 @@ impl Application {
             ),
             guard: guard.clone(),
             redis,
+            public_url: public_url.clone(),
         });
         let workers = match raw.server.workers {
             0 => cores(),

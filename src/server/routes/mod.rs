@@ -26,17 +26,20 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
     .app_data(web::QueryConfig::default().error_handler(extractor_error))
     .app_data(web::PathConfig::default().error_handler(extractor_error))
     .app_data(web::PayloadConfig::default().limit(state.max_body_bytes));
-    // The hot paths first: resources are matched in registration order.
+    // The hot paths first: resources are matched in registration order. Pieces, files, peers
+    // and .torrents answer pages on other origins (a browser fetching from every seeder).
     if state.seeder.is_some() {
         cfg.service(
             resource("/chunks/{file}/{index}", "GET, HEAD")
                 .route(web::get().to(files::chunk))
-                .route(web::head().to(files::chunk)),
+                .route(web::head().to(files::chunk))
+                .wrap(read_only_cors()),
         )
         .service(
             resource("/files/{name:.+}", "GET, HEAD")
                 .route(web::get().to(files::file))
-                .route(web::head().to(files::file)),
+                .route(web::head().to(files::file))
+                .wrap(read_only_cors()),
         );
     }
     // Tracker data is guarded where it is served: the policy wraps the handler, so every
@@ -49,7 +52,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
         .service(resource("/metrics", "GET").route(web::get().to(ops::metrics)))
         .service(
             resource("/torrents/{info_hash}", "GET")
-                .route(web::get().to(torrents::metainfo).wrap(read())),
+                .route(web::get().to(torrents::metainfo).wrap(read()))
+                .wrap(read_only_cors()),
+        )
+        .service(resource("/", "GET").route(web::get().to(super::pages::index).wrap(read())))
+        .service(
+            resource("/t/{info_hash}", "GET")
+                .route(web::get().to(super::pages::torrent).wrap(read())),
+        )
+        .service(
+            resource("/assets/{version}/{file}", "GET").route(web::get().to(super::pages::asset)),
         )
         .service(
             resource("/torrents/{info_hash}/manifest", "GET")
@@ -70,7 +82,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
                         .wrap(guard::protect(Access::Write, Refusal::Bencode)),
                 ),
         )
-        .service(resource("/peers", "GET").route(web::get().to(tracker::peers).wrap(read())))
+        .service(
+            resource("/peers", "GET")
+                .route(web::get().to(tracker::peers).wrap(read()))
+                .wrap(read_only_cors()),
+        )
         .service(
             resource("/scrape", "GET").route(
                 web::get()
@@ -81,6 +97,25 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
     } else {
         cfg.service(resource("/torrents", "GET").route(web::get().to(torrents::list).wrap(read())));
     }
+}
+
+/// CORS for data any page may read: any origin, GET and HEAD (with Range), no credentials; the
+/// headers a verifying downloader needs are exposed.
+fn read_only_cors() -> actix_cors::Cors {
+    use actix_web::http::{header, Method};
+    actix_cors::Cors::default()
+        .allow_any_origin()
+        .send_wildcard()
+        .allowed_methods([Method::GET, Method::HEAD])
+        .allowed_headers([header::RANGE, header::IF_RANGE, header::IF_NONE_MATCH])
+        .expose_headers([
+            header::CONTENT_RANGE,
+            header::CONTENT_LENGTH,
+            header::ETAG,
+            header::ACCEPT_RANGES,
+            header::RETRY_AFTER,
+        ])
+        .max_age(86400)
 }
 
 /// A resource that answers other methods with 405 and the methods it has.

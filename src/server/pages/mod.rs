@@ -1,0 +1,352 @@
+//! The web page for people: `GET /` lists the torrents (filtered and sorted on the server, so it
+//! works without JavaScript), `GET /t/{info_hash}` shows one (hashes, links, magnet, a QR code,
+//! live seeders, ready-to-copy commands), and `/assets/{version}/{file}` serves the stylesheet
+//! and script compiled into the binary.
+//!
+//! Invariants: every value reaches the page through an askama template, which escapes it (file
+//! names are user input); pages carry a Content-Security-Policy that allows no inline script
+//! and no third-party asset, so nothing on the page runs but our own script.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+use super::error::ApiError;
+use super::routes::{find_torrent, known_torrents, torrents};
+use super::AppState;
+use crate::metainfo::Metainfo;
+use crate::seeder::file_url;
+use crate::types::InfoHash;
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+const APP_CSS: &str = include_str!("assets/app.css");
+const APP_JS: &str = include_str!("assets/app.js");
+const ICON_SVG: &str = include_str!("assets/icon.svg");
+/// Our own assets only; `connect-src` stays open because the verified download fetches pieces
+/// from other seeders.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src *; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+/// Folder files listed on a torrent's page; the rest are counted.
+const MAX_FILES_SHOWN: usize = 1000;
+
+/// What every page's footer says about this server.
+struct Footer {
+    roles: &'static str,
+    public_url: String,
+    version: &'static str,
+}
+
+impl Footer {
+    fn of(state: &AppState) -> Self {
+        let roles = match (state.seeder.is_some(), state.tracker.is_some()) {
+            (true, true) => "seeder and tracker",
+            (true, false) => "seeder",
+            (false, true) => "tracker",
+            (false, false) => "neither seeder nor tracker",
+        };
+        Footer {
+            roles,
+            public_url: state.public_url.to_string(),
+            version: VERSION,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    q: Option<String>,
+    sort: Option<String>,
+}
+
+const SORT_OPTIONS: [(&str, &str); 4] = [
+    ("name", "Name"),
+    ("size", "Size, largest first"),
+    ("seeders", "Live seeders, most first"),
+    ("pieces", "Pieces, most first"),
+];
+
+struct Row {
+    name: String,
+    name_folded: String,
+    v2: String,
+    size: String,
+    length: u64,
+    files: usize,
+    pieces: u32,
+    seeders: usize,
+}
+
+#[derive(Template)]
+#[template(path = "index.html")]
+struct IndexPage {
+    footer: Footer,
+    q: String,
+    sort: String,
+    sort_options: [(&'static str, &'static str); 4],
+    total: usize,
+    rows: Vec<Row>,
+}
+
+/// `GET /`: the listing for browsers; a client asking for JSON alone gets `GET /torrents`.
+pub async fn index(
+    req: HttpRequest,
+    query: web::Query<ListQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if accept.contains("application/json") && !accept.contains("text/html") {
+        let list = torrents::list(state).await?;
+        return Ok(HttpResponse::Ok().json(list.into_inner()));
+    }
+    let query = query.into_inner();
+    let q = query.q.unwrap_or_default();
+    let sort = query
+        .sort
+        .filter(|s| SORT_OPTIONS.iter().any(|(key, _)| key == s))
+        .unwrap_or_else(|| "name".to_owned());
+    let needle = q.trim().to_lowercase();
+    let all = known_torrents(&state).await?;
+    let total = all.len();
+    let mut rows = Vec::new();
+    for meta in all {
+        let name_folded = meta.name.to_lowercase();
+        if !needle.is_empty() && !name_folded.contains(&needle) {
+            continue;
+        }
+        rows.push(Row {
+            name_folded,
+            v2: meta.info_hash_v2.to_string(),
+            size: human_bytes(meta.length),
+            length: meta.length,
+            files: meta.files.len(),
+            pieces: meta.piece_count(),
+            seeders: live_seeders(&state, &meta).await?,
+            name: meta.name.clone(),
+        });
+    }
+    match sort.as_str() {
+        "size" => rows.sort_by_key(|r| std::cmp::Reverse(r.length)),
+        "seeders" => rows.sort_by_key(|r| std::cmp::Reverse(r.seeders)),
+        "pieces" => rows.sort_by_key(|r| std::cmp::Reverse(r.pieces)),
+        _ => rows.sort_by(|a, b| a.name_folded.cmp(&b.name_folded)),
+    }
+    html(IndexPage {
+        footer: Footer::of(&state),
+        q,
+        sort,
+        sort_options: SORT_OPTIONS,
+        total,
+        rows,
+    })
+}
+
+struct FileRow {
+    path: String,
+    size: String,
+    url: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "torrent.html")]
+struct TorrentPage {
+    footer: Footer,
+    name: String,
+    v1: String,
+    v2: String,
+    size: String,
+    length: u64,
+    pieces: u32,
+    piece_length: String,
+    magnet: String,
+    page_url: String,
+    qr_svg: String,
+    /// The single file's download URL, when this server shares it.
+    file_url: Option<String>,
+    commands: Vec<String>,
+    is_folder: bool,
+    file_count: usize,
+    files: Vec<FileRow>,
+    /// Live seeders: URL and how long ago they announced.
+    seeders: Vec<(String, String)>,
+}
+
+/// `GET /t/{info_hash}`: one torrent.
+pub async fn torrent(
+    info_hash: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let meta = find_torrent(&state, &info_hash).await?;
+    let public = &state.public_url;
+    let shared_here = state.seeder.as_ref().is_some_and(|s| {
+        s.catalog()
+            .by_hash(&InfoHash::V2(meta.info_hash_v2))
+            .is_some()
+    });
+    let url_of = |path: &str| shared_here.then(|| file_url(public, path).to_string());
+    let v2 = meta.info_hash_v2.to_string();
+    let page_url = format!("{}/t/{v2}", public.as_str().trim_end_matches('/'));
+    let torrent_url = format!("{}/torrents/{v2}", public.as_str().trim_end_matches('/'));
+    let file_url = (!meta.is_folder).then(|| url_of(&meta.name)).flatten();
+    let mut commands = vec![
+        format!("gotorrent-http download {torrent_url}"),
+        format!("aria2c {torrent_url}"),
+    ];
+    if let Some(url) = &file_url {
+        commands.insert(1, format!("curl -O {url}"));
+    }
+    let files = meta
+        .files
+        .iter()
+        .take(MAX_FILES_SHOWN)
+        .map(|f| FileRow {
+            path: f.path_string(),
+            size: human_bytes(f.length),
+            url: url_of(&format!("{}/{}", meta.name, f.path_string())),
+        })
+        .collect();
+    let seeders = match &state.tracker {
+        Some(tracker) => {
+            let now = crate::tracker::unix_now();
+            tracker
+                .peers(&InfoHash::V2(meta.info_hash_v2))
+                .await?
+                .into_iter()
+                .map(|p| {
+                    let ago = now.saturating_sub(p.last_announce);
+                    (p.url.as_str().to_owned(), format!("{ago} s ago"))
+                })
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    html(TorrentPage {
+        footer: Footer::of(&state),
+        name: meta.name.clone(),
+        v1: meta.info_hash_v1.to_string(),
+        size: human_bytes(meta.length),
+        length: meta.length,
+        pieces: meta.piece_count(),
+        piece_length: human_bytes(meta.piece_length.get()),
+        magnet: crate::magnet::build(&meta),
+        qr_svg: qr_svg(&page_url),
+        page_url,
+        file_url,
+        commands,
+        is_folder: meta.is_folder,
+        file_count: meta.files.len(),
+        files,
+        seeders,
+        v2,
+    })
+}
+
+/// `GET /assets/{version}/{file}`: compiled in; immutable under this version's path.
+pub async fn asset(path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+    let (version, file) = path.into_inner();
+    let (body, content_type) = match file.as_str() {
+        "app.css" => (APP_CSS, "text/css; charset=utf-8"),
+        "app.js" => (APP_JS, "text/javascript; charset=utf-8"),
+        "icon.svg" => (ICON_SVG, "image/svg+xml"),
+        _ => return Err(ApiError::NotFound(format!("no asset {file:?}"))),
+    };
+    let cache = if version == VERSION {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    Ok(HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header((header::CACHE_CONTROL, cache))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .body(body))
+}
+
+async fn live_seeders(state: &AppState, meta: &Metainfo) -> Result<usize, ApiError> {
+    Ok(match &state.tracker {
+        Some(t) => t.live_seeders(&InfoHash::V2(meta.info_hash_v2)).await?,
+        None => 0,
+    })
+}
+
+fn html(page: impl Template) -> Result<HttpResponse, ApiError> {
+    let body = page
+        .render()
+        .map_err(|e| ApiError::Internal(format!("rendering a page: {e}")))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CONTENT_SECURITY_POLICY, CSP))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(body))
+}
+
+/// The QR code of `text` as an SVG element, sized by the page's stylesheet.
+fn qr_svg(text: &str) -> String {
+    match qrcode::QrCode::new(text.as_bytes()) {
+        Ok(code) => {
+            let svg = code
+                .render::<qrcode::render::svg::Color>()
+                .quiet_zone(true)
+                .build();
+            // Inline in HTML: no XML declaration, and a name for screen readers.
+            let svg = svg.trim_start_matches(|c| c != '<');
+            let svg = match svg.strip_prefix("<?xml") {
+                Some(rest) => rest.split_once("?>").map_or(rest, |(_, after)| after),
+                None => svg,
+            };
+            svg.trim_start().replacen(
+                "<svg ",
+                "<svg role=\"img\" aria-label=\"QR code of this page\" ",
+                1,
+            )
+        }
+        // Longer than a QR code holds: the caption still gives the URL.
+        Err(_) => String::new(),
+    }
+}
+
+/// `1536` -> `1.5 KiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if n == 1 {
+        "1 byte".to_owned()
+    } else if unit == 0 {
+        format!("{n} bytes")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_like_people_write_them() {
+        assert_eq!(human_bytes(0), "0 bytes");
+        assert_eq!(human_bytes(1023), "1023 bytes");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
+    }
+
+    #[test]
+    fn the_qr_code_is_an_svg_element() {
+        let svg = qr_svg("http://127.0.0.1:8080/t/abc");
+        assert!(
+            svg.starts_with("<svg role=\"img\"") && svg.ends_with("</svg>"),
+            "{svg}"
+        );
+    }
+}

@@ -1,0 +1,89 @@
+//! The web page in a real browser: Debian's chromium, headless, driven by playwright-core
+//! (tests/web/browser.mjs; `npm ci --prefix tests/web` installs it, as .ci/test does). A missing
+//! browser or package fails the test; it is never skipped.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::support::clients::{require, run};
+use crate::{sharing_awkward_names, AWKWARD, HOSTILE};
+
+/// Runs browser.mjs with `args`; returns what it printed, parsed.
+async fn drive(args: Vec<String>) -> serde_json::Value {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web");
+    require("chromium", "chromium");
+    let node = require("node", "nodejs");
+    assert!(
+        here.join("node_modules/playwright-core").exists()
+            && here.join("node_modules/axe-core").exists(),
+        "playwright-core and axe-core are missing: run `npm ci --prefix tests/web` (.ci/test does)"
+    );
+    let mut cmd = Command::new(node);
+    cmd.arg(here.join("browser.mjs"))
+        .args(args)
+        .current_dir(&here);
+    let out = actix_web::rt::task::spawn_blocking(move || run(cmd, Duration::from_secs(120)))
+        .await
+        .unwrap();
+    let json = out
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON from the browser: {out}"));
+    serde_json::from_str(json).unwrap()
+}
+
+/// Where screenshots go for people to look at: target/screenshots/.
+fn screenshot_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[actix_web::test]
+async fn the_pages_work_in_chromium_accessibly_at_phone_and_desktop_sizes() {
+    // Arrange: awkward and hostile names, and a folder.
+    let (app, v2) = sharing_awkward_names().await;
+    let shots = screenshot_dir();
+
+    // Act
+    let seen = drive(vec![
+        "pages".into(),
+        app.url.clone(),
+        v2.clone(),
+        shots.display().to_string(),
+    ])
+    .await;
+
+    // Assert: names shown as text, nothing injected ran, no console error.
+    assert_eq!(seen["problems"], serde_json::json!([]), "{seen}");
+    let names: Vec<&str> = seen["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    assert_eq!(names, [HOSTILE, "album", AWKWARD]);
+    assert_eq!(seen["visibleAfterFilter"], serde_json::json!([AWKWARD]));
+    // The torrent page: its title, a magnet naming it, a .torrent that parses to it, a QR code.
+    assert_eq!(seen["title"], AWKWARD);
+    assert!(seen["magnet"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("urn:btmh:1220{v2}")));
+    let torrent = hex::decode(seen["torrentHex"].as_str().unwrap()).unwrap();
+    let meta = gotorrent_http::metainfo::Metainfo::from_bytes(&torrent).unwrap();
+    assert_eq!(meta.info_hash_v2.to_string(), v2);
+    assert_eq!(seen["qr"], 1);
+    // Keyboard users can skip to the content first.
+    assert_eq!(seen["firstFocus"], "Skip to content");
+    // axe-core: no serious or critical violation on either page at either size.
+    for (page, violations) in seen["violations"].as_object().unwrap() {
+        assert_eq!(violations, &serde_json::json!([]), "{page}: {violations}");
+    }
+    for shot in seen["screenshots"].as_array().unwrap() {
+        let shot = shot.as_str().unwrap();
+        assert!(std::fs::metadata(shot).unwrap().len() > 1000, "{shot}");
+    }
+}

@@ -1,0 +1,252 @@
+//! The server-rendered pages over plain HTTP: escaping, links that work, CSP, assets, CORS.
+
+use crate::sharing_awkward_names;
+use crate::support::{content, TestApp};
+
+async fn page(app: &TestApp, path: &str) -> (reqwest::header::HeaderMap, String) {
+    let response = app
+        .client
+        .get(format!("{}{path}", app.url))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{path}");
+    let headers = response.headers().clone();
+    (headers, response.text().await.unwrap())
+}
+
+#[actix_web::test]
+async fn the_listing_shows_every_name_as_text_under_a_strict_csp() {
+    // Arrange
+    let (app, _) = sharing_awkward_names().await;
+
+    // Act
+    let (headers, html) = page(&app, "/").await;
+
+    // Assert: names are escaped text; no inline script may run.
+    assert!(
+        html.contains("&#60;img src=x onerror=alert(1)&#62;.bin"),
+        "{html}"
+    );
+    assert!(!html.contains("<img"), "an unescaped name: {html}");
+    assert!(html.contains("my file ü &#38; &#60;b&#62;co.bin"), "{html}");
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert!(!html.contains("<script>"), "an inline script: {html}");
+    assert!(html.contains("3 of 3 torrents"), "{html}");
+    for landmark in [
+        "<header>",
+        "<main id=\"main\">",
+        "<footer>",
+        "role=\"search\"",
+    ] {
+        assert!(html.contains(landmark), "{landmark} missing");
+    }
+}
+
+#[actix_web::test]
+async fn the_listing_filters_and_sorts_without_javascript_and_json_clients_keep_their_api() {
+    let (app, _) = sharing_awkward_names().await;
+
+    let (_, filtered) = page(&app, "/?q=ALBUM&sort=size").await;
+    assert!(filtered.contains("1 of 3 torrents"), "{filtered}");
+    assert!(filtered.contains(">album</a>"), "{filtered}");
+    let (_, by_size) = page(&app, "/?sort=size").await;
+    let big = by_size.find("my file ü").unwrap();
+    let small = by_size.find("onerror").unwrap();
+    assert!(big < small, "largest first");
+
+    let json: serde_json::Value = app
+        .client
+        .get(format!("{}/", app.url))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 3);
+}
+
+#[actix_web::test]
+async fn a_torrent_page_links_to_what_works() {
+    // Arrange
+    let (app, v2) = sharing_awkward_names().await;
+
+    // Act
+    let (_, html) = page(&app, &format!("/t/{v2}")).await;
+
+    // Assert: the .torrent parses to this hash, the magnet names it, the file link serves it.
+    let torrent = app.get_torrent(&v2).await.bytes().await.unwrap();
+    let meta = gotorrent_http::metainfo::Metainfo::from_bytes(&torrent).unwrap();
+    assert_eq!(meta.info_hash_v2.to_string(), v2);
+    assert!(html.contains(&format!("href=\"/torrents/{v2}\"")), "{html}");
+    assert!(html.contains(&format!("urn:btmh:1220{v2}")), "{html}");
+    assert!(
+        html.contains(&format!("urn:btih:{}", meta.info_hash_v1)),
+        "{html}"
+    );
+    let file_link = format!("{}/files/my%20file%20%C3%BC%20%26%20%3Cb%3Eco.bin", app.url);
+    assert!(html.contains(&file_link), "{html}");
+    let served = app
+        .client
+        .get(&file_link)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(served == content(70_000));
+    assert!(
+        html.contains("<svg role=\"img\" aria-label=\"QR code of this page\""),
+        "{html}"
+    );
+    assert!(html.contains(&format!(
+        "gotorrent-http download {}/torrents/{v2}",
+        app.url
+    )));
+    assert!(
+        html.contains(&format!("{} s ago", 0)) || html.contains(" s ago"),
+        "{html}"
+    );
+    // A folder lists its files with links.
+    let listed = app.list_torrents().await;
+    let album = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "album")
+        .unwrap();
+    let (_, folder) = page(
+        &app,
+        &format!("/t/{}", album["info_hash_v2"].as_str().unwrap()),
+    )
+    .await;
+    assert!(
+        folder.contains(&format!("{}/files/album/a.txt", app.url)),
+        "{folder}"
+    );
+}
+
+#[actix_web::test]
+async fn assets_are_compiled_in_and_cached_under_their_version() {
+    let app = TestApp::spawn().await;
+    let version = env!("CARGO_PKG_VERSION");
+    for (file, kind) in [("app.css", "text/css"), ("app.js", "text/javascript")] {
+        let response = app
+            .client
+            .get(format!("{}/assets/{version}/{file}", app.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with(kind));
+        assert!(response.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("immutable"));
+    }
+    let missing = app
+        .client
+        .get(format!("{}/assets/{version}/x.js", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+}
+
+#[actix_web::test]
+async fn pieces_files_peers_and_torrents_answer_other_origins_read_only() {
+    let (app, v2) = sharing_awkward_names().await;
+    for path in [
+        format!("/chunks/{v2}/0"),
+        "/files/album/a.txt".to_owned(),
+        format!("/peers?info_hash={v2}"),
+        format!("/torrents/{v2}"),
+    ] {
+        // A preflight for a ranged GET, then the GET itself.
+        let preflight = app
+            .client
+            .request(reqwest::Method::OPTIONS, format!("{}{path}", app.url))
+            .header("origin", "http://elsewhere.example")
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "range")
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            preflight.status().is_success(),
+            "{path}: {}",
+            preflight.status()
+        );
+        assert_eq!(
+            preflight.headers()["access-control-allow-origin"],
+            "*",
+            "{path}"
+        );
+        let get = app
+            .client
+            .get(format!("{}{path}", app.url))
+            .header("origin", "http://elsewhere.example")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(get.headers()["access-control-allow-origin"], "*", "{path}");
+        assert!(get
+            .headers()
+            .get("access-control-allow-credentials")
+            .is_none());
+        // Writes are not opened to other origins.
+        let post = app
+            .client
+            .request(reqwest::Method::OPTIONS, format!("{}{path}", app.url))
+            .header("origin", "http://elsewhere.example")
+            .header("access-control-request-method", "POST")
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            post.headers().get("access-control-allow-origin").is_none(),
+            "{path}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn pages_need_the_read_token_when_one_is_set() {
+    let app = TestApp::spawn_with(
+        &[],
+        |_| {},
+        |s| s.raw.tracker.read_token = Some("let me read".into()),
+    )
+    .await;
+    for path in [
+        "/",
+        "/t/00000000000000000000000000000000000000000000000000000000000000aa",
+    ] {
+        let refused = app
+            .client
+            .get(format!("{}{path}", app.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 401, "{path}");
+    }
+    let allowed = app
+        .client
+        .get(format!("{}/", app.url))
+        .bearer_auth("let me read")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), 200);
+}
