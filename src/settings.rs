@@ -79,6 +79,8 @@ pub struct SeederSettings {
     pub piece_length: u64,
     pub max_streams: usize,
     pub max_streams_per_client: usize,
+    pub uploads: bool,
+    pub max_upload_bytes: u64,
     pub tracker: Option<String>,
     pub tracker_token: Option<String>,
 }
@@ -405,6 +407,10 @@ impl Settings {
                 self.seeder.max_streams_per_client,
             ),
             ("tracker.max_torrents", self.tracker.max_torrents),
+            (
+                "seeder.max_upload_bytes",
+                usize::try_from(self.seeder.max_upload_bytes).unwrap_or(usize::MAX),
+            ),
             ("tracker.max_swarms", self.tracker.max_swarms),
             (
                 "tracker.max_peers_per_swarm",

@@ -428,3 +428,146 @@ async fn seed_files_outside_the_data_dir_are_shared_by_file_name() {
     let response = app.get_file(&percent_encode("extra file.bin"), &[]).await;
     assert_eq!(response.bytes().await.unwrap(), &content(777)[..]);
 }
+
+async fn put_file(
+    app: &TestApp,
+    name: &str,
+    body: reqwest::Body,
+    token: Option<&str>,
+) -> reqwest::Response {
+    let mut request = app
+        .client
+        .put(format!("{}/files/{name}", app.url))
+        .body(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap()
+}
+
+#[actix_web::test]
+async fn an_upload_is_stored_hashed_and_served_back_never_over_a_shared_file() {
+    // Arrange
+    let app = TestApp::spawn_with(
+        &[("taken.bin", &b"old"[..])],
+        |_| {},
+        |s| {
+            s.raw.seeder.uploads = true;
+            s.raw.seeder.max_upload_bytes = 1_000_000;
+        },
+    )
+    .await;
+    app.wait_for_torrent("taken.bin").await;
+    let data = content(300_000);
+
+    // Act
+    let stored = put_file(
+        &app,
+        &percent_encode("up load ü.bin"),
+        data.clone().into(),
+        None,
+    )
+    .await;
+
+    // Assert: 201, listed once hashed, served back byte for byte.
+    assert_eq!(stored.status(), 201);
+    let body: serde_json::Value = stored.json().await.unwrap();
+    assert_eq!(body["name"], "up load ü.bin");
+    assert_eq!(body["length"], 300_000);
+    app.wait_for_torrent("up load ü.bin").await;
+    let back = app.get_file(&percent_encode("up load ü.bin"), &[]).await;
+    assert!(back.bytes().await.unwrap() == data);
+    // Never over a shared file, never a hidden or nested name.
+    assert_json_error(
+        put_file(&app, "taken.bin", b"new".to_vec().into(), None).await,
+        409,
+    )
+    .await;
+    assert_json_error(
+        put_file(
+            &app,
+            &percent_encode("up load ü.bin"),
+            b"x".to_vec().into(),
+            None,
+        )
+        .await,
+        409,
+    )
+    .await;
+    assert_json_error(
+        put_file(&app, ".hidden", b"x".to_vec().into(), None).await,
+        400,
+    )
+    .await;
+    assert_json_error(
+        put_file(&app, "a%2Fb.bin", b"x".to_vec().into(), None).await,
+        400,
+    )
+    .await;
+    assert_eq!(
+        std::fs::read(app.data_dir.join("taken.bin")).unwrap(),
+        b"old"
+    );
+}
+
+#[actix_web::test]
+async fn uploads_are_off_by_default_limited_in_size_and_guarded_by_the_write_token() {
+    let off = TestApp::spawn().await;
+    let refused = assert_json_error(
+        put_file(&off, "a.bin", b"x".to_vec().into(), None).await,
+        403,
+    )
+    .await;
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("seeder.uploads"),
+        "{refused}"
+    );
+
+    let token = "a write token of some length";
+    let app = TestApp::spawn_with(
+        &[],
+        |_| {},
+        |s| {
+            s.raw.seeder.uploads = true;
+            s.raw.seeder.max_upload_bytes = 1000;
+            s.raw.tracker.write_token = Some(token.into());
+        },
+    )
+    .await;
+    assert_json_error(
+        put_file(&app, "a.bin", b"x".to_vec().into(), None).await,
+        401,
+    )
+    .await;
+    // Declared too large: refused before reading. Streamed (no length) past the limit: cut off,
+    // and nothing is left behind, not even the hidden part.
+    let declared = put_file(&app, "big.bin", vec![0u8; 2000].into(), Some(token)).await;
+    let error = assert_json_error(declared, 413).await;
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("seeder.max_upload_bytes"),
+        "{error}"
+    );
+    let chunks =
+        futures_util::stream::iter((0..4).map(|_| Ok::<_, std::io::Error>(vec![1u8; 400])));
+    let streamed = put_file(
+        &app,
+        "streamed.bin",
+        reqwest::Body::wrap_stream(chunks),
+        Some(token),
+    )
+    .await;
+    assert_json_error(streamed, 413).await;
+    let left: Vec<_> = std::fs::read_dir(&app.data_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    let fits = put_file(&app, "fits.bin", vec![7u8; 1000].into(), Some(token)).await;
+    assert_eq!(fits.status(), 201);
+}

@@ -97,6 +97,17 @@ impl Seeder {
         result
     }
 
+    /// Stores a new object (an upload) and asks for a rescan, which hashes and shares it.
+    pub async fn put(
+        &self,
+        key: &str,
+        body: crate::storage::ByteStream,
+    ) -> Result<ObjectMeta, StorageError> {
+        let stored = self.storage.put(key, body).await?;
+        self.request_rescan();
+        Ok(stored)
+    }
+
     /// Asks the rescan loop to run now rather than at its next interval.
     pub fn request_rescan(&self) {
         self.rescan_requested.notify_one();

@@ -94,6 +94,7 @@ impl ApiError {
                 "file_unavailable"
             }
             ApiError::Storage(StorageError::Unavailable { .. }) => "unavailable",
+            ApiError::Storage(StorageError::Exists { .. }) => "conflict",
             ApiError::Storage(StorageError::Io { .. })
             | ApiError::Db(_)
             | ApiError::Internal(_) => "internal",
@@ -128,6 +129,7 @@ impl ResponseError for ApiError {
                 | StorageError::Changed { .. }
                 | StorageError::Unavailable { .. },
             ) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Storage(StorageError::Exists { .. }) => StatusCode::CONFLICT,
             ApiError::Storage(StorageError::Io { .. })
             | ApiError::Db(_)
             | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -172,7 +174,9 @@ impl ResponseError for ApiError {
         // Paths on disk and store addresses are for the log, not for clients; a changed
         // object is named by its shared name, which the client already knows.
         let message = match self {
-            ApiError::Storage(StorageError::Changed { .. }) => self.to_string(),
+            ApiError::Storage(StorageError::Changed { .. } | StorageError::Exists { .. }) => {
+                self.to_string()
+            }
             ApiError::Storage(_) | ApiError::Db(_) | ApiError::Internal(_) => {
                 status.canonical_reason().unwrap_or("error").to_owned()
             }

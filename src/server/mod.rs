@@ -51,6 +51,8 @@ pub struct AppState {
     pub redis: Option<redis_store::RedisConn>,
     /// Where others reach this server: links and QR codes on the web page.
     pub public_url: Url,
+    /// The largest upload, when uploads are on (`seeder.uploads`).
+    pub max_upload: Option<u64>,
 }
 
 impl AppState {
@@ -191,6 +193,7 @@ impl Application {
             guard: guard.clone(),
             redis,
             public_url: public_url.clone(),
+            max_upload: raw.seeder.uploads.then_some(raw.seeder.max_upload_bytes),
         });
         let workers = match raw.server.workers {
             0 => cores(),

@@ -19,6 +19,7 @@ use crate::tracker::swarm::{Event, PeerView};
     paths(
         files::chunk,
         files::file,
+        files::upload,
         torrents::list,
         torrents::metainfo,
         torrents::manifest,
@@ -37,6 +38,8 @@ use crate::tracker::swarm::{Event, PeerView};
         Event,
         PeerView,
         torrents::TorrentSummary,
+        torrents::TorrentFileView,
+        files::Uploaded,
         torrents::Manifest,
         tracker::AnnounceRequest,
         tracker::AnnounceResponse,

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
 use actix_web::web::Bytes;
-use futures_util::stream;
+use futures_util::{stream, StreamExt};
 use walkdir::WalkDir;
 
 use super::{BoxFuture, ByteStream, ObjectMeta, Storage, StorageError};
@@ -30,6 +30,9 @@ pub struct LocalStorage {
     extra: Arc<HashMap<String, PathBuf>>,
     open: Arc<Mutex<HashMap<PathBuf, Arc<File>>>>,
 }
+
+/// Numbers uploads' temporary names within this process.
+static UPLOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Most descriptors kept open.
 const OPEN_FILES: usize = 256;
@@ -305,6 +308,48 @@ impl Storage for LocalStorage {
                 location: "the data dir".into(),
                 source: io::Error::other(e),
             })?
+        })
+    }
+
+    fn put(&self, key: &str, mut body: ByteStream) -> BoxFuture<Result<ObjectMeta, StorageError>> {
+        // A hidden name in the same directory: rescans skip it, and the final link is atomic.
+        let path = self.path_of(key);
+        let temp = path.with_file_name(format!(
+            ".upload-{}-{}",
+            std::process::id(),
+            UPLOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let key = key.to_owned();
+        Box::pin(async move {
+            let io_err = |source| StorageError::Io {
+                key: key.clone(),
+                source,
+            };
+            let written = async {
+                let mut file = tokio::fs::File::create(&temp).await?;
+                while let Some(block) = body.next().await {
+                    let block: Bytes = block?;
+                    tokio::io::AsyncWriteExt::write_all(&mut file, &block).await?;
+                }
+                file.sync_all().await?;
+                // A hard link fails if the name exists: no upload replaces a shared file.
+                tokio::fs::hard_link(&temp, &path).await
+            }
+            .await;
+            let _ = tokio::fs::remove_file(&temp).await;
+            match written {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    return Err(StorageError::Exists { key })
+                }
+                Err(e) => return Err(io_err(e)),
+            }
+            if let Some(dir) = path.parent() {
+                let dir = dir.to_owned();
+                let _ = tokio::task::spawn_blocking(move || File::open(dir)?.sync_all()).await;
+            }
+            let meta = tokio::fs::metadata(&path).await.map_err(io_err)?;
+            Ok(object_meta(key, &meta))
         })
     }
 

@@ -39,6 +39,8 @@ pub enum StorageError {
     Io { key: String, source: io::Error },
     #[error("storage {location}: {source}")]
     Unavailable { location: String, source: io::Error },
+    #[error("{key:?} exists already; pick another name")]
+    Exists { key: String },
 }
 
 /// A shared object as storage lists it.
@@ -69,6 +71,10 @@ pub trait Storage: Send + Sync {
     fn redirect(&self, _object: &ObjectMeta) -> BoxFuture<Result<Option<Url>, StorageError>> {
         Box::pin(std::future::ready(Ok(None)))
     }
+    /// Writes a new object from `body`. It appears under `key` only once complete and synced,
+    /// and never replaces an object that exists ([`StorageError::Exists`]); an error in `body`
+    /// (the upload was cut or was too large) leaves nothing behind.
+    fn put(&self, key: &str, body: ByteStream) -> BoxFuture<Result<ObjectMeta, StorageError>>;
 }
 
 /// A blocking [`io::Read`] over a byte stream, for code that hashes with `Read` (on the

@@ -18,10 +18,13 @@ use futures_util::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path;
 use object_store::signer::Signer;
-use object_store::{ClientOptions, GetOptions, GetRange, ObjectStore, RetryConfig};
+use object_store::{ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, RetryConfig};
 use url::Url;
 
 use super::{BoxFuture, ByteStream, ObjectMeta, Storage, StorageError};
+
+/// Upload parts (5 MiB each) buffered at once while they are sent.
+const UPLOAD_PARTS_IN_FLIGHT: usize = 4;
 
 /// The folder, under the shared prefix, that holds this program's metadata objects.
 pub const METADATA_DIR: &str = ".gotorrent-http";
@@ -241,6 +244,53 @@ impl Storage for S3Storage {
                     key,
                     source: io::Error::other("no ETag"),
                 })
+        })
+    }
+
+    fn put(&self, key: &str, mut body: ByteStream) -> BoxFuture<Result<ObjectMeta, StorageError>> {
+        let (storage, key) = (self.clone(), key.to_owned());
+        Box::pin(async move {
+            // Multipart uploads have no "only if absent": look first. Two uploads racing for
+            // one new name both succeed and the last to finish wins.
+            match storage.stat(&key).await {
+                Ok(_) => return Err(StorageError::Exists { key }),
+                Err(StorageError::Missing { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            let path = storage.path(&key)?;
+            let upload = storage
+                .store
+                .put_multipart(&path)
+                .await
+                .map_err(|e| storage.error(&key, e))?;
+            // Parts of 5 MiB, at most UPLOAD_PARTS_IN_FLIGHT of them in memory at once.
+            let mut writer = object_store::WriteMultipart::new(upload);
+            let written: Result<(), StorageError> = async {
+                while let Some(block) = body.next().await {
+                    let block = block.map_err(|source| StorageError::Io {
+                        key: key.clone(),
+                        source,
+                    })?;
+                    writer
+                        .wait_for_capacity(UPLOAD_PARTS_IN_FLIGHT)
+                        .await
+                        .map_err(|e| storage.error(&key, e))?;
+                    writer.write(&block);
+                }
+                Ok(())
+            }
+            .await;
+            match written {
+                // An object store shows an object only once its upload completes.
+                Ok(()) => {
+                    writer.finish().await.map_err(|e| storage.error(&key, e))?;
+                }
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(e);
+                }
+            }
+            storage.stat(&key).await
         })
     }
 

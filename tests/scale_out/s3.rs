@@ -319,3 +319,50 @@ async fn web_seed_clients_download_from_an_s3_backed_seeder() {
         "libtorrent's file differs: {log}"
     );
 }
+
+#[actix_web::test]
+async fn an_upload_to_an_s3_backed_seeder_lands_in_the_bucket_whole_or_not_at_all() {
+    // Arrange: uploads on, at most 8 MiB.
+    let garage = Garage::start();
+    let app = TestApp::spawn_s3(&garage, PREFIX, false, |s| {
+        fast_rescans(s);
+        s.raw.seeder.uploads = true;
+        s.raw.seeder.max_upload_bytes = 8 << 20;
+    })
+    .await;
+    let data = content((6 << 20) + 3); // two multipart parts
+    let put = |name: &str, body: reqwest::Body| {
+        app.client
+            .put(format!("{}/files/{}", app.url, percent_encode(name)))
+            .body(body)
+            .send()
+    };
+
+    // Act
+    let stored = put("uploaded ü.bin", data.clone().into()).await.unwrap();
+    let streamed =
+        futures_util::stream::iter((0..9).map(|_| Ok::<_, std::io::Error>(vec![0u8; 1 << 20])));
+    let too_large = put("too large.bin", reqwest::Body::wrap_stream(streamed))
+        .await
+        .unwrap();
+
+    // Assert: the object is in the bucket, hashed and served; the cut one left nothing.
+    assert_eq!(stored.status(), 201);
+    assert_eq!(too_large.status(), 413);
+    let keys = garage.keys(PREFIX).await;
+    assert!(
+        keys.contains(&format!("{PREFIX}/uploaded ü.bin")),
+        "{keys:?}"
+    );
+    assert!(!keys.iter().any(|k| k.contains("too large")), "{keys:?}");
+    app.wait_for_torrent("uploaded ü.bin").await;
+    let back = app.get_file(&percent_encode("uploaded ü.bin"), &[]).await;
+    assert!(back.bytes().await.unwrap() == data);
+    assert_eq!(
+        put("uploaded ü.bin", b"again".to_vec().into())
+            .await
+            .unwrap()
+            .status(),
+        409
+    );
+}

@@ -1,10 +1,13 @@
 // Drives Debian's chromium (headless, through playwright-core) over the web page, for
 // tests/web/browser.rs. Usage:
 //     node browser.mjs pages BASE_URL V2_HASH SCREENSHOT_DIR
+//     node browser.mjs upload BASE_URL FILE
 // Prints one JSON object with what it saw; the Rust test asserts on it. Any page error, dialog
 // (an injected alert) or console error is collected, never ignored.
 import { chromium } from "playwright-core";
 import { readFileSync } from "node:fs";
+import { basename } from "node:path";
+import { createHash } from "node:crypto";
 import { createRequire } from "node:module";
 
 const require = createRequire(import.meta.url);
@@ -81,9 +84,27 @@ async function pages() {
   return out;
 }
 
+/** Shares a file through the page's form, waits for its link, fetches it back. */
+async function upload(file) {
+  const page = await open({ width: 1280, height: 800 });
+  await page.goto(`${base}/`);
+  const violations = await axe(page);
+  await page.setInputFiles("#file", file);
+  await page.click("#upload button[type=submit]");
+  const link = page.locator("#uploaded");
+  await link.waitFor({ timeout: 60000 });
+  const href = await link.getAttribute("href");
+  const name = basename(file);
+  const back = await page.request.get(`${base}/files/${encodeURIComponent(name)}`);
+  const sha256 = createHash("sha256").update(await back.body()).digest("hex");
+  const progress = await page.locator("#upload progress").evaluate((p) => p.value / p.max);
+  return { problems, violations, href, sha256, progress };
+}
+
 try {
-  if (mode !== "pages") throw new Error(`unknown mode ${mode}`);
-  console.log(JSON.stringify(await pages()));
+  const modes = { pages: () => pages(), upload: () => upload(v2) };
+  if (!modes[mode]) throw new Error(`unknown mode ${mode}`);
+  console.log(JSON.stringify(await modes[mode]()));
 } finally {
   await browser.close();
 }

@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::support::clients::{require, run};
+use crate::support::{content, TestApp};
 use crate::{sharing_awkward_names, AWKWARD, HOSTILE};
 
 /// Runs browser.mjs with `args`; returns what it printed, parsed.
@@ -86,4 +87,36 @@ async fn the_pages_work_in_chromium_accessibly_at_phone_and_desktop_sizes() {
         let shot = shot.as_str().unwrap();
         assert!(std::fs::metadata(shot).unwrap().len() > 1000, "{shot}");
     }
+}
+
+#[actix_web::test]
+async fn a_file_shared_through_the_page_downloads_back_byte_identical() {
+    use sha2::Digest;
+    // Arrange: uploads on, and a 5 MiB file with an awkward name on the browser's disk.
+    let app = TestApp::spawn_with(&[], |_| {}, |s| s.raw.seeder.uploads = true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("shared from the page ü & co.bin");
+    let data = content(5 * 1024 * 1024 + 7);
+    std::fs::write(&file, &data).unwrap();
+
+    // Act
+    let seen = drive(vec![
+        "upload".into(),
+        app.url.clone(),
+        file.display().to_string(),
+    ])
+    .await;
+
+    // Assert: it links the new torrent's page, and the bytes came back the same.
+    assert_eq!(seen["problems"], serde_json::json!([]), "{seen}");
+    assert_eq!(seen["violations"], serde_json::json!([]), "{seen}");
+    let summary = app
+        .wait_for_torrent("shared from the page ü & co.bin")
+        .await;
+    assert_eq!(
+        seen["href"],
+        format!("/t/{}", summary["info_hash_v2"].as_str().unwrap())
+    );
+    assert_eq!(seen["sha256"], hex::encode(sha2::Sha256::digest(&data)));
+    assert_eq!(seen["progress"], 1.0);
 }

@@ -77,10 +77,19 @@ struct Row {
     seeders: usize,
 }
 
+/// The upload form, shown when uploads are on.
+struct UploadForm {
+    /// The size limit, for people.
+    max: String,
+    /// Whether the page must ask for the write token.
+    token: bool,
+}
+
 #[derive(Template)]
 #[template(path = "index.html")]
 struct IndexPage {
     footer: Footer,
+    upload: Option<UploadForm>,
     q: String,
     sort: String,
     sort_options: [(&'static str, &'static str); 4],
@@ -135,8 +144,13 @@ pub async fn index(
         "pieces" => rows.sort_by_key(|r| std::cmp::Reverse(r.pieces)),
         _ => rows.sort_by(|a, b| a.name_folded.cmp(&b.name_folded)),
     }
+    let upload = state.max_upload.map(|max| UploadForm {
+        max: human_bytes(max),
+        token: state.guard.write_token.is_some(),
+    });
     html(IndexPage {
         footer: Footer::of(&state),
+        upload,
         q,
         sort,
         sort_options: SORT_OPTIONS,

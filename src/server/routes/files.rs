@@ -285,3 +285,114 @@ fn etag_matches(header_value: &str, etag: &str) -> bool {
         .map(str::trim)
         .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == etag)
 }
+
+/// What an upload stored.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Uploaded {
+    /// The shared name: `GET /files/{name}` serves it.
+    pub name: String,
+    /// Bytes stored.
+    pub length: u64,
+    /// The torrent is made by the next rescan, which starts now: the file is listed by
+    /// `GET /torrents` once hashed.
+    pub status: &'static str,
+}
+
+/// Streams a new file into the shared storage (when `seeder.uploads` is on): never whole in
+/// memory, at most `seeder.max_upload_bytes`, under a name that is one plain file name and is
+/// not shared yet. It is hashed and shared by the rescan that starts when it is stored.
+#[utoipa::path(
+    put,
+    path = "/files/{name}",
+    tag = "seeder",
+    params(("name" = String, Path, description = "The new file's name: one file name (no '/', '\\', NUL), not starting with '.', at most 255 bytes")),
+    request_body(content = Binary, content_type = "application/octet-stream", description = "The file's bytes"),
+    security((), ("tracker_token" = [])),
+    responses(
+        (status = 201, description = "Stored; being hashed", body = Uploaded, headers(("Location" = String, description = "Where the file is served"))),
+        (status = 400, description = "Not a usable file name, or the upload was cut", body = ErrorBody),
+        (status = 401, description = "A write token is required (tracker.write_token)", body = ErrorBody),
+        (status = 403, description = "Uploads are off (seeder.uploads)", body = ErrorBody),
+        (status = 409, description = "A file of that name exists", body = ErrorBody),
+        (status = 413, description = "Larger than seeder.max_upload_bytes", body = ErrorBody),
+        (status = 429, description = "Over this client's rate limit (tracker.rate_limit_per_second)", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "The storage cannot be reached; retry later", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
+pub async fn upload(
+    req: HttpRequest,
+    name: web::Path<String>,
+    mut payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let max = state.max_upload.ok_or_else(|| {
+        ApiError::Forbidden("uploads are off on this server (seeder.uploads)".into())
+    })?;
+    let name = name.into_inner();
+    if name.starts_with('.') || crate::metainfo::validate_name(&name).is_err() {
+        return Err(ApiError::BadRequest(format!(
+            "cannot upload as {:?}: a name must be one file name (no '/', '\\', NUL), not start with '.', and be at most 255 bytes",
+            crate::types::truncate_for_message(&name)
+        )));
+    }
+    let too_large = |n: u64| {
+        ApiError::PayloadTooLarge(format!(
+            "the upload is {n} bytes or more; this server takes at most {max} (seeder.max_upload_bytes)"
+        ))
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(len) = declared.filter(|len| *len > max) {
+        return Err(too_large(len));
+    }
+    let seeder = state.seeder()?;
+    if seeder.catalog().by_name(&name).is_some() {
+        return Err(crate::storage::StorageError::Exists { key: name }.into());
+    }
+    // The request body is not Send; the store's writer is: blocks cross over a bounded
+    // channel, so a slow disk or bucket slows the client rather than filling memory.
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<web::Bytes>>(8);
+    let body: crate::storage::ByteStream =
+        Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        }));
+    let feed = async move {
+        let mut received = 0u64;
+        while let Some(chunk) = payload.next().await {
+            let cut = match chunk {
+                Ok(bytes) => {
+                    received += bytes.len() as u64;
+                    if received > max {
+                        Err(too_large(received))
+                    } else {
+                        if tx.send(Ok(bytes)).await.is_err() {
+                            break; // the store gave up; its error says why
+                        }
+                        continue;
+                    }
+                }
+                Err(e) => Err(ApiError::BadRequest(format!("the upload was cut: {e}"))),
+            };
+            // Tell the store, so it leaves nothing behind.
+            let _ = tx.send(Err(std::io::Error::other("upload refused"))).await;
+            return cut;
+        }
+        Ok(received)
+    };
+    let (stored, fed) = futures_util::future::join(seeder.put(&name, body), feed).await;
+    fed?;
+    let stored = stored?;
+    Ok(HttpResponse::Created()
+        .insert_header((
+            header::LOCATION,
+            crate::seeder::file_url(&state.public_url, &stored.key).as_str(),
+        ))
+        .json(Uploaded {
+            name: stored.key,
+            length: stored.size,
+            status: "hashing",
+        }))
+}

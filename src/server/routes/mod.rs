@@ -26,6 +26,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
     .app_data(web::QueryConfig::default().error_handler(extractor_error))
     .app_data(web::PathConfig::default().error_handler(extractor_error))
     .app_data(web::PayloadConfig::default().limit(state.max_body_bytes));
+    // Tracker data is guarded where it is served: the policy wraps the handler, so every
+    // spelling of a path that the router sends to it meets the same check.
+    let read = || guard::protect(Access::Read, Refusal::Json);
+    let write = || guard::protect(Access::Write, Refusal::Json);
     // The hot paths first: resources are matched in registration order. Pieces, files, peers
     // and .torrents answer pages on other origins (a browser fetching from every seeder).
     if state.seeder.is_some() {
@@ -36,16 +40,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
                 .wrap(read_only_cors()),
         )
         .service(
-            resource("/files/{name:.+}", "GET, HEAD")
+            resource("/files/{name:.+}", "GET, HEAD, PUT")
                 .route(web::get().to(files::file))
                 .route(web::head().to(files::file))
+                .route(web::put().to(files::upload).wrap(write()))
                 .wrap(read_only_cors()),
         );
     }
-    // Tracker data is guarded where it is served: the policy wraps the handler, so every
-    // spelling of a path that the router sends to it meets the same check.
-    let read = || guard::protect(Access::Read, Refusal::Json);
-    let write = || guard::protect(Access::Write, Refusal::Json);
     cfg.service(web::redirect("/swagger-ui", "/swagger-ui/").permanent())
         .service(resource("/health", "GET").route(web::get().to(ops::health)))
         .service(resource("/ready", "GET").route(web::get().to(ops::ready)))
