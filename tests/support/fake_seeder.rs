@@ -12,6 +12,8 @@ pub enum Behaviour {
     Good,
     /// Flips a byte in every piece it sends.
     Corrupt,
+    /// Flips a byte in the first piece it is asked for, whichever that is.
+    CorruptFirst,
     /// Waits this long before each answer.
     Slow(Duration),
     /// Answers this many requests, then drops its listener and connections.
@@ -33,6 +35,8 @@ struct State {
     piece_length: usize,
     behaviour: Behaviour,
     requests: AtomicUsize,
+    /// Whether `CorruptFirst` has corrupted its piece.
+    corrupted: std::sync::atomic::AtomicBool,
     handle: Mutex<Option<actix_web::dev::ServerHandle>>,
 }
 
@@ -49,6 +53,7 @@ impl FakeSeeder {
             piece_length,
             behaviour,
             requests: AtomicUsize::new(0),
+            corrupted: std::sync::atomic::AtomicBool::new(false),
             handle: Mutex::new(None),
         });
         let shared = web::Data::from(state.clone());
@@ -57,6 +62,11 @@ impl FakeSeeder {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(shared.clone())
+                // As our seeders do, so a page on another origin can read its pieces.
+                .wrap(
+                    actix_web::middleware::DefaultHeaders::new()
+                        .add(("access-control-allow-origin", "*")),
+                )
                 .route("/chunks/{hash}/{index}", web::get().to(chunk))
                 .route("/files/{name:.+}", web::get().to(file))
                 .route("/peers", web::get().to(peers))
@@ -140,6 +150,9 @@ async fn chunk(path: web::Path<(String, usize)>, state: web::Data<State>) -> Htt
     let mut piece = state.data[start..end].to_vec();
     match state.behaviour {
         Behaviour::Corrupt => piece[0] ^= 0xff,
+        Behaviour::CorruptFirst if !state.corrupted.swap(true, Ordering::SeqCst) => {
+            piece[0] ^= 0xff
+        }
         Behaviour::Drip(every) => return trickle(piece, Some(every)),
         Behaviour::Stall => return trickle(piece, None),
         _ => {}

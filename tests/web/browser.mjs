@@ -2,6 +2,7 @@
 // tests/web/browser.rs. Usage:
 //     node browser.mjs pages BASE_URL V2_HASH SCREENSHOT_DIR
 //     node browser.mjs upload BASE_URL FILE
+//     node browser.mjs verified BASE_URL V2_HASH
 // Prints one JSON object with what it saw; the Rust test asserts on it. Any page error, dialog
 // (an injected alert) or console error is collected, never ignored.
 import { chromium } from "playwright-core";
@@ -101,8 +102,26 @@ async function upload(file) {
   return { problems, violations, href, sha256, progress };
 }
 
+/** The verified download, kept in memory (a save dialog cannot be answered headless). */
+async function verified() {
+  const page = await open({ width: 1280, height: 800 });
+  await page.goto(`${base}/t/${v2}`);
+  await page.uncheck("#to-disk");
+  await page.click("#verified button[type=submit]");
+  const link = page.locator("#verified-file");
+  await link.waitFor({ timeout: 120000 });
+  const status = await page.locator("#verify-status").textContent();
+  const seconds = Number(await link.getAttribute("data-seconds"));
+  const sha256 = await page.evaluate(async () => {
+    const blob = await (await fetch(document.getElementById("verified-file").href)).arrayBuffer();
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", blob));
+    return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+  });
+  return { problems, status, seconds, sha256 };
+}
+
 try {
-  const modes = { pages: () => pages(), upload: () => upload(v2) };
+  const modes = { pages: () => pages(), upload: () => upload(v2), verified: () => verified() };
   if (!modes[mode]) throw new Error(`unknown mode ${mode}`);
   console.log(JSON.stringify(await modes[mode]()));
 } finally {

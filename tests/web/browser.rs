@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::support::clients::{require, run};
+use crate::support::fake_seeder::{Behaviour, FakeSeeder};
 use crate::support::{content, TestApp};
 use crate::{sharing_awkward_names, AWKWARD, HOSTILE};
 
@@ -119,4 +120,61 @@ async fn a_file_shared_through_the_page_downloads_back_byte_identical() {
     );
     assert_eq!(seen["sha256"], hex::encode(sha2::Sha256::digest(&data)));
     assert_eq!(seen["progress"], 1.0);
+}
+
+#[actix_web::test]
+async fn the_verified_browser_download_takes_every_seeder_and_refetches_a_bad_piece() {
+    use gotorrent_http::download::{self, Options, Silent};
+    use sha2::Digest;
+    // Arrange: 32 MiB (1 MiB pieces) on a real seeder, and a second seeder, announced to the
+    // first's tracker, that corrupts the first piece it sends.
+    let data = content(32 << 20);
+    let name = "big ü & co.bin";
+    let app = TestApp::spawn_with(
+        &[(name, &data[..])],
+        |_| {},
+        |s| {
+            s.raw.tracker.verify_seeders = false;
+        },
+    )
+    .await;
+    let v2 = app.wait_for_torrent(name).await["info_hash_v2"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let liar = FakeSeeder::start(data.clone(), 1 << 20, Behaviour::CorruptFirst).await;
+    let announced = app
+        .announce(serde_json::json!({"info_hash": v2, "url": liar.url, "event": "started"}))
+        .await;
+    assert!(announced.status().is_success());
+    assert_eq!(app.peer_urls(&v2).await.len(), 2);
+
+    // Act
+    let seen = drive(vec!["verified".into(), app.url.clone(), v2.clone()]).await;
+
+    // Assert: the same bytes, the bad piece named and fetched again.
+    assert_eq!(seen["problems"], serde_json::json!([]), "{seen}");
+    assert_eq!(
+        seen["sha256"],
+        hex::encode(sha2::Sha256::digest(&data)),
+        "{seen}"
+    );
+    let status = seen["status"].as_str().unwrap();
+    assert!(status.contains("1 bad piece fetched again"), "{status}");
+    assert!(status.contains(&format!(" from {}", liar.url)), "{status}");
+    assert!(status.contains("from 2 seeders"), "{status}");
+
+    // The CLI on the same file from the same two seeders, for comparison (printed).
+    let out = tempfile::tempdir().unwrap();
+    let mut options = Options::new(format!("{}/torrents/{v2}", app.url), out.path());
+    options.seeders = vec![
+        url::Url::parse(&app.url).unwrap(),
+        url::Url::parse(&liar.url).unwrap(),
+    ];
+    let report = download::download(&options, &Silent).await.unwrap();
+    eprintln!(
+        "32 MiB, 2 seeders (one corrupting a piece): browser {:.2} s, CLI {:.2} s",
+        seen["seconds"].as_f64().unwrap(),
+        report.elapsed.as_secs_f64()
+    );
 }

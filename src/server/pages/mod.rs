@@ -26,7 +26,7 @@ const ICON_SVG: &str = include_str!("assets/icon.svg");
 /// Our own assets only; `connect-src` stays open because the verified download fetches pieces
 /// from other seeders.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-                   connect-src *; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+                   connect-src * blob:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 /// Folder files listed on a torrent's page; the rest are counted.
 const MAX_FILES_SHOWN: usize = 1000;
 

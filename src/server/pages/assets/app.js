@@ -102,3 +102,139 @@ if (uploadForm) {
     }
   }
 }
+
+// Verified download: pieces from every live seeder at once, each checked against its BEP 52
+// piece hash (the SHA-256 merkle root of its 16 KiB blocks) with WebCrypto before it is kept.
+const verifiedForm = document.getElementById("verified");
+if (verifiedForm) {
+  const BLOCK = 16384;
+  const status = document.getElementById("verify-status");
+  const bar = verifiedForm.querySelector("progress");
+  const hex = (s) => Uint8Array.from(s.match(/../g), (b) => parseInt(b, 16));
+  const same = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
+  const sha256 = async (data) => new Uint8Array(await crypto.subtle.digest("SHA-256", data));
+  const pair = (a, b) => { const both = new Uint8Array(64); both.set(a); both.set(b, 32); return sha256(both); };
+  const mib = (n) => `${(n / 1048576).toFixed(1)} MiB`;
+
+  // The piece's hash: its blocks' hashes padded with zero hashes to a power of two (the blocks
+  // of a whole piece, or for a file of one piece the next power of two), hashed pairwise.
+  async function pieceHash(data, pieceLength, fileLength) {
+    const leaves = [];
+    for (let at = 0; at < data.byteLength; at += BLOCK) {
+      leaves.push(sha256(data.subarray(at, Math.min(at + BLOCK, data.byteLength))));
+    }
+    let nodes = await Promise.all(leaves);
+    let width = fileLength <= pieceLength ? 2 ** Math.ceil(Math.log2(Math.max(nodes.length, 1))) : pieceLength / BLOCK;
+    let pad = new Uint8Array(32);
+    while (width > 1) {
+      const next = [];
+      for (let i = 0; i < nodes.length; i += 2) next.push(pair(nodes[i], nodes[i + 1] ?? pad));
+      nodes = await Promise.all(next);
+      pad = await pair(pad, pad);
+      width /= 2;
+    }
+    return nodes[0] ?? pad;
+  }
+
+  verifiedForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const button = verifiedForm.querySelector("button");
+    button.disabled = true;
+    try {
+      await download();
+    } catch (e) {
+      status.textContent = `Download failed: ${e.message}`;
+    } finally {
+      button.disabled = false;
+    }
+  });
+
+  async function download() {
+    const v2 = verifiedForm.dataset.v2;
+    const name = verifiedForm.dataset.name;
+    let sink = null;
+    if (document.getElementById("to-disk").checked && window.showSaveFilePicker) {
+      const handle = await window.showSaveFilePicker({ suggestedName: name });
+      sink = await handle.createWritable();
+    }
+    const manifest = await (await fetch(`/torrents/${v2}/manifest`)).json();
+    const peers = await (await fetch(`/peers?info_hash=${v2}`)).json();
+    const seeders = peers.peers.map((p) => p.url.replace(/\/$/, ""));
+    if (!seeders.length) throw new Error("no live seeder is known for this torrent");
+    const { piece_length: pieceLength, length } = manifest;
+    const hashes = manifest.piece_hashes.map(hex);
+    const count = hashes.length;
+    const pieces = new Array(count);
+    const failed = new Map(); // seeder -> consecutive failures
+    const badFrom = new Map(); // seeder -> pieces that failed verification
+    const bad = [];
+    let next = 0;
+    let done = 0;
+    let bytes = 0;
+    const started = performance.now();
+    const retry = [];
+    const show = () => {
+      bar.max = length;
+      bar.value = bytes;
+      const rate = bytes / 1048576 / ((performance.now() - started) / 1000);
+      const badText = bad.length ? `, ${bad.length} bad piece${bad.length > 1 ? "s" : ""} fetched again (${bad.join("; ")})` : "";
+      status.textContent = `${mib(bytes)} of ${mib(length)} from ${seeders.length} seeders, ${rate.toFixed(1)} MiB/s${badText}`;
+    };
+
+    async function worker(slot) {
+      for (;;) {
+        const job = retry.shift() ?? (next < count ? { index: next++, avoid: new Set() } : null);
+        if (!job) return;
+        const usable = seeders.filter((s) => !job.avoid.has(s) && (failed.get(s) ?? 0) < 3);
+        if (!usable.length) throw new Error(`no seeder left that can send piece ${job.index}`);
+        const seeder = usable[(job.index + slot) % usable.length];
+        let data;
+        try {
+          const response = await fetch(`${seeder}/chunks/${v2}/${job.index}`);
+          if (!response.ok) throw new Error(`HTTP ${response.status}`);
+          data = new Uint8Array(await response.arrayBuffer());
+        } catch {
+          failed.set(seeder, (failed.get(seeder) ?? 0) + 1);
+          retry.push(job);
+          continue;
+        }
+        failed.set(seeder, 0);
+        const offset = job.index * pieceLength;
+        const expected = Math.min(pieceLength, length - offset);
+        if (data.byteLength !== expected || !same(await pieceHash(data, pieceLength, length), hashes[job.index])) {
+          bad.push(`piece ${job.index} from ${seeder}`);
+          job.avoid.add(seeder);
+          // As the CLI does: three bad pieces and a seeder is not asked again.
+          badFrom.set(seeder, (badFrom.get(seeder) ?? 0) + 1);
+          if (badFrom.get(seeder) >= 3) failed.set(seeder, 3);
+          retry.push(job);
+          show();
+          continue;
+        }
+        if (sink) await sink.write({ type: "write", position: offset, data });
+        else pieces[job.index] = data;
+        done += 1;
+        bytes += data.byteLength;
+        show();
+      }
+    }
+    // Six requests in flight over all seeders.
+    await Promise.all([0, 1, 2, 3, 4, 5].map(worker));
+    if (done !== count) throw new Error(`only ${done} of ${count} pieces arrived`);
+    const seconds = (performance.now() - started) / 1000;
+    const summary = `Verified ${count} pieces (${mib(length)}) in ${seconds.toFixed(2)} s, ${(length / 1048576 / seconds).toFixed(1)} MiB/s from ${seeders.length} seeders`;
+    const badText = bad.length ? `; ${bad.length} bad piece${bad.length > 1 ? "s" : ""} fetched again: ${bad.join("; ")}` : "";
+    if (sink) {
+      await sink.close();
+      status.textContent = `${summary}${badText}. Saved.`;
+      return;
+    }
+    const link = document.createElement("a");
+    link.id = "verified-file";
+    link.href = URL.createObjectURL(new Blob(pieces, { type: "application/octet-stream" }));
+    link.download = name;
+    link.textContent = `Save ${name}`;
+    link.dataset.seconds = String(seconds);
+    status.replaceChildren(`${summary}${badText}. `, link);
+  }
+}
