@@ -74,6 +74,52 @@ async fn the_listing_filters_and_sorts_without_javascript_and_json_clients_keep_
 }
 
 #[actix_web::test]
+async fn the_listing_shows_bittorrent_peers_completed_downloads_and_age() {
+    // Arrange: two BitTorrent peers announce the awkward file's v1 hash; one has completed.
+    let (app, v2) = sharing_awkward_names().await;
+    let listed = app.list_torrents().await;
+    let torrent = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["info_hash_v2"] == v2.as_str())
+        .unwrap();
+    let v1 = hex::decode(torrent["info_hash_v1"].as_str().unwrap()).unwrap();
+    let escaped: String = v1.iter().map(|b| format!("%{b:02X}")).collect();
+    for (peer, event) in [
+        ("-XX0001-aaaaaaaaaaaa", "completed"),
+        ("-XX0001-bbbbbbbbbbbb", "started"),
+    ] {
+        let left = if event == "completed" { 0 } else { 500 };
+        let url = format!(
+            "{}/announce?info_hash={escaped}&peer_id={peer}&port=6881&uploaded=0&downloaded=0&left={left}&event={event}&compact=1",
+            app.url
+        );
+        assert_eq!(app.client.get(url).send().await.unwrap().status(), 200);
+    }
+
+    // Act
+    let (_, html) = page(&app, "/?q=my+file").await;
+
+    // Assert: 2 peers, 1 completed, and an age for a file shared here.
+    let row = &html[html.find("data-name=\"my file").unwrap()..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(
+        row.contains("<td>2</td>") && row.contains("<td>1</td>"),
+        "{row}"
+    );
+    assert!(row.contains(" s</td>"), "{row}");
+    for column in ["BitTorrent peers", "Completed", "Age"] {
+        assert!(html.contains(&format!(">{column}</th>")), "{column}");
+    }
+    let (_, newest) = page(&app, "/?sort=newest").await;
+    assert!(
+        newest.contains("<option value=\"newest\" selected>"),
+        "{newest}"
+    );
+}
+
+#[actix_web::test]
 async fn a_torrent_page_links_to_what_works() {
     // Arrange
     let (app, v2) = sharing_awkward_names().await;

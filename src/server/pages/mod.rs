@@ -59,8 +59,9 @@ pub struct ListQuery {
     sort: Option<String>,
 }
 
-const SORT_OPTIONS: [(&str, &str); 4] = [
+const SORT_OPTIONS: [(&str, &str); 5] = [
     ("name", "Name"),
+    ("newest", "Newest first"),
     ("size", "Size, largest first"),
     ("seeders", "Live seeders, most first"),
     ("pieces", "Pieces, most first"),
@@ -75,6 +76,12 @@ struct Row {
     files: usize,
     pieces: u32,
     seeders: usize,
+    /// BitTorrent peers in its swarm (seeds and leechers), and downloads completed there.
+    peers: usize,
+    completed: u64,
+    /// When its newest file changed, for a torrent shared here (seconds since the epoch).
+    modified: Option<u64>,
+    age: String,
 }
 
 /// The upload form, shown when uploads are on.
@@ -92,7 +99,7 @@ struct IndexPage {
     upload: Option<UploadForm>,
     q: String,
     sort: String,
-    sort_options: [(&'static str, &'static str); 4],
+    sort_options: [(&'static str, &'static str); 5],
     total: usize,
     rows: Vec<Row>,
 }
@@ -121,13 +128,34 @@ pub async fn index(
     let needle = q.trim().to_lowercase();
     let all = known_torrents(&state).await?;
     let total = all.len();
-    let mut rows = Vec::new();
-    for meta in all {
-        let name_folded = meta.name.to_lowercase();
-        if !needle.is_empty() && !name_folded.contains(&needle) {
-            continue;
+    let listed: Vec<_> = all
+        .into_iter()
+        .filter(|meta| needle.is_empty() || meta.name.to_lowercase().contains(&needle))
+        .collect();
+    // One scrape for the swarms of every listed torrent (a round trip with Redis).
+    let swarms = match &state.tracker {
+        Some(tracker) => {
+            let hashes: Vec<[u8; 20]> = listed.iter().map(|m| m.info_hash_v1.0).collect();
+            tracker.bt_scrape(&hashes).await?
         }
+        None => Vec::new(),
+    };
+    let catalog = state.seeder.as_ref().map(|s| s.catalog());
+    let now = crate::tracker::unix_now();
+    let mut rows = Vec::new();
+    for (i, meta) in listed.into_iter().enumerate() {
+        let name_folded = meta.name.to_lowercase();
+        let stats = swarms.get(i).map(|(_, s)| *s).unwrap_or_default();
+        let modified = catalog
+            .as_ref()
+            .and_then(|c| c.by_hash(&InfoHash::V2(meta.info_hash_v2)))
+            .and_then(|t| t.last_modified().duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs());
         rows.push(Row {
+            peers: stats.complete + stats.incomplete,
+            completed: stats.downloaded,
+            age: modified.map_or_else(|| "—".to_owned(), |m| human_age(now.saturating_sub(m))),
+            modified,
             name_folded,
             v2: meta.info_hash_v2.to_string(),
             size: human_bytes(meta.length),
@@ -139,6 +167,7 @@ pub async fn index(
         });
     }
     match sort.as_str() {
+        "newest" => rows.sort_by_key(|r| std::cmp::Reverse(r.modified)),
         "size" => rows.sort_by_key(|r| std::cmp::Reverse(r.length)),
         "seeders" => rows.sort_by_key(|r| std::cmp::Reverse(r.seeders)),
         "pieces" => rows.sort_by_key(|r| std::cmp::Reverse(r.pieces)),
@@ -325,6 +354,16 @@ fn qr_svg(text: &str) -> String {
     }
 }
 
+/// `90` -> `1 min`: how long ago, roughly.
+pub fn human_age(seconds: u64) -> String {
+    match seconds {
+        0..60 => format!("{seconds} s"),
+        60..3600 => format!("{} min", seconds / 60),
+        3600..86400 => format!("{} h", seconds / 3600),
+        _ => format!("{} days", seconds / 86400),
+    }
+}
+
 /// `1536` -> `1.5 KiB`.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -353,6 +392,8 @@ mod tests {
         assert_eq!(human_bytes(1023), "1023 bytes");
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(3 << 30), "3.0 GiB");
+        assert_eq!(human_age(59), "59 s");
+        assert_eq!(human_age(3 * 86400 + 5), "3 days");
     }
 
     #[test]
