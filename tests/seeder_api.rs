@@ -571,3 +571,46 @@ async fn uploads_are_off_by_default_limited_in_size_and_guarded_by_the_write_tok
     let fits = put_file(&app, "fits.bin", vec![7u8; 1000].into(), Some(token)).await;
     assert_eq!(fits.status(), 201);
 }
+
+#[actix_web::test]
+async fn health_shows_what_is_being_hashed_and_how_far() {
+    // Arrange: a server, then a 64 MiB file it must hash.
+    let app = TestApp::spawn_with(
+        &[],
+        |_| {},
+        |s| s.rescan_interval = std::time::Duration::from_millis(100),
+    )
+    .await;
+    app.write_file("big hash ü.bin", &content(64 << 20));
+
+    // Act: watch /health until the torrent is listed.
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let health: serde_json::Value = app.health().await.json().await.unwrap();
+        if !health["hashing"].is_null() {
+            seen.push(health["hashing"].clone());
+        }
+        let listed = app.list_torrents().await;
+        if listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "big hash ü.bin")
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never listed");
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+
+    // Assert: progress was reported, and is gone once done.
+    assert!(!seen.is_empty(), "hashing was never reported");
+    for h in &seen {
+        assert_eq!(h["name"], "big hash ü.bin");
+        assert_eq!(h["total"], 64 << 20);
+        assert!(h["done"].as_u64().unwrap() <= 64 << 20);
+    }
+    let health: serde_json::Value = app.health().await.json().await.unwrap();
+    assert!(health["hashing"].is_null(), "{health}");
+}

@@ -8,7 +8,7 @@ pub mod catalog;
 pub mod hash_cache;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use actix_web::web::Bytes;
 use url::Url;
@@ -38,6 +38,16 @@ pub struct Seeder {
     hashed_bytes: AtomicU64,
     /// Woken when serving finds an object changed, so the catalog catches up at once.
     rescan_requested: tokio::sync::Notify,
+    /// What is being hashed now, and how far along.
+    hashing: Arc<Mutex<Option<Hashing>>>,
+}
+
+/// A torrent being hashed: its name, bytes read and bytes in all.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Hashing {
+    pub name: String,
+    pub done: u64,
+    pub total: u64,
 }
 
 impl Seeder {
@@ -55,12 +65,21 @@ impl Seeder {
             catalog: RwLock::new(Arc::new(Catalog::default())),
             hashed_bytes: AtomicU64::new(0),
             rescan_requested: tokio::sync::Notify::new(),
+            hashing: Arc::default(),
         }
     }
 
     pub fn catalog(&self) -> Arc<Catalog> {
         self.catalog
             .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The torrent being hashed now, if any, with its progress.
+    pub fn hashing(&self) -> Option<Hashing> {
+        self.hashing
+            .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
@@ -211,6 +230,12 @@ impl Seeder {
         let objects: Vec<ObjectMeta> = group.members.iter().map(|(_, o)| o.clone()).collect();
         let (storage, piece_length, is_folder) =
             (self.storage.clone(), self.piece_length, group.is_folder);
+        let hashing = self.hashing.clone();
+        *hashing.lock().unwrap_or_else(|e| e.into_inner()) = Some(Hashing {
+            name: name.clone(),
+            done: 0,
+            total: key.size,
+        });
         let meta = tokio::task::spawn_blocking(move || {
             let runtime = tokio::runtime::Handle::current();
             let open = |i: usize| -> std::io::Result<Box<dyn std::io::Read + Send>> {
@@ -223,6 +248,11 @@ impl Seeder {
                     .map_err(std::io::Error::other)?;
                 Ok(Box::new(StreamReader::new(stream)))
             };
+            let progress = |done: u64| {
+                if let Some(h) = hashing.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+                    h.done = done;
+                }
+            };
             let content = create::hash_entries(
                 &name,
                 is_folder,
@@ -230,12 +260,14 @@ impl Seeder {
                 open,
                 piece_length,
                 true,
-                &|_| {},
+                &progress,
             )
             .map_err(|(i, e)| anyhow::anyhow!("{}: {e}", objects[i].key))?;
             Ok::<_, anyhow::Error>(content.torrent(&[], &[])?)
         })
-        .await??;
+        .await;
+        *self.hashing.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        let meta = meta??;
         self.hashed_bytes.fetch_add(meta.length, Ordering::Relaxed);
         tracing::info!(name = %group.name, seconds = started.elapsed().as_secs_f64(), info_hash = %meta.info_hash_v2, "hashed");
         if let Err(e) = self

@@ -45,6 +45,7 @@ use crate::tracker::swarm::{Event, PeerView};
         tracker::AnnounceResponse,
         tracker::PeersResponse,
         ops::Health,
+        crate::seeder::Hashing,
         ops::Readiness,
     )),
     modifiers(&BearerToken),

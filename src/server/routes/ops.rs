@@ -13,6 +13,8 @@ pub struct Health {
     pub version: &'static str,
     pub seeder: bool,
     pub tracker: bool,
+    /// What the seeder is hashing now (a new or changed file or folder), if anything.
+    pub hashing: Option<crate::seeder::Hashing>,
 }
 
 /// Liveness: answers as soon as the server accepts requests.
@@ -23,6 +25,7 @@ pub async fn health(state: web::Data<AppState>) -> web::Json<Health> {
         version: env!("CARGO_PKG_VERSION"),
         seeder: state.seeder.is_some(),
         tracker: state.tracker.is_some(),
+        hashing: state.seeder.as_ref().and_then(|s| s.hashing()),
     })
 }
 

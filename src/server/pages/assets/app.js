@@ -80,6 +80,7 @@ if (uploadForm) {
       }
       status.textContent = `Uploaded ${file.name}; hashing it…`;
       const v2 = await listed(file.name);
+      bar.value = bar.max;
       const link = document.createElement("a");
       link.id = "uploaded";
       link.href = `/t/${v2}`;
@@ -97,6 +98,14 @@ if (uploadForm) {
       if (response.ok) {
         const found = (await response.json()).find((t) => t.name === name);
         if (found) return found.info_hash_v2;
+      }
+      // Hashing progress, from /health, while the server reads the new file.
+      const health = await fetch("/health").then((r) => r.json()).catch(() => null);
+      const hashing = health && health.hashing;
+      if (hashing && hashing.name === name && hashing.total > 0) {
+        bar.max = hashing.total;
+        bar.value = hashing.done;
+        status.textContent = `Uploaded ${name}; hashing it: ${Math.floor((100 * hashing.done) / hashing.total)}%`;
       }
       await new Promise((resolve) => setTimeout(resolve, 300));
     }
