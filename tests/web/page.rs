@@ -296,3 +296,33 @@ async fn pages_need_the_read_token_when_one_is_set() {
         .unwrap();
     assert_eq!(allowed.status(), 200);
 }
+
+#[actix_web::test]
+async fn the_share_form_appears_only_with_uploads_on_and_asks_for_the_write_token_when_set() {
+    let off = TestApp::spawn().await;
+    let (_, html) = page(&off, "/").await;
+    assert!(!html.contains("id=\"upload\""), "{html}");
+
+    let open = TestApp::spawn_with(&[], |_| {}, |s| s.raw.seeder.uploads = true).await;
+    let (_, html) = page(&open, "/").await;
+    assert!(
+        html.contains("id=\"upload\"") && !html.contains("id=\"token\""),
+        "{html}"
+    );
+    assert!(html.contains("at most 4.0 GiB"), "{html}");
+
+    let guarded = TestApp::spawn_with(
+        &[],
+        |_| {},
+        |s| {
+            s.raw.seeder.uploads = true;
+            s.raw.tracker.write_token = Some("a write token of some length".into());
+        },
+    )
+    .await;
+    let (_, html) = page(&guarded, "/").await;
+    assert!(
+        html.contains("<label for=\"token\">Write token</label>"),
+        "{html}"
+    );
+}
