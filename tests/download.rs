@@ -797,4 +797,12 @@ async fn a_folder_downloads_from_a_web_seed_alone() {
             "{path}"
         );
     }
+    // A finished folder made read-only is still recognised as finished, not fetched again.
+    use std::os::unix::fs::PermissionsExt;
+    for (path, _) in &files {
+        let file = out.path().join("got").join(path);
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o444)).unwrap();
+    }
+    let again = download::download(&options, &Silent).await.unwrap();
+    assert!(again.already_complete);
 }

@@ -508,6 +508,13 @@ async fn an_upload_is_stored_hashed_and_served_back_never_over_a_shared_file() {
         std::fs::read(app.data_dir.join("taken.bin")).unwrap(),
         b"old"
     );
+    // An empty file is never shared, so it is not stored either.
+    assert_json_error(
+        put_file(&app, "empty.bin", Vec::new().into(), None).await,
+        400,
+    )
+    .await;
+    assert!(!app.data_dir.join("empty.bin").exists());
 }
 
 #[actix_web::test]
@@ -613,4 +620,35 @@ async fn health_shows_what_is_being_hashed_and_how_far() {
     }
     let health: serde_json::Value = app.health().await.json().await.unwrap();
     assert!(health["hashing"].is_null(), "{health}");
+}
+
+#[actix_web::test]
+async fn a_folder_its_torrent_would_refuse_is_not_even_hashed() {
+    // Arrange: two names equal case-insensitively in one folder, beside a plain file.
+    let app = TestApp::spawn_with(
+        &[
+            ("clash/README", &b"upper"[..]),
+            ("clash/readme", &b"lower"[..]),
+            ("fine.bin", &b"fine"[..]),
+        ],
+        |_| {},
+        |_| {},
+    )
+    .await;
+
+    // Act
+    app.wait_for_torrent("fine.bin").await;
+
+    // Assert: not listed, and not read: only fine.bin's 4 bytes were hashed.
+    let listed = app.list_torrents().await;
+    assert!(
+        !listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "clash"),
+        "{listed}"
+    );
+    let hashed = support::metric(&app.url, "gotorrent_hashed_bytes_total").await;
+    assert_eq!(hashed, 4.0);
 }

@@ -68,6 +68,9 @@ pub struct PartFile {
 /// The files of a download under one root, opened on demand (at most [`OPEN_FILES`] at once).
 struct Files {
     paths: Vec<PathBuf>,
+    /// Whether files are opened for writing too (the .part), or only read (a finished copy,
+    /// which may be read-only).
+    writable: bool,
     open: Mutex<OpenFiles>,
 }
 
@@ -80,7 +83,7 @@ struct OpenFiles {
 
 impl Files {
     /// Where each of the torrent's files is under `root` (`root` itself for a single file).
-    fn under(root: &Path, meta: &Metainfo) -> Self {
+    fn under(root: &Path, meta: &Metainfo, writable: bool) -> Self {
         let paths = if meta.is_folder {
             meta.files
                 .iter()
@@ -91,6 +94,7 @@ impl Files {
         };
         Files {
             paths,
+            writable,
             open: Mutex::default(),
         }
     }
@@ -103,7 +107,7 @@ impl Files {
         let path = &self.paths[index];
         let file = OpenOptions::new()
             .read(true)
-            .write(true)
+            .write(self.writable)
             .custom_flags(libc::O_NOFOLLOW)
             .open(path)
             .map_err(io_err(path))?;
@@ -152,12 +156,21 @@ pub fn open(dir: &Path, meta: &Arc<Metainfo>) -> Result<Opened, StoreError> {
     let record_path = dir.join(format!("{}.part.pieces", meta.name));
 
     if std::fs::symlink_metadata(&final_path).is_ok() {
-        let files = Files::under(&final_path, meta);
+        let files = Files::under(&final_path, meta, false);
         for path in &files.paths {
             no_symlinks(dir, path)?;
         }
-        let verified = verify_all(&files, meta).unwrap_or_default();
-        return if verified.len() == meta.piece_count() as usize && verified.iter().all(|v| *v) {
+        // A missing or short file is a different download in the way; an I/O error is an
+        // error, not a verdict.
+        let matches = files.paths.iter().zip(&meta.files).all(|(path, f)| {
+            std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == f.length)
+        });
+        let verified = if matches {
+            verify_all(&files, meta)?
+        } else {
+            Vec::new()
+        };
+        return if matches && verified.iter().all(|v| *v) {
             Ok(Opened::Complete(final_path))
         } else {
             Err(StoreError::ForeignFile(final_path))
@@ -165,7 +178,7 @@ pub fn open(dir: &Path, meta: &Arc<Metainfo>) -> Result<Opened, StoreError> {
     }
 
     let existed = std::fs::symlink_metadata(&part_path).is_ok();
-    let files = Files::under(&part_path, meta);
+    let files = Files::under(&part_path, meta, true);
     let mut sizes_ok = existed;
     for (path, file) in files.paths.iter().zip(&meta.files) {
         no_symlinks(dir, path)?;
@@ -212,6 +225,7 @@ pub fn open(dir: &Path, meta: &Arc<Metainfo>) -> Result<Opened, StoreError> {
         .create(true)
         .write(true)
         .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(&record_path)
         .map_err(io_err(&record_path))?;
     let mut header = MAGIC.to_vec();
@@ -307,8 +321,16 @@ impl PartFile {
         // file's metadata and, for a folder, the directories' entries for its files. One
         // fsync per directory rather than per file: a folder may hold 100,000 small files.
         if self.meta.is_folder {
+            // Every directory between the files and the .part root: each holds an entry made
+            // for this download.
             let mut dirs: BTreeSet<&Path> = BTreeSet::from([self.part_path.as_path()]);
-            dirs.extend(self.files.paths.iter().filter_map(|p| p.parent()));
+            for path in &self.files.paths {
+                dirs.extend(
+                    path.ancestors()
+                        .skip(1)
+                        .take_while(|d| d.starts_with(&self.part_path)),
+                );
+            }
             for dir in dirs {
                 sync_dir(dir)?;
             }

@@ -43,8 +43,9 @@ pub struct TorrentFile {
 impl TorrentFile {
     /// Its pieces: `first_piece..first_piece + piece_count`.
     pub fn piece_count(&self, piece_length: PieceLength) -> u32 {
-        // Bounded by the torrent's validated piece count.
-        merkle::piece_count(self.length, piece_length) as u32
+        // Bounded by the torrent's validated piece count; saturating for a hostile one, which
+        // that validation then refuses.
+        u32::try_from(merkle::piece_count(self.length, piece_length)).unwrap_or(u32::MAX)
     }
 
     /// The path inside the torrent, `/`-separated (how web seeds and listings name it).
@@ -80,7 +81,8 @@ pub fn number(specs: Vec<FileSpec>, piece_length: PieceLength) -> Vec<TorrentFil
                 pieces_root: spec.pieces_root,
                 first_piece: next,
             };
-            next += file.piece_count(piece_length);
+            // Saturating: a hostile torrent's counts are refused after numbering.
+            next = next.saturating_add(file.piece_count(piece_length));
             file
         })
         .collect()

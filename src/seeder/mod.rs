@@ -15,7 +15,7 @@ use url::Url;
 
 use sha2::Digest;
 
-use crate::metainfo::{create, validate_name, Metainfo};
+use crate::metainfo::{create, layout, validate_name, FileSpec, Metainfo};
 use crate::storage::{ByteStream, ObjectMeta, Storage, StorageError, StreamReader};
 use crate::types::PieceLength;
 pub use catalog::{Catalog, SharedTorrent};
@@ -382,6 +382,21 @@ fn group(objects: Vec<ObjectMeta>) -> Vec<Group> {
             continue;
         }
         members.sort_by(|a, b| a.0.cmp(&b.0));
+        // Checked before anything is read: a folder its own torrent would refuse (paths equal
+        // case-insensitively, too deep, too many files) is not hashed at every rescan.
+        let specs: Vec<FileSpec> = members
+            .iter()
+            .map(|(path, o)| FileSpec {
+                path: path.clone(),
+                length: o.size,
+                executable: false,
+                pieces_root: (o.size > 0).then_some([0; 32]),
+            })
+            .collect();
+        if let Err(e) = layout::validate_files(&specs) {
+            tracing::warn!(%name, error = %e, "not sharing this folder");
+            continue;
+        }
         groups.push(Group {
             name,
             is_folder: true,

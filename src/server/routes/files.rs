@@ -380,6 +380,13 @@ pub async fn upload(
             let _ = tx.send(Err(std::io::Error::other("upload refused"))).await;
             return cut;
         }
+        if received == 0 {
+            // An empty file has no pieces and is never shared: store nothing.
+            let _ = tx.send(Err(std::io::Error::other("empty upload"))).await;
+            return Err(ApiError::BadRequest(
+                "the upload is empty; an empty file cannot be shared".into(),
+            ));
+        }
         Ok(received)
     };
     let (stored, fed) = futures_util::future::join(seeder.put(&name, body), feed).await;
