@@ -119,7 +119,7 @@ async fn transmission_download(torrent: &Path, out: &Path, done: impl Fn() -> bo
         .local_addr()
         .unwrap()
         .port();
-    let mut child = Command::new(transmission)
+    let child = Command::new(transmission)
         .arg("-g")
         .arg(&config)
         .arg("-w")
@@ -130,10 +130,16 @@ async fn transmission_download(torrent: &Path, out: &Path, done: impl Fn() -> bo
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let finished = support::poll("transmission to finish the download", || async { done() });
+    until_done(child, "transmission to finish the download", done).await
+}
+
+/// Clients seed forever once done: waits up to 30 s for `done`, then stops `client` either
+/// way; returns whether `done` came true.
+async fn until_done(mut client: std::process::Child, what: &str, done: impl Fn() -> bool) -> bool {
+    let finished = support::poll(what, || async { done() });
     let result = tokio::time::timeout(Duration::from_secs(30), finished).await;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    client.kill().unwrap();
+    client.wait().unwrap();
     result.is_ok()
 }
 
@@ -274,7 +280,7 @@ async fn qbittorrent_downloads_a_folder_from_our_web_seed() {
     )
     .unwrap();
     let (webui, peers) = (support::free_port(), support::free_port());
-    let mut child = Command::new(qbittorrent)
+    let child = Command::new(qbittorrent)
         .arg(format!("--profile={}", profile.display()))
         .arg(format!("--webui-port={webui}"))
         .arg(format!("--torrenting-port={peers}"))
@@ -286,18 +292,16 @@ async fn qbittorrent_downloads_a_folder_from_our_web_seed() {
         .spawn()
         .unwrap();
 
-    // Act: it seeds forever once done: wait for every file, then stop it.
-    let done = support::poll("qBittorrent to finish the folder", || async {
+    // Act
+    let finished = until_done(child, "qBittorrent to finish the folder", || {
         FOLDER_FILES.iter().all(|(path, len)| {
             std::fs::read(out.join(FOLDER).join(path)).is_ok_and(|b| b == content(*len))
         })
-    });
-    let finished = tokio::time::timeout(Duration::from_secs(30), done).await;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    })
+    .await;
 
     // Assert
-    assert!(finished.is_ok(), "qBittorrent did not finish the folder");
+    assert!(finished, "qBittorrent did not finish the folder");
     assert_folder_downloaded(&out, true, "qBittorrent");
 }
 

@@ -239,10 +239,9 @@ impl Source {
         url_list: &[String],
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<Metainfo, CreateError> {
-        let content = self.hash(piece_length, true, progress)?;
-        content
-            .torrent(trackers, url_list)
-            .map_err(|source| self.metainfo_error(source))
+        self.make(piece_length, true, progress, |c| {
+            c.torrent(trackers, url_list)
+        })
     }
 
     /// The v1-only torrent of this file or folder (see [`Content::v1_torrent`]).
@@ -253,29 +252,25 @@ impl Source {
         url_list: &[String],
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<V1Torrent, CreateError> {
-        let content = self.hash(piece_length, false, progress)?;
-        content
-            .v1_torrent(trackers, url_list)
-            .map_err(|source| self.metainfo_error(source))
+        self.make(piece_length, false, progress, |c| {
+            c.v1_torrent(trackers, url_list)
+        })
     }
 
-    fn metainfo_error(&self, source: MetainfoError) -> CreateError {
-        CreateError::Metainfo {
+    /// Hashes (with pad files when `pad`) and builds the torrent with `build`.
+    fn make<T>(
+        &self,
+        piece_length: PieceLength,
+        pad: bool,
+        progress: &(dyn Fn(u64) + Sync),
+        build: impl FnOnce(Content<'_>) -> Result<T, MetainfoError>,
+    ) -> Result<T, CreateError> {
+        let content = self.hash(piece_length, pad, progress)?;
+        build(content).map_err(|source| CreateError::Metainfo {
             path: PathBuf::from(&self.name),
             source,
-        }
+        })
     }
-}
-
-/// Hashes the file or folder at `path` into its hybrid torrent, reporting bytes read.
-pub fn from_path(
-    path: &Path,
-    piece_length: PieceLength,
-    trackers: Vec<String>,
-    url_list: Vec<String>,
-    progress: &(dyn Fn(u64) + Sync),
-) -> Result<Metainfo, CreateError> {
-    Source::open(path)?.torrent(piece_length, &trackers, &url_list, progress)
 }
 
 /// Builds a single-file torrent from bytes in memory (tests and small inputs).
@@ -287,17 +282,6 @@ pub fn from_bytes(
     url_list: Vec<String>,
 ) -> Result<Metainfo, MetainfoError> {
     let hashes = hash_reader(data, piece_length, &|_| {}).expect("reading a slice cannot fail");
-    build(name, hashes, piece_length, trackers, url_list)
-}
-
-/// The single-file torrent of hashed content.
-pub fn build(
-    name: &str,
-    hashes: FileHashes,
-    piece_length: PieceLength,
-    trackers: Vec<String>,
-    url_list: Vec<String>,
-) -> Result<Metainfo, MetainfoError> {
     Metainfo::new(
         name,
         hashes.length,

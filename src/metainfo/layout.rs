@@ -103,44 +103,60 @@ pub fn validate_component(name: &str) -> Result<(), MetainfoError> {
     }
 }
 
-/// Checks the rules of the module doc on a whole file list (canonical order included).
+/// Checks the rules of the module doc on a whole file list (canonical order included), and
+/// that exactly the non-empty files have a pieces root.
 pub fn validate_files(specs: &[FileSpec]) -> Result<(), MetainfoError> {
-    if specs.is_empty() {
+    validate_paths(specs.iter().map(|s| &s.path[..]))?;
+    match specs
+        .iter()
+        .find(|s| (s.length == 0) != s.pieces_root.is_none())
+    {
+        Some(spec) => Err(MetainfoError::Path {
+            path: spec.path.join("/"),
+            reason: "a pieces root must be given exactly for a non-empty file",
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Checks the paths of a file list against the rules of the module doc (canonical order
+/// included), before anything is hashed.
+pub fn validate_paths<'a>(
+    paths: impl ExactSizeIterator<Item = &'a [String]>,
+) -> Result<(), MetainfoError> {
+    if paths.len() == 0 {
         return Err(MetainfoError::Path {
             path: String::new(),
             reason: "the torrent has no files",
         });
     }
-    if specs.len() > MAX_FILES {
-        return Err(MetainfoError::TooManyFiles(specs.len()));
+    if paths.len() > MAX_FILES {
+        return Err(MetainfoError::TooManyFiles(paths.len()));
     }
-    let mut seen: HashSet<String> = HashSet::with_capacity(specs.len());
+    let mut seen: HashSet<String> = HashSet::with_capacity(paths.len());
     let mut dirs: HashSet<String> = HashSet::new();
-    for (i, spec) in specs.iter().enumerate() {
-        let shown = spec.path.join("/");
+    let mut previous: Option<&[String]> = None;
+    for path in paths {
+        let shown = path.join("/");
         let refuse = |reason| MetainfoError::Path {
             path: shown.clone(),
             reason,
         };
-        if spec.path.is_empty() {
+        if path.is_empty() {
             return Err(refuse("a file with an empty path"));
         }
-        if spec.path.len() > MAX_DEPTH {
+        if path.len() > MAX_DEPTH {
             return Err(refuse("deeper than 32 directories"));
         }
-        for part in &spec.path {
+        for part in path {
             validate_component(part).map_err(|_| refuse("a path component is not one safe file name (empty, '.', '..', '/', '\\', NUL or over 255 bytes)"))?;
         }
-        if i > 0 && specs[i - 1].path >= spec.path {
+        if previous.is_some_and(|p| p >= path) {
             return Err(refuse(
                 "files are not in canonical (sorted) order, or a path repeats",
             ));
         }
-        if (spec.length == 0) != spec.pieces_root.is_none() {
-            return Err(refuse(
-                "a pieces root must be given exactly for a non-empty file",
-            ));
-        }
+        previous = Some(path);
         let folded = shown.to_lowercase();
         if dirs.contains(&folded) || !seen.insert(folded.clone()) {
             return Err(refuse(
@@ -148,7 +164,7 @@ pub fn validate_files(specs: &[FileSpec]) -> Result<(), MetainfoError> {
             ));
         }
         let mut prefix = String::new();
-        for part in &spec.path[..spec.path.len() - 1] {
+        for part in &path[..path.len() - 1] {
             if !prefix.is_empty() {
                 prefix.push('/');
             }

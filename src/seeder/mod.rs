@@ -15,7 +15,7 @@ use url::Url;
 
 use sha2::Digest;
 
-use crate::metainfo::{create, layout, validate_name, FileSpec, Metainfo};
+use crate::metainfo::{create, layout, validate_name, Metainfo};
 use crate::storage::{ByteStream, ObjectMeta, Storage, StorageError, StreamReader};
 use crate::types::PieceLength;
 pub use catalog::{Catalog, SharedTorrent};
@@ -199,7 +199,7 @@ impl Seeder {
         let cached = cached.filter(|m| m.piece_length.get() == piece_length && group.describes(m));
         let hashed = match cached {
             Some(meta) => meta,
-            None => self.hash(&group, &key).await?,
+            None => self.hash(&group, &objects, &key).await?,
         };
         let url_list = [web_seed_url(&self.urls.public_url, &hashed)];
         let trackers: Vec<String> = self.urls.announce.iter().map(|u| u.to_string()).collect();
@@ -213,7 +213,12 @@ impl Seeder {
 
     /// Reads the group's objects once, in order, hashing on the blocking pool, and caches the
     /// torrent under `key`.
-    async fn hash(&self, group: &Group, key: &ObjectMeta) -> anyhow::Result<Metainfo> {
+    async fn hash(
+        &self,
+        group: &Group,
+        objects: &[ObjectMeta],
+        key: &ObjectMeta,
+    ) -> anyhow::Result<Metainfo> {
         let name = group.name.clone();
         tracing::info!(%name, files = group.members.len(), bytes = key.size, "hashing");
         let started = std::time::Instant::now();
@@ -227,7 +232,7 @@ impl Seeder {
                 executable: false,
             })
             .collect();
-        let objects: Vec<ObjectMeta> = group.members.iter().map(|(_, o)| o.clone()).collect();
+        let objects = objects.to_vec();
         let (storage, piece_length, is_folder) =
             (self.storage.clone(), self.piece_length, group.is_folder);
         let hashing = self.hashing.clone();
@@ -384,16 +389,7 @@ fn group(objects: Vec<ObjectMeta>) -> Vec<Group> {
         members.sort_by(|a, b| a.0.cmp(&b.0));
         // Checked before anything is read: a folder its own torrent would refuse (paths equal
         // case-insensitively, too deep, too many files) is not hashed at every rescan.
-        let specs: Vec<FileSpec> = members
-            .iter()
-            .map(|(path, o)| FileSpec {
-                path: path.clone(),
-                length: o.size,
-                executable: false,
-                pieces_root: (o.size > 0).then_some([0; 32]),
-            })
-            .collect();
-        if let Err(e) = layout::validate_files(&specs) {
+        if let Err(e) = layout::validate_paths(members.iter().map(|(path, _)| &path[..])) {
             tracing::warn!(%name, error = %e, "not sharing this folder");
             continue;
         }

@@ -13,9 +13,8 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::error::ApiError;
-use super::routes::{find_torrent, known_torrents, torrents};
+use super::routes::{find_torrent, known_torrents, live_seeders, torrents};
 use super::AppState;
-use crate::metainfo::Metainfo;
 use crate::seeder::file_url;
 use crate::types::InfoHash;
 
@@ -307,13 +306,6 @@ pub async fn asset(path: web::Path<(String, String)>) -> Result<HttpResponse, Ap
         .insert_header((header::CACHE_CONTROL, cache))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .body(body))
-}
-
-async fn live_seeders(state: &AppState, meta: &Metainfo) -> Result<usize, ApiError> {
-    Ok(match &state.tracker {
-        Some(t) => t.live_seeders(&InfoHash::V2(meta.info_hash_v2)).await?,
-        None => 0,
-    })
 }
 
 fn html(page: impl Template) -> Result<HttpResponse, ApiError> {

@@ -156,6 +156,17 @@ pub async fn known_torrents(state: &AppState) -> Result<Vec<Arc<Metainfo>>, ApiE
         .collect())
 }
 
+/// Live native seeders of a torrent known to this server's tracker (0 with the tracker off).
+pub async fn live_seeders(state: &AppState, meta: &Metainfo) -> Result<usize, ApiError> {
+    Ok(match &state.tracker {
+        Some(t) => {
+            t.live_seeders(&crate::types::InfoHash::V2(meta.info_hash_v2))
+                .await?
+        }
+        None => 0,
+    })
+}
+
 /// Finds a torrent by either info-hash, preferring this seeder's copy.
 pub async fn find_torrent(state: &AppState, raw_hash: &str) -> Result<Arc<Metainfo>, ApiError> {
     let hash =

@@ -11,7 +11,6 @@ use crate::server::error::{ApiError, ErrorBody};
 use crate::server::openapi::{Binary, ReadRefusals, WriteRefusals};
 use crate::server::AppState;
 use crate::tracker::Registered;
-use crate::types::InfoHash;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TorrentSummary {
@@ -67,10 +66,7 @@ pub struct Manifest {
 }
 
 async fn summary(state: &AppState, meta: &Metainfo) -> Result<TorrentSummary, ApiError> {
-    let seeders = match &state.tracker {
-        Some(t) => t.live_seeders(&InfoHash::V2(meta.info_hash_v2)).await?,
-        None => 0,
-    };
+    let seeders = super::live_seeders(state, meta).await?;
     Ok(TorrentSummary {
         name: meta.name.clone(),
         is_folder: meta.is_folder,
