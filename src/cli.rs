@@ -137,6 +137,10 @@ pub struct ServeArgs {
     /// Turn the seeder role off.
     #[arg(long)]
     pub no_seeder: bool,
+    /// Port mapping on the home router (UPnP, PCP, NAT-PMP): auto, on or off [default: auto,
+    /// which maps when listening on a non-loopback address with no public URL].
+    #[arg(long, value_name = "MODE")]
+    pub nat: Option<crate::settings::NatMapping>,
 }
 
 impl ServeArgs {
@@ -149,6 +153,7 @@ impl ServeArgs {
             tracker: self.tracker.clone(),
             no_tracker: self.no_tracker,
             no_seeder: self.no_seeder,
+            nat: self.nat,
         }
     }
 }
@@ -322,6 +327,7 @@ async fn seed_after_download(
         tracker: report.tracker.as_ref().map(|t| t.to_string()),
         no_tracker: report.tracker.is_some(),
         no_seeder: false,
+        nat: None,
     };
     let mut settings = Settings::load(None, &overrides)?;
     settings.raw.log.level = if args.quiet {

@@ -31,6 +31,8 @@ pub struct Settings {
     pub storage: StorageSettings,
     pub seeder: SeederSettings,
     pub tracker: TrackerSettings,
+    pub nat: NatSettings,
+    pub ddns: DdnsSettings,
     pub log: LogSettings,
 }
 
@@ -119,6 +121,50 @@ pub enum PrivateSeeders {
     Never,
 }
 
+/// The `nat` section: port mapping on the home router.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct NatSettings {
+    pub mapping: NatMapping,
+    pub protocols: Vec<crate::reach::Protocol>,
+    pub gateway: Option<String>,
+    pub lease_secs: u64,
+    pub check_interval_secs: u64,
+}
+
+/// Whether to ask the gateway for a port mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NatMapping {
+    /// When the server listens on a non-loopback address and no public URL is set.
+    Auto,
+    On,
+    Off,
+}
+
+impl std::str::FromStr for NatMapping {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(NatMapping::Auto),
+            "on" => Ok(NatMapping::On),
+            "off" => Ok(NatMapping::Off),
+            _ => Err(format!("{s:?}: expected auto, on or off")),
+        }
+    }
+}
+
+/// The `ddns` section: a DNS name kept at the external address (RFC 2136 + TSIG).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct DdnsSettings {
+    pub name: Option<String>,
+    pub zone: Option<String>,
+    pub server: Option<String>,
+    pub key_name: Option<String>,
+    pub algorithm: String,
+    pub secret_env: String,
+    pub ttl_secs: u32,
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct LogSettings {
     pub format: LogFormat,
@@ -143,6 +189,7 @@ pub struct Overrides {
     pub tracker: Option<String>,
     pub no_tracker: bool,
     pub no_seeder: bool,
+    pub nat: Option<NatMapping>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -178,6 +225,8 @@ pub struct Validated {
     pub rescan_interval: Duration,
     /// With `storage.backend = "s3"`: the bucket and the credentials to read it.
     pub s3: Option<S3Config>,
+    /// Port mapping and dynamic DNS.
+    pub reach: crate::reach::ReachConfig,
 }
 
 impl Settings {
@@ -203,6 +252,8 @@ impl Settings {
             .cloned()
             .collect();
         let (port, railway_domain) = (var("PORT"), var("RAILWAY_PUBLIC_DOMAIN"));
+        // Only `ddns.secret_env` names the variable; keep the environment to read it later.
+        let env_for_secret = env.clone();
         let aws: HashMap<&str, String> = AWS_VARIABLES
             .into_iter()
             .filter_map(|name| Some((name, var(name)?)))
@@ -244,6 +295,10 @@ impl Settings {
         if overrides.no_seeder {
             builder = builder.set_override("seeder.enabled", false)?;
         }
+        if let Some(nat) = overrides.nat {
+            let value = serde_json::to_value(nat).expect("an enum serialises");
+            builder = builder.set_override("nat.mapping", value.as_str().unwrap_or_default())?;
+        }
         let config = builder.build()?;
         let mut unknown = Vec::new();
         let settings: Settings =
@@ -252,7 +307,11 @@ impl Settings {
             return Err(unknown_key(key, &env_names));
         }
         let s3 = settings.s3_config(&aws)?;
-        settings.validate(s3)
+        let ddns_secret = env_for_secret
+            .get(&settings.ddns.secret_env)
+            .filter(|v| !v.is_empty())
+            .cloned();
+        settings.validate(s3, ddns_secret)
     }
 
     /// The S3 bucket to share from, when `storage.backend = "s3"`, with the credentials from
@@ -325,7 +384,11 @@ impl Settings {
         }))
     }
 
-    fn validate(self, s3: Option<S3Config>) -> Result<Validated, SettingsError> {
+    fn validate(
+        self,
+        s3: Option<S3Config>,
+        ddns_secret: Option<String>,
+    ) -> Result<Validated, SettingsError> {
         let bind = self
             .server
             .bind
@@ -434,6 +497,7 @@ impl Settings {
                 });
             }
         }
+        let reach = self.reach_config(bind, public_url.is_some(), ddns_secret)?;
         Ok(Validated {
             raw: self,
             bind,
@@ -443,7 +507,163 @@ impl Settings {
             announce_interval,
             rescan_interval,
             s3,
+            reach,
         })
+    }
+}
+
+impl Settings {
+    /// Port mapping on (`nat.mapping`, "auto" resolved against the bind address and public URL)
+    /// and the DNS name to keep current, checked.
+    fn reach_config(
+        &self,
+        bind: SocketAddr,
+        public_url_set: bool,
+        ddns_secret: Option<String>,
+    ) -> Result<crate::reach::ReachConfig, SettingsError> {
+        let nat = &self.nat;
+        let invalid = |key: &'static str, value: String, message: String| SettingsError::Invalid {
+            key,
+            value,
+            message,
+        };
+        let mapping = match nat.mapping {
+            NatMapping::On => true,
+            NatMapping::Off => false,
+            NatMapping::Auto => !bind.ip().is_loopback() && !public_url_set,
+        };
+        if nat.protocols.is_empty() && mapping {
+            return Err(invalid(
+                "nat.protocols",
+                "[]".into(),
+                "name at least one of upnp, pcp, nat-pmp, or set nat.mapping = \"off\"".into(),
+            ));
+        }
+        let gateway = nat
+            .gateway
+            .as_deref()
+            .filter(|g| !g.is_empty())
+            .map(|g| {
+                g.parse().map_err(|_| {
+                    invalid(
+                        "nat.gateway",
+                        g.to_owned(),
+                        "expected an IPv4 address, e.g. 192.168.1.1".into(),
+                    )
+                })
+            })
+            .transpose()?;
+        let check_interval = Duration::from_secs(nat.check_interval_secs);
+        let lease = Duration::from_secs(nat.lease_secs);
+        if nat.check_interval_secs == 0 {
+            return Err(invalid(
+                "nat.check_interval_secs",
+                "0".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        // Renewed at every check: a lease shorter than two checks could lapse in between.
+        if lease < 2 * check_interval {
+            return Err(invalid(
+                "nat.lease_secs",
+                nat.lease_secs.to_string(),
+                format!(
+                    "must be at least twice nat.check_interval_secs ({})",
+                    nat.check_interval_secs
+                ),
+            ));
+        }
+        let ddns = self.ddns_config(ddns_secret)?;
+        Ok(crate::reach::ReachConfig {
+            mapping,
+            protocols: nat.protocols.clone(),
+            gateway,
+            lease,
+            check_interval,
+            ddns,
+        })
+    }
+
+    /// The dynamic DNS update to make, when `ddns.name` is set: every other key is then needed.
+    fn ddns_config(
+        &self,
+        secret: Option<String>,
+    ) -> Result<Option<crate::reach::DdnsConfig>, SettingsError> {
+        use crate::reach::ddns;
+        let d = &self.ddns;
+        let Some(name) = d.name.as_deref().filter(|n| !n.is_empty()) else {
+            return Ok(None);
+        };
+        let required = |key: &'static str, value: &Option<String>| {
+            value
+                .clone()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| SettingsError::Invalid {
+                    key,
+                    value: String::new(),
+                    message: format!("ddns.name = {name:?} needs it too"),
+                })
+        };
+        let setting = |e: ddns::DdnsError| match e {
+            ddns::DdnsError::Setting { key, value, reason } => SettingsError::Invalid {
+                key: match key {
+                    "name" => "ddns.name",
+                    "zone" => "ddns.zone",
+                    "key_name" => "ddns.key_name",
+                    _ => "ddns.algorithm",
+                },
+                value,
+                message: reason,
+            },
+            other => SettingsError::Invalid {
+                key: "ddns",
+                value: String::new(),
+                message: other.to_string(),
+            },
+        };
+        let zone = required("ddns.zone", &d.zone)?;
+        let server = required("ddns.server", &d.server)?;
+        let key_name = required("ddns.key_name", &d.key_name)?;
+        let name = ddns::parse_name("name", name).map_err(setting)?;
+        let zone = ddns::parse_name("zone", &zone).map_err(setting)?;
+        if !zone.zone_of(&name) {
+            return Err(SettingsError::Invalid {
+                key: "ddns.name",
+                value: name.to_string(),
+                message: format!(
+                    "is not inside ddns.zone = {zone:?}",
+                    zone = zone.to_string()
+                ),
+            });
+        }
+        let server = server.parse().map_err(|_| SettingsError::Invalid {
+            key: "ddns.server",
+            value: server.clone(),
+            message: "expected IP:PORT of the zone's primary server, e.g. 192.0.2.53:53".into(),
+        })?;
+        let secret = secret.ok_or_else(|| SettingsError::Invalid {
+            key: "ddns.secret_env",
+            value: d.secret_env.clone(),
+            message: "this environment variable must hold the TSIG key's secret (base64, as \
+                      tsig-keygen prints it)"
+                .into(),
+        })?;
+        let secret = data_encoding::BASE64
+            .decode(secret.trim().as_bytes())
+            .map_err(|e| SettingsError::Invalid {
+                key: "ddns.secret_env",
+                value: d.secret_env.clone(),
+                message: format!("the secret in this variable is not base64: {e}"),
+            })?;
+        Ok(Some(crate::reach::DdnsConfig {
+            server,
+            zone,
+            name,
+            ttl: d.ttl_secs,
+            key_name: ddns::parse_name("key_name", &key_name).map_err(setting)?,
+            algorithm: ddns::parse_algorithm(&d.algorithm).map_err(setting)?,
+            secret,
+        }))
     }
 }
 
@@ -535,6 +755,73 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Settings::load_with_env(None, &overrides, env)
+    }
+
+    #[test]
+    fn port_mapping_is_automatic_only_off_loopback_without_a_public_url() {
+        let on = |env: &[(&str, &str)], overrides: Overrides| {
+            load(env, overrides).unwrap().reach.mapping
+        };
+        assert!(!on(&[], Overrides::default()));
+        assert!(on(&[("PORT", "9000")], Overrides::default()));
+        let with_url = Overrides {
+            bind: Some("0.0.0.0:8080".into()),
+            public_url: Some("https://files.example.com".into()),
+            ..Default::default()
+        };
+        assert!(!on(&[], with_url));
+        let forced = Overrides {
+            nat: Some(NatMapping::On),
+            ..Default::default()
+        };
+        assert!(on(&[], forced));
+    }
+
+    #[test]
+    fn nat_and_ddns_errors_name_the_key() {
+        let short_lease = [
+            ("GOTORRENT__NAT__LEASE_SECS", "60"),
+            ("GOTORRENT__NAT__CHECK_INTERVAL_SECS", "60"),
+        ];
+        let e = load(&short_lease, Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nat.lease_secs") && e.contains("twice"), "{e}");
+        let e = load(
+            &[("GOTORRENT__NAT__GATEWAY", "router.lan")],
+            Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("nat.gateway") && e.contains("router.lan"), "{e}");
+
+        let ddns = [
+            ("GOTORRENT__DDNS__NAME", "seeder.home.test"),
+            ("GOTORRENT__DDNS__ZONE", "home.test"),
+            ("GOTORRENT__DDNS__SERVER", "192.0.2.53:53"),
+            ("GOTORRENT__DDNS__KEY_NAME", "ddns-key"),
+        ];
+        let e = load(&ddns, Overrides::default()).unwrap_err().to_string();
+        assert!(
+            e.contains("ddns.secret_env") && e.contains("GOTORRENT_DDNS_SECRET"),
+            "{e}"
+        );
+        let with_secret: Vec<_> = ddns
+            .iter()
+            .copied()
+            .chain([("GOTORRENT_DDNS_SECRET", "c2VjcmV0")])
+            .collect();
+        let reach = load(&with_secret, Overrides::default()).unwrap().reach;
+        assert_eq!(reach.ddns.unwrap().secret, b"secret");
+        let outside: Vec<_> = with_secret
+            .iter()
+            .copied()
+            .chain([("GOTORRENT__DDNS__ZONE", "other.test")])
+            .collect();
+        let e = load(&outside, Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ddns.name") && e.contains("other.test"), "{e}");
     }
 
     #[test]

@@ -51,6 +51,11 @@ async fn announce_returns_compact_peers_and_counts_and_scrape_agrees() {
     let first = announce(&app, &hash, 1, 6881, 0, "&event=started", &[]).await;
     assert_eq!(first.get("interval").unwrap().as_int(), Some(60));
     assert!(first.get("min interval").is_some());
+    // BEP 24: the client's own address, as the tracker sees it.
+    assert_eq!(
+        first.get("external ip").unwrap().as_bytes().unwrap(),
+        &[127, 0, 0, 1]
+    );
     assert_eq!(first.get("peers").unwrap().as_bytes().unwrap().len(), 0);
 
     let second = announce(&app, &hash, 2, 6882, 1000, "&event=started&compact=1", &[]).await;

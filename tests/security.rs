@@ -382,11 +382,12 @@ async fn private_seeders_are_listed_for_clients_on_their_own_network_only() {
         );
     }
     // A LAN client may name LAN hosts, but not this machine.
+    let lan = announce_from(&app, "192.168.1.5", "http://10.0.0.1").await;
+    assert_eq!(lan.status(), 200);
+    // The echo is the address the trusted proxy saw, not the proxy's own.
     assert_eq!(
-        announce_from(&app, "192.168.1.5", "http://10.0.0.1")
-            .await
-            .status(),
-        200
+        lan.json::<serde_json::Value>().await.unwrap()["external_ip"],
+        "192.168.1.5"
     );
     let error = assert_json_error(
         announce_from(&app, "192.168.1.5", "http://localhost:8080").await,

@@ -34,10 +34,10 @@ async fn announced_seeders_are_listed_and_stopped_removes_them() {
         .announce(json!({"info_hash": hash, "url": "http://127.0.0.1:9/", "event": "started"}))
         .await;
     assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.json::<serde_json::Value>().await.unwrap()["interval"],
-        60
-    );
+    let reply: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(reply["interval"], 60);
+    // The seeder's address as the tracker sees it, for the seeder to check its URL against.
+    assert_eq!(reply["external_ip"], "127.0.0.1");
     app.announce(json!({"info_hash": hash, "url": "https://93.184.216.34/base"}))
         .await;
 

@@ -65,7 +65,7 @@ pub struct FileSpec {
 
 /// Whether a pad file follows a file of `length` bytes in a torrent of `file_count` files.
 pub fn padded(length: u64, piece_length: PieceLength, file_count: usize) -> bool {
-    file_count > 1 && length % piece_length.get() != 0
+    file_count > 1 && !length.is_multiple_of(piece_length.get())
 }
 
 /// Numbers the pieces of files given in canonical order.
@@ -379,7 +379,7 @@ pub fn check_v1_files(
         if file.path != path || file.length != length {
             return Err(MetainfoError::V1Mismatch(path.join("/")));
         }
-        if length > 0 && offset % piece_length.get() != 0 {
+        if length > 0 && !offset.is_multiple_of(piece_length.get()) {
             return Err(MetainfoError::Unaligned(path.join("/")));
         }
         offset = offset

@@ -32,7 +32,8 @@ pub struct Seeder {
     storage: Arc<dyn Storage>,
     hashes: Arc<dyn HashCache>,
     piece_length: PieceLength,
-    urls: TorrentUrls,
+    /// Follows the public URL (seeding from home: it moves with the external address).
+    urls: RwLock<TorrentUrls>,
     catalog: RwLock<Arc<Catalog>>,
     /// Bytes read for hashing since start.
     hashed_bytes: AtomicU64,
@@ -61,7 +62,7 @@ impl Seeder {
             storage,
             hashes,
             piece_length,
-            urls,
+            urls: RwLock::new(urls),
             catalog: RwLock::new(Arc::new(Catalog::default())),
             hashed_bytes: AtomicU64::new(0),
             rescan_requested: tokio::sync::Notify::new(),
@@ -137,8 +138,41 @@ impl Seeder {
         self.rescan_requested.notified().await;
     }
 
-    pub fn urls(&self) -> &TorrentUrls {
-        &self.urls
+    pub fn urls(&self) -> TorrentUrls {
+        self.urls.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Points the torrents at a new public URL (and tracker): every catalog entry is stamped
+    /// again at once, so /torrents/{hash} never hands out a dead web seed after an address
+    /// change.
+    pub fn set_urls(&self, urls: TorrentUrls) {
+        *self.urls.write().unwrap_or_else(|e| e.into_inner()) = urls;
+        let mut current = self.catalog.write().unwrap_or_else(|e| e.into_inner());
+        *current = Arc::new(self.stamped(current.torrents()));
+    }
+
+    /// The catalog of `torrents`, each carrying the current URLs. Called with the catalog's
+    /// write lock held, so a rescan and a URL change cannot interleave into stale entries.
+    fn stamped(&self, torrents: Vec<Arc<SharedTorrent>>) -> Catalog {
+        let urls = self.urls();
+        let trackers: Vec<String> = urls.announce.iter().map(|u| u.to_string()).collect();
+        Catalog::new(torrents.into_iter().map(|torrent| {
+            let url_list = [web_seed_url(&urls.public_url, &torrent.meta)];
+            if torrent.meta.trackers == trackers && torrent.meta.url_list == url_list {
+                return torrent;
+            }
+            match torrent.meta.with_urls(&trackers, &url_list) {
+                Ok(meta) => Arc::new(SharedTorrent {
+                    name: torrent.name.clone(),
+                    objects: torrent.objects.clone(),
+                    meta: Arc::new(meta),
+                }),
+                Err(e) => {
+                    tracing::warn!(name = %torrent.name, error = %e, "cannot stamp the torrent's URLs");
+                    torrent
+                }
+            }
+        }))
     }
 
     /// Lists the storage, hashing what is new or changed, and swaps in the new catalog.
@@ -160,8 +194,8 @@ impl Seeder {
                 Err(e) => tracing::warn!(%name, error = %format!("{e:#}"), "cannot share it"),
             }
         }
-        let next = Catalog::new(torrents);
         let mut current = self.catalog.write().unwrap_or_else(|e| e.into_inner());
+        let next = self.stamped(torrents);
         let changed = !current.same_as(&next);
         if changed {
             tracing::info!(torrents = next.len(), "catalog updated");
@@ -201,13 +235,11 @@ impl Seeder {
             Some(meta) => meta,
             None => self.hash(&group, &objects, &key).await?,
         };
-        let url_list = [web_seed_url(&self.urls.public_url, &hashed)];
-        let trackers: Vec<String> = self.urls.announce.iter().map(|u| u.to_string()).collect();
-        let meta = hashed.with_urls(&trackers, &url_list)?;
+        // Stamped with the URLs as the catalog is swapped in.
         Ok(Arc::new(SharedTorrent {
             name: group.name,
             objects,
-            meta: Arc::new(meta),
+            meta: Arc::new(hashed),
         }))
     }
 

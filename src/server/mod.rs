@@ -19,12 +19,13 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use url::Url;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::db::StateDb;
+use crate::reach::Reach;
 use crate::seeder::announcer::{Announcer, TrackerClient};
 use crate::seeder::hash_cache::{HashCache, SidecarCache, StateDbCache};
 use crate::seeder::{Seeder, TorrentUrls};
@@ -49,8 +50,8 @@ pub struct AppState {
     pub guard: guard::SharedGuard,
     /// The shared tracker store, when there is one: readiness depends on it.
     pub redis: Option<redis_store::RedisConn>,
-    /// Where others reach this server: links and QR codes on the web page.
-    pub public_url: Url,
+    /// Where others reach this server: links and QR codes on the web page, and /health.
+    pub reach: Arc<Reach>,
     /// The largest upload, when uploads are on (`seeder.uploads`).
     pub max_upload: Option<u64>,
 }
@@ -73,10 +74,12 @@ impl AppState {
 
 pub struct Application {
     port: u16,
-    public_url: Url,
+    reach: Arc<Reach>,
     server: Server,
-    shutdown: Arc<Notify>,
+    shutdown: watch::Sender<bool>,
     announcer: Option<tokio::task::JoinHandle<()>>,
+    /// Keeps the port mapping; removes it once `shutdown` turns true.
+    reach_monitor: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -86,10 +89,15 @@ impl Application {
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("cannot bind server.bind = {}", settings.bind))?;
         let local = listener.local_addr()?;
-        let public_url = settings
-            .public_url
-            .clone()
-            .unwrap_or_else(|| derived_public_url(local));
+        let reach = Arc::new(Reach::new(
+            settings
+                .public_url
+                .clone()
+                .unwrap_or_else(|| derived_public_url(local)),
+            settings.public_url.is_some(),
+            settings.reach.mapping,
+        ));
+        let public_url = reach.url();
         let raw = &settings.raw;
 
         let db = Arc::new(StateDb::open(&raw.storage.state_dir)?);
@@ -134,37 +142,39 @@ impl Application {
         } else {
             None
         };
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30))
-            .build()?;
         let client = match (&settings.tracker, &tracker) {
             (Some(base), _) => Some(TrackerClient::Remote {
                 base: base.clone(),
-                http: http.clone(),
+                http: crate::seeder::announcer::http_client(),
                 token: raw.seeder.tracker_token.clone().filter(|t| !t.is_empty()),
             }),
             (None, Some(local_tracker)) => Some(TrackerClient::Local(local_tracker.clone())),
             (None, None) => None,
         };
-        let tracker_base = settings
-            .tracker
-            .clone()
-            .or_else(|| tracker.as_ref().map(|_| public_url.clone()));
-        let announce_url = tracker_base.map(|base| join(&base, "announce"));
+        // Torrents name this server's own tracker by the public URL, so both move together.
+        let (external_tracker, own_tracker) = (settings.tracker.clone(), tracker.is_some());
+        let torrent_urls = move |public_url: &Url| TorrentUrls {
+            announce: external_tracker
+                .clone()
+                .or_else(|| own_tracker.then(|| public_url.clone()))
+                .map(|base| join(&base, "announce")),
+            public_url: public_url.clone(),
+        };
 
         let seeder = if raw.seeder.enabled {
-            let urls = TorrentUrls {
-                announce: announce_url,
-                public_url: public_url.clone(),
-            };
             let (storage, hashes) = open_storage(&settings, &seed_files, db.clone())?;
-            Some(Arc::new(Seeder::new(
+            let seeder = Arc::new(Seeder::new(
                 storage,
                 hashes,
                 settings.piece_length,
-                urls,
-            )))
+                torrent_urls(&public_url),
+            ));
+            actix_web::rt::spawn(follow_public_url(
+                seeder.clone(),
+                reach.subscribe(),
+                torrent_urls,
+            ));
+            Some(seeder)
         } else {
             if !seed_files.is_empty() {
                 anyhow::bail!("files to seed were given, but the seeder role is off (--no-seeder)");
@@ -192,7 +202,7 @@ impl Application {
             ),
             guard: guard.clone(),
             redis,
-            public_url: public_url.clone(),
+            reach: reach.clone(),
             max_upload: raw.seeder.uploads.then_some(raw.seeder.max_upload_bytes),
         });
         let workers = match raw.server.workers {
@@ -229,7 +239,18 @@ impl Application {
         .listen(listener)?
         .run();
 
-        let shutdown = Arc::new(Notify::new());
+        let (shutdown, stopping) = watch::channel(false);
+        let reach_monitor = {
+            let (reach, config, configured) = (
+                reach.clone(),
+                settings.reach.clone(),
+                settings.public_url.clone(),
+            );
+            let stopping = stopping.clone();
+            actix_web::rt::spawn(async move {
+                reach.run(config, local, configured, stopping).await;
+            })
+        };
         let catalog_changed = Arc::new(Notify::new());
         if let Some(seeder) = &seeder {
             actix_web::rt::spawn(rescan_loop(
@@ -247,15 +268,15 @@ impl Application {
         }
         let announcer = match (&seeder, client) {
             (Some(seeder), Some(client)) => {
-                let own_url = SeederUrl::parse(public_url.as_str())
+                SeederUrl::parse(public_url.as_str())
                     .context("server.public_url is not usable as a seeder URL")?;
                 let announcer = Announcer {
                     seeder: seeder.clone(),
                     client,
-                    own_url,
+                    reach: reach.clone(),
                     default_interval: settings.announce_interval,
                     catalog_changed,
-                    shutdown: shutdown.clone(),
+                    shutdown: stopping,
                 };
                 Some(actix_web::rt::spawn(announcer.run()))
             }
@@ -268,10 +289,11 @@ impl Application {
 
         Ok(Application {
             port: local.port(),
-            public_url,
+            reach,
             server,
             shutdown,
             announcer,
+            reach_monitor,
         })
     }
 
@@ -279,8 +301,9 @@ impl Application {
         self.port
     }
 
-    pub fn public_url(&self) -> &Url {
-        &self.public_url
+    /// The public URL now (it may move once the gateway maps the port).
+    pub fn public_url(&self) -> Url {
+        self.reach.url()
     }
 
     /// Stops the server as SIGTERM would (tests use it to restart on the same state).
@@ -292,7 +315,7 @@ impl Application {
     /// responses and tells the tracker this seeder has stopped.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
-        self.shutdown.notify_one();
+        self.shutdown.send_replace(true);
         if let Some(announcer) = self.announcer {
             if tokio::time::timeout(Duration::from_secs(10), announcer)
                 .await
@@ -300,6 +323,14 @@ impl Application {
             {
                 tracing::warn!("gave up sending 'stopped' announces after 10 s");
             }
+        }
+        // After the announces: the mapping carries nothing outbound, but keeps the URL valid
+        // until the tracker has heard "stopped".
+        if tokio::time::timeout(Duration::from_secs(5), self.reach_monitor)
+            .await
+            .is_err()
+        {
+            tracing::warn!("gave up removing the port mapping after 5 s");
         }
         served
     }
@@ -349,6 +380,18 @@ fn derived_public_url(local: SocketAddr) -> Url {
     };
     Url::parse(&format!("http://{}", SocketAddr::new(ip, local.port())))
         .expect("a socket address makes a valid URL")
+}
+
+/// Stamps the seeder's torrents with each new public URL.
+async fn follow_public_url(
+    seeder: Arc<Seeder>,
+    mut urls: watch::Receiver<Url>,
+    torrent_urls: impl Fn(&Url) -> TorrentUrls,
+) {
+    while urls.changed().await.is_ok() {
+        let url = urls.borrow_and_update().clone();
+        seeder.set_urls(torrent_urls(&url));
+    }
 }
 
 async fn rescan_loop(seeder: Arc<Seeder>, every: Duration, changed: Arc<Notify>) {

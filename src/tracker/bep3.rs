@@ -177,6 +177,8 @@ pub struct AnnounceReply<'a> {
     pub complete: usize,
     pub incomplete: usize,
     pub peers: &'a [PeerAddr],
+    /// BEP 24: the client's address as the tracker sees it.
+    pub external_ip: IpAddr,
 }
 
 fn int(n: impl TryInto<i64>) -> Value {
@@ -190,6 +192,10 @@ pub fn encode_announce(reply: &AnnounceReply<'_>, compact: bool, no_peer_id: boo
         (b"min interval".to_vec(), int(reply.min_interval)),
         (b"complete".to_vec(), int(reply.complete)),
         (b"incomplete".to_vec(), int(reply.incomplete)),
+        (
+            b"external ip".to_vec(),
+            Value::bytes(ip_bytes(reply.external_ip)),
+        ),
     ]);
     if compact {
         let (mut v4, mut v6) = (Vec::new(), Vec::new());
@@ -227,6 +233,15 @@ pub fn encode_announce(reply: &AnnounceReply<'_>, compact: bool, no_peer_id: boo
         dict.insert(b"peers".to_vec(), Value::List(peers));
     }
     Value::Dict(dict).encode()
+}
+
+/// An address in network byte order: 4 bytes for IPv4 (an IPv4-mapped IPv6 address included),
+/// 16 for IPv6.
+fn ip_bytes(ip: IpAddr) -> Vec<u8> {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
+    }
 }
 
 /// Per-torrent counts for a scrape.
@@ -340,10 +355,16 @@ mod tests {
             complete: 1,
             incomplete: 1,
             peers: &peers,
+            external_ip: "::ffff:203.0.113.7".parse().unwrap(),
         };
         let decoded = crate::bencode::decode(&encode_announce(&reply, true, false))
             .unwrap()
             .value;
+        // BEP 24, with a v4-mapped socket address given as the 4 bytes of IPv4.
+        assert_eq!(
+            decoded.get("external ip").unwrap().as_bytes().unwrap(),
+            &[203, 0, 113, 7]
+        );
         assert_eq!(
             decoded.get("peers").unwrap().as_bytes().unwrap(),
             &[10, 0, 0, 1, 0x1a, 0xe1]

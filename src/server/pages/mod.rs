@@ -46,7 +46,7 @@ impl Footer {
         };
         Footer {
             roles,
-            public_url: state.public_url.to_string(),
+            public_url: state.reach.url().to_string(),
             version: VERSION,
         }
     }
@@ -223,7 +223,7 @@ pub async fn torrent(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let meta = find_torrent(&state, &info_hash).await?;
-    let public = &state.public_url;
+    let public = &state.reach.url();
     let shared_here = state.seeder.as_ref().is_some_and(|s| {
         s.catalog()
             .by_hash(&InfoHash::V2(meta.info_hash_v2))

@@ -40,7 +40,7 @@ fn failure(reason: &str) -> HttpResponse {
         ("token" = Option<String>, Query, description = "The tracker's write token, when tracker.write_token is set"),
     ),
     description = "The tracker protocol answers every query with status 200: a malformed or refused one gets a bencoded `failure reason`, as BitTorrent clients expect, so all parameters are documented as optional strings.",
-    responses((status = 200, description = "Bencoded: interval, min interval, complete, incomplete, peers (and peers6 for IPv6), or `failure reason`", content_type = "application/x-bittorrent", body = Binary))
+    responses((status = 200, description = "Bencoded: interval, min interval, complete, incomplete, peers (and peers6 for IPv6), BEP 24 `external ip` (the client's address as the tracker sees it, 4 or 16 bytes), or `failure reason`", content_type = "application/x-bittorrent", body = Binary))
 )]
 pub async fn announce(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let tracker = match state.tracker() {
@@ -63,6 +63,7 @@ pub async fn announce(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
                 complete: answer.stats.complete,
                 incomplete: answer.stats.incomplete,
                 peers: &answer.peers,
+                external_ip: client,
             },
             compact,
             no_peer_id,

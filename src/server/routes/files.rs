@@ -395,7 +395,7 @@ pub async fn upload(
     Ok(HttpResponse::Created()
         .insert_header((
             header::LOCATION,
-            crate::seeder::file_url(&state.public_url, &stored.key).as_str(),
+            crate::seeder::file_url(&state.reach.url(), &stored.key).as_str(),
         ))
         .json(Uploaded {
             name: stored.key,

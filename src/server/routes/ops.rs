@@ -15,6 +15,9 @@ pub struct Health {
     pub tracker: bool,
     /// What the seeder is hashing now (a new or changed file or folder), if anything.
     pub hashing: Option<crate::seeder::Hashing>,
+    /// How others reach this server: the public URL, the port mapping on the home router and
+    /// the dynamic DNS name, when there are.
+    pub reachability: crate::reach::Reachability,
 }
 
 /// Liveness: answers as soon as the server accepts requests.
@@ -26,6 +29,7 @@ pub async fn health(state: web::Data<AppState>) -> web::Json<Health> {
         seeder: state.seeder.is_some(),
         tracker: state.tracker.is_some(),
         hashing: state.seeder.as_ref().and_then(|s| s.hashing()),
+        reachability: state.reach.status(),
     })
 }
 

@@ -32,6 +32,11 @@ pub struct AnnounceRequest {
 pub struct AnnounceResponse {
     /// Seconds until the next announce; a seeder silent for twice this long is dropped.
     pub interval: u64,
+    /// The announcing client's address as this tracker sees it (the socket's, or with trusted
+    /// proxies the one they saw). A seeder compares it with the URL it announces.
+    #[schema(example = "203.0.113.7")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_ip: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -75,15 +80,17 @@ pub async fn announce(
     state: web::Data<AppState>,
 ) -> Result<web::Json<AnnounceResponse>, ApiError> {
     let tracker = state.tracker()?;
+    let client = client_ip(&req, state.trusted_proxy_hops);
     let announce = SeederAnnounce {
         hash: parse_hash(&body.info_hash)?,
         url: SeederUrl::parse(&body.url).map_err(|e| ApiError::BadRequest(e.to_string()))?,
         event: body.event,
-        client: client_ip(&req, state.trusted_proxy_hops),
+        client,
     };
     let interval = tracker.announce(announce).await?;
     Ok(web::Json(AnnounceResponse {
         interval: interval.as_secs(),
+        external_ip: client.map(|ip| ip.to_canonical().to_string()),
     }))
 }
 
