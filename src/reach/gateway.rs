@@ -59,6 +59,8 @@ pub enum MapError {
     NatPmp(#[from] natpmp::Failure),
     #[error("the gateway's external address {0} is not IPv4")]
     NotIpv4(IpAddr),
+    #[error("the gateway's external address {0} is not a public one (no WAN link yet, or a second NAT in front: carrier-grade NAT?)")]
+    NotPublic(Ipv4Addr),
 }
 
 /// Where the mapping requests go and what they forward to.
@@ -258,6 +260,11 @@ impl Mapping {
         let IpAddr::V4(ip) = ip.to_canonical() else {
             return Err(MapError::NotIpv4(ip));
         };
+        // A router without its WAN lease says 0.0.0.0; behind a second NAT it says a private
+        // address. Neither is worth announcing.
+        if !super::is_global(ip) {
+            return Err(MapError::NotPublic(ip));
+        }
         self.external = SocketAddrV4::new(ip, port);
         self.lease = Duration::from_secs(lease.into());
         Ok(())

@@ -224,8 +224,13 @@ impl Reach {
             }
             self.settled.send_replace(true);
 
+            // A gateway may grant less than asked: renew by half the granted lease at the latest.
+            let next_check = match &mapping {
+                Some(m) if !m.lease.is_zero() => config.check_interval.min(m.lease / 2),
+                _ => config.check_interval,
+            };
             tokio::select! {
-                _ = tokio::time::sleep(config.check_interval) => {}
+                _ = tokio::time::sleep(next_check) => {}
                 _ = echo.changed() => {}
                 _ = shutdown.wait_for(|stop| *stop) => break,
             }
@@ -303,15 +308,20 @@ impl Reach {
         let mut status = self.lock();
         status.last_check = Some(now);
         status.error = error;
+        let configured = status.state == ReachState::Configured;
         match mapping {
             Some(m) => {
-                status.state = ReachState::Mapped;
+                if !configured {
+                    status.state = ReachState::Mapped;
+                }
                 status.protocol = Some(m.protocol);
                 status.external_address = Some(m.external.to_string());
                 status.lease_expires_at = (!m.lease.is_zero()).then(|| now + m.lease.as_secs());
             }
             None => {
-                status.state = ReachState::Local;
+                if !configured {
+                    status.state = ReachState::Local;
+                }
                 status.protocol = None;
                 status.external_address = None;
                 status.lease_expires_at = None;
@@ -367,7 +377,7 @@ fn http_url(host: &str, port: u16) -> Url {
 
 /// An address others on the internet can reach: not private, loopback, link-local, CGNAT or
 /// documentation space.
-fn is_global(ip: Ipv4Addr) -> bool {
+pub(crate) fn is_global(ip: Ipv4Addr) -> bool {
     let shared = ip.octets()[0] == 100 && (ip.octets()[1] & 0xc0) == 64;
     !(ip.is_private()
         || ip.is_loopback()
@@ -408,6 +418,10 @@ async fn check_echo(
             None => Vec::new(),
         },
     };
+    // Over IPv6 the tracker sees another address family than the IPv4 mapping: no evidence.
+    if !announced.is_empty() && announced.iter().all(|a| a.is_ipv4() != seen.is_ipv4()) {
+        return;
+    }
     if announced.contains(&seen) {
         *warned = None;
         return;

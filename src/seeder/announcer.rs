@@ -178,16 +178,22 @@ impl Announcer {
             let mut moved = HashSet::new();
             if let Some(new_url) = seeder_url(&urls.borrow_and_update()).filter(|u| *u != own_url) {
                 self.client = self.client.reconnected();
-                // The new URL first, so downloaders are never left with neither.
+                // The new URL first, and the old one stopped only where the new one is listed,
+                // so downloaders are never left with neither.
                 for &hash in &announced {
-                    self.announce(hash, &new_url, Some(Event::Started)).await;
+                    if self
+                        .announce(hash, &new_url, Some(Event::Started))
+                        .await
+                        .is_some()
+                    {
+                        moved.insert(hash);
+                    }
                 }
-                for &hash in &announced {
+                for &hash in &moved {
                     self.announce(hash, &own_url, Some(Event::Stopped)).await;
                 }
-                tracing::info!(from = %own_url.as_str(), to = %new_url.as_str(), torrents = announced.len(), "announced the new URL and stopped the old");
+                tracing::info!(from = %own_url.as_str(), to = %new_url.as_str(), torrents = moved.len(), "announced the new URL and stopped the old");
                 own_url = new_url;
-                moved = announced.clone();
             }
             let files = self.seeder.catalog().torrents();
             let current: HashSet<InfoHashV2> = files.iter().map(|f| f.meta.info_hash_v2).collect();

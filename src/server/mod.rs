@@ -78,8 +78,10 @@ pub struct Application {
     server: Server,
     shutdown: watch::Sender<bool>,
     announcer: Option<tokio::task::JoinHandle<()>>,
-    /// Keeps the port mapping; removes it once `shutdown` turns true.
+    /// Keeps the port mapping; removes it once `stop_reach` turns true, after the announcer
+    /// has said "stopped".
     reach_monitor: tokio::task::JoinHandle<()>,
+    stop_reach: watch::Sender<bool>,
 }
 
 impl Application {
@@ -240,15 +242,15 @@ impl Application {
         .run();
 
         let (shutdown, stopping) = watch::channel(false);
+        let (stop_reach, reach_stopping) = watch::channel(false);
         let reach_monitor = {
             let (reach, config, configured) = (
                 reach.clone(),
                 settings.reach.clone(),
                 settings.public_url.clone(),
             );
-            let stopping = stopping.clone();
             actix_web::rt::spawn(async move {
-                reach.run(config, local, configured, stopping).await;
+                reach.run(config, local, configured, reach_stopping).await;
             })
         };
         let catalog_changed = Arc::new(Notify::new());
@@ -294,6 +296,7 @@ impl Application {
             shutdown,
             announcer,
             reach_monitor,
+            stop_reach,
         })
     }
 
@@ -324,13 +327,14 @@ impl Application {
                 tracing::warn!("gave up sending 'stopped' announces after 10 s");
             }
         }
-        // After the announces: the mapping carries nothing outbound, but keeps the URL valid
-        // until the tracker has heard "stopped".
-        if tokio::time::timeout(Duration::from_secs(5), self.reach_monitor)
+        // After the announces: the mapping keeps the URL valid until the tracker has heard
+        // "stopped". A UPnP request may take 10 s.
+        self.stop_reach.send_replace(true);
+        if tokio::time::timeout(Duration::from_secs(15), self.reach_monitor)
             .await
             .is_err()
         {
-            tracing::warn!("gave up removing the port mapping after 5 s");
+            tracing::warn!("gave up removing the port mapping after 15 s");
         }
         served
     }
