@@ -604,28 +604,19 @@ impl Settings {
                     message: format!("ddns.name = {name:?} needs it too"),
                 })
         };
-        let setting = |e: ddns::DdnsError| match e {
-            ddns::DdnsError::Setting { key, value, reason } => SettingsError::Invalid {
-                key: match key {
-                    "name" => "ddns.name",
-                    "zone" => "ddns.zone",
-                    "key_name" => "ddns.key_name",
-                    _ => "ddns.algorithm",
-                },
+        let invalid = |key: &'static str, value: &str| {
+            let value = value.to_owned();
+            move |message: String| SettingsError::Invalid {
+                key,
                 value,
-                message: reason,
-            },
-            other => SettingsError::Invalid {
-                key: "ddns",
-                value: String::new(),
-                message: other.to_string(),
-            },
+                message,
+            }
         };
         let zone = required("ddns.zone", &d.zone)?;
         let server = required("ddns.server", &d.server)?;
         let key_name = required("ddns.key_name", &d.key_name)?;
-        let name = ddns::parse_name("name", name).map_err(setting)?;
-        let zone = ddns::parse_name("zone", &zone).map_err(setting)?;
+        let name = ddns::parse_name(name).map_err(invalid("ddns.name", name))?;
+        let zone = ddns::parse_name(&zone).map_err(invalid("ddns.zone", &zone))?;
         if !zone.zone_of(&name) {
             return Err(SettingsError::Invalid {
                 key: "ddns.name",
@@ -660,8 +651,9 @@ impl Settings {
             zone,
             name,
             ttl: d.ttl_secs,
-            key_name: ddns::parse_name("key_name", &key_name).map_err(setting)?,
-            algorithm: ddns::parse_algorithm(&d.algorithm).map_err(setting)?,
+            key_name: ddns::parse_name(&key_name).map_err(invalid("ddns.key_name", &key_name))?,
+            algorithm: ddns::parse_algorithm(&d.algorithm)
+                .map_err(invalid("ddns.algorithm", &d.algorithm))?,
             secret,
         }))
     }

@@ -47,12 +47,6 @@ impl std::fmt::Debug for DdnsConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DdnsError {
-    #[error("ddns.{key} = {value:?}: {reason}")]
-    Setting {
-        key: &'static str,
-        value: String,
-        reason: String,
-    },
     #[error("cannot sign with the TSIG key {key}: {reason}")]
     Key { key: String, reason: String },
     #[error("updating {name} at {server}: {reason}")]
@@ -69,32 +63,21 @@ pub enum DdnsError {
     },
 }
 
-/// Parses a DNS name setting, fully qualified.
-pub fn parse_name(key: &'static str, value: &str) -> Result<Name, DdnsError> {
-    let mut name = Name::from_str(value).map_err(|e| DdnsError::Setting {
-        key,
-        value: value.to_owned(),
-        reason: e.to_string(),
-    })?;
+/// Parses a DNS name setting, fully qualified; the error is the reason.
+pub fn parse_name(value: &str) -> Result<Name, String> {
+    let mut name = Name::from_str(value).map_err(|e| e.to_string())?;
     name.set_fqdn(true);
     Ok(name)
 }
 
-/// Parses a TSIG algorithm name as `tsig-keygen -a` spells it.
-pub fn parse_algorithm(value: &str) -> Result<TsigAlgorithm, DdnsError> {
-    let algorithm = match value.to_ascii_lowercase().as_str() {
-        "hmac-sha256" => TsigAlgorithm::HmacSha256,
-        "hmac-sha384" => TsigAlgorithm::HmacSha384,
-        "hmac-sha512" => TsigAlgorithm::HmacSha512,
-        _ => {
-            return Err(DdnsError::Setting {
-                key: "algorithm",
-                value: value.to_owned(),
-                reason: "expected hmac-sha256, hmac-sha384 or hmac-sha512".into(),
-            })
-        }
-    };
-    Ok(algorithm)
+/// Parses a TSIG algorithm name as `tsig-keygen -a` spells it; the error is the reason.
+pub fn parse_algorithm(value: &str) -> Result<TsigAlgorithm, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "hmac-sha256" => Ok(TsigAlgorithm::HmacSha256),
+        "hmac-sha384" => Ok(TsigAlgorithm::HmacSha384),
+        "hmac-sha512" => Ok(TsigAlgorithm::HmacSha512),
+        _ => Err("expected hmac-sha256, hmac-sha384 or hmac-sha512".into()),
+    }
 }
 
 /// How long one update may take, retries included.

@@ -147,12 +147,21 @@ impl Seeder {
     /// change.
     pub fn set_urls(&self, urls: TorrentUrls) {
         *self.urls.write().unwrap_or_else(|e| e.into_inner()) = urls;
-        let mut current = self.catalog.write().unwrap_or_else(|e| e.into_inner());
-        *current = Arc::new(self.stamped(current.torrents()));
+        let restamped = self.stamped(self.catalog().torrents());
+        self.swap_in(restamped);
     }
 
-    /// The catalog of `torrents`, each carrying the current URLs. Called with the catalog's
-    /// write lock held, so a rescan and a URL change cannot interleave into stale entries.
+    /// Makes `next` the catalog, returning the one it replaces. Stamping re-encodes torrents, so
+    /// it happens before the write lock; under the lock only what a concurrent URL change made
+    /// stale is stamped again (a comparison per torrent otherwise), so serving never waits on
+    /// encoding and no stale entry survives.
+    fn swap_in(&self, next: Catalog) -> Arc<Catalog> {
+        let mut current = self.catalog.write().unwrap_or_else(|e| e.into_inner());
+        let next = self.stamped(next.torrents());
+        std::mem::replace(&mut *current, Arc::new(next))
+    }
+
+    /// The catalog of `torrents`, each carrying the current URLs.
     fn stamped(&self, torrents: Vec<Arc<SharedTorrent>>) -> Catalog {
         let urls = self.urls();
         let trackers: Vec<String> = urls.announce.iter().map(|u| u.to_string()).collect();
@@ -194,13 +203,13 @@ impl Seeder {
                 Err(e) => tracing::warn!(%name, error = %format!("{e:#}"), "cannot share it"),
             }
         }
-        let mut current = self.catalog.write().unwrap_or_else(|e| e.into_inner());
         let next = self.stamped(torrents);
-        let changed = !current.same_as(&next);
+        let len = next.len();
+        let replaced = self.swap_in(next);
+        let changed = !replaced.same_as(&self.catalog());
         if changed {
-            tracing::info!(torrents = next.len(), "catalog updated");
+            tracing::info!(torrents = len, "catalog updated");
         }
-        *current = Arc::new(next);
         changed
     }
 

@@ -42,13 +42,16 @@ pub struct Lab {
 
 /// Runs a command to completion; panics with its output when it fails.
 pub fn run(program: &str, args: &[&str]) -> Output {
-    let output = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program} is required ({e}); .ci/test installs it"));
+    finish(Command::new(program).args(args))
+}
+
+fn finish(command: &mut Command) -> Output {
+    let output = command.output().unwrap_or_else(|e| {
+        panic!("{command:?}: a program is missing ({e}); .ci/test installs it")
+    });
     assert!(
         output.status.success(),
-        "{program} {args:?} failed: {}{}",
+        "{command:?} failed: {}{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
@@ -203,14 +206,11 @@ impl Lab {
 
     /// Runs a command inside `host` to completion, panicking with its output if it fails.
     pub fn exec(&self, host: Host, program: &str, args: &[&str]) -> Output {
-        let mut full = vec!["netns", "exec", &self.ns(host)]
-            .into_iter()
-            .map(str::to_owned)
-            .collect::<Vec<_>>();
-        full.push(program.to_owned());
-        full.extend(args.iter().map(|a| (*a).to_owned()));
-        let full: Vec<&str> = full.iter().map(String::as_str).collect();
-        run("ip", &full)
+        finish(
+            Command::new("ip")
+                .args(["netns", "exec", &self.ns(host), program])
+                .args(args),
+        )
     }
 
     /// Starts a long-running program inside `host`, its output in `<name>.log`; killed on drop.
