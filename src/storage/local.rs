@@ -1,8 +1,7 @@
 //! [`LocalStorage`]: the regular files under a directory (named by their relative path,
 //! `/`-separated) plus any extra files or folders (named by their file name; a folder's files as
-//! `<name>/<relative path>`). Ranges stream with
-//! positional reads, a bounded block at a time: memory per response is one block whatever the
-//! file or chunk size. An object's version is its mtime and inode, so a rewrite in place or a
+//! `<name>/<relative path>`). Ranges stream a bounded block at a time ([`super::blocks`]):
+//! memory per response is one block whatever the file or chunk size. An object's version is its mtime and inode, so a rewrite in place or a
 //! replacement by rename both show.
 
 use std::collections::HashMap;
@@ -13,9 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
 use actix_web::web::Bytes;
-use futures_util::{stream, StreamExt};
+use futures_util::StreamExt;
 use walkdir::WalkDir;
 
+use super::blocks::stream_range;
 use super::{BoxFuture, ByteStream, ObjectMeta, Storage, StorageError};
 
 /// Files on the local disk. Open descriptors are kept (up to [`OPEN_FILES`]) so a request needs
@@ -36,16 +36,6 @@ static UPLOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new
 
 /// Most descriptors kept open.
 const OPEN_FILES: usize = 256;
-
-/// Bytes per positional read: large enough to amortise the hop to the blocking pool, small
-/// enough to keep memory per response bounded.
-const READ_BLOCK: u64 = 256 * 1024;
-
-/// Ranges up to this size are read inline on the worker: one `pread` that the page cache
-/// usually answers in microseconds, against two thread switches for a trip to the blocking pool
-/// (perf: ~37% of CPU at 16 KiB chunks). This is nginx's default trade-off without aio threads:
-/// a page-cache miss stalls this worker for one disk read.
-const INLINE_READ: u64 = 64 * 1024;
 
 impl LocalStorage {
     /// Shares `root` (created if missing) and `extra` files or folders, each of which must be a
@@ -378,40 +368,6 @@ impl Storage for LocalStorage {
             Ok(stream_range(fd, key, start, len))
         })
     }
-}
-
-/// `len` bytes of `file` from `start`: inline for a small range, else a block at a time on
-/// the blocking pool.
-fn stream_range(file: Arc<File>, key: String, start: u64, len: u64) -> ByteStream {
-    if len <= INLINE_READ {
-        let block = read_exact_at(&file, start, len as usize)
-            .map_err(|e| io::Error::new(e.kind(), format!("{key}: {e}")));
-        return Box::pin(stream::once(std::future::ready(block)));
-    }
-    let state = (file, start, start + len);
-    Box::pin(stream::try_unfold(state, move |(file, pos, end)| {
-        let key = key.clone();
-        async move {
-            if pos >= end {
-                return Ok(None);
-            }
-            let want = (end - pos).min(READ_BLOCK) as usize;
-            let reader = file.clone();
-            let block = tokio::task::spawn_blocking(move || read_exact_at(&reader, pos, want))
-                .await
-                .map_err(io::Error::other)?
-                .map_err(|e| io::Error::new(e.kind(), format!("{key}: {e}")))?;
-            let next = pos + block.len() as u64;
-            Ok(Some((block, (file, next, end))))
-        }
-    }))
-}
-
-fn read_exact_at(file: &File, offset: u64, len: usize) -> io::Result<Bytes> {
-    use std::os::unix::fs::FileExt;
-    let mut buf = vec![0u8; len];
-    file.read_exact_at(&mut buf, offset)?;
-    Ok(Bytes::from(buf))
 }
 
 /// Modification time in nanoseconds since the epoch.

@@ -10,6 +10,7 @@
 //! Two implementations: [`LocalStorage`] (a directory on this machine, the zero-configuration
 //! default) and [`S3Storage`] (a bucket on an S3-compatible object store, for stateless seeders).
 
+mod blocks;
 mod local;
 mod s3;
 
