@@ -29,10 +29,16 @@ fn one_line(e: &anyhow::Error) -> String {
 /// glibc otherwise raises this threshold as large blocks are freed, after which request bodies
 /// and decoded torrents of several MB are carved from per-thread heaps that never shrink: a soak
 /// with 10 MiB bodies held 330-400 MB of RSS, against 30-60 MB with the threshold fixed.
+///
+/// Fixing it also fixes the trim threshold at its 128 KiB default, so a heap gave back its top
+/// whenever a few response buffers were freed and faulted the pages in again for the next ones
+/// (perf serving 1 MiB pieces: 28% of CPU in page faults under memmove). A heap now keeps up to
+/// 4 MiB free at its top: 1,340 -> 2,100-2,760 req/s.
 fn return_large_buffers_to_the_system() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only adjusts allocator parameters; called before other threads start.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 4 << 20);
     }
 }
