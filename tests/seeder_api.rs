@@ -100,24 +100,29 @@ async fn chunk_ranges_conditional_requests_and_errors() {
 }
 
 /// Polls the torrent list until `name` is listed with these file paths; returns its summary.
+/// (Earlier versions of the folder stay listed too: the seeder registered them with its
+/// tracker.)
 async fn wait_for_files(app: &TestApp, name: &str, paths: &[&str]) -> serde_json::Value {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         let listed = app.list_torrents().await;
-        let torrent = listed
+        let versions: Vec<(&serde_json::Value, Vec<&str>)> = listed
             .as_array()
             .unwrap()
             .iter()
-            .find(|t| t["name"] == name);
-        let listed_paths: Vec<&str> = torrent
+            .filter(|t| t["name"] == name)
             .map(|t| {
                 let files = t["files"].as_array().unwrap();
-                files.iter().map(|f| f["path"].as_str().unwrap()).collect()
+                (
+                    t,
+                    files.iter().map(|f| f["path"].as_str().unwrap()).collect(),
+                )
             })
-            .unwrap_or_default();
-        if listed_paths == paths {
-            return torrent.unwrap().clone();
+            .collect();
+        if let Some((torrent, _)) = versions.iter().find(|(_, listed)| listed == paths) {
+            return (*torrent).clone();
         }
+        let listed_paths: Vec<&Vec<&str>> = versions.iter().map(|(_, p)| p).collect();
         assert!(
             std::time::Instant::now() < deadline,
             "timed out waiting for {name:?} with files {paths:?}; listed {listed_paths:?}"

@@ -191,6 +191,81 @@ async fn registered_torrents_are_served_by_either_hash_and_survive_a_restart() {
 }
 
 #[actix_web::test]
+async fn the_listing_pages_shared_and_registered_torrents_by_hash_each_once() {
+    // Arrange: two shared files (which the seeder also registers) and five registered torrents.
+    let dirs = tempfile::tempdir().unwrap();
+    let (data_dir, state_dir) = (dirs.path().join("data"), dirs.path().join("state"));
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let shared = ["shared <one>.bin", "shared twö.bin"];
+    for name in shared {
+        std::fs::write(data_dir.join(name), content(20_000 + name.len())).unwrap();
+    }
+    let app = TestApp::start(
+        support::test_settings(&data_dir, &state_dir, |_| {}),
+        vec![],
+    )
+    .await;
+    for name in shared {
+        app.wait_for_torrent(name).await;
+    }
+    let mut expected = Vec::new();
+    for i in 0..5 {
+        let (bytes, v2, _) = torrent_bytes(&format!("registered {i} & co.iso"), 30_000 + i);
+        assert_eq!(app.register_torrent(bytes).await.status(), 201);
+        expected.push(v2);
+    }
+    for shared in app.list_torrents().await.as_array().unwrap() {
+        expected.push(shared["info_hash_v2"].as_str().unwrap().to_owned());
+    }
+    expected.sort();
+    expected.dedup();
+    assert_eq!(expected.len(), 7);
+
+    // Act: follow the Link header, three at a time.
+    let mut listed = Vec::new();
+    let mut sizes = Vec::new();
+    let mut query = "limit=3".to_owned();
+    loop {
+        let response = app.list_torrents_page(&query).await;
+        assert_eq!(response.status(), 200);
+        let link = response
+            .headers()
+            .get("link")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let page: serde_json::Value = response.json().await.unwrap();
+        let page = page.as_array().unwrap();
+        sizes.push(page.len());
+        listed.extend(
+            page.iter()
+                .map(|t| t["info_hash_v2"].as_str().unwrap().to_owned()),
+        );
+        let Some(link) = link else { break };
+        let next = link
+            .strip_prefix("</torrents?")
+            .and_then(|l| l.strip_suffix(">; rel=\"next\""))
+            .unwrap_or_else(|| panic!("unexpected Link {link}"));
+        query = next.to_owned();
+    }
+
+    // Assert
+    assert_eq!(sizes, [3, 3, 1]);
+    assert_eq!(listed, expected, "every torrent once, in v2 hash order");
+    support::poll("the torrents gauge", || async {
+        support::metric(&app.url, "gotorrent_torrents").await == 7.0
+    })
+    .await;
+    for (query, named) in [
+        ("limit=0", "not 0"),
+        ("limit=1001", "not 1001"),
+        ("after=xyz", "\"xyz\""),
+        (&format!("after={}", &expected[0][..40]), &expected[0][..40]),
+    ] {
+        let body = assert_json_error(app.list_torrents_page(query).await, 400).await;
+        assert!(body["message"].as_str().unwrap().contains(named), "{body}");
+    }
+}
+
+#[actix_web::test]
 async fn unusable_torrents_are_rejected() {
     let app = TestApp::spawn_with(&[], |_| {}, |s| s.raw.server.max_body_bytes = 4096).await;
     assert_json_error(app.register_torrent(b"garbage".to_vec()).await, 422).await;

@@ -2,7 +2,7 @@
 //! torrents (a file, or a folder of files) and the objects behind them. A rescan builds a new
 //! snapshot and swaps it in, so readers never lock.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::metainfo::Metainfo;
@@ -44,7 +44,8 @@ impl SharedTorrent {
 #[derive(Debug, Default)]
 pub struct Catalog {
     by_name: HashMap<String, Arc<SharedTorrent>>,
-    by_v2: HashMap<InfoHashV2, Arc<SharedTorrent>>,
+    /// Sorted, so the listing pages through it by hash.
+    by_v2: BTreeMap<InfoHashV2, Arc<SharedTorrent>>,
     by_v1: HashMap<InfoHashV1, Arc<SharedTorrent>>,
 }
 
@@ -90,6 +91,24 @@ impl Catalog {
         let mut files: Vec<_> = self.by_name.values().cloned().collect();
         files.sort_by(|a, b| a.name.cmp(&b.name));
         files
+    }
+
+    /// Up to `limit` torrents whose v2 hash sorts after `after`, in hash order.
+    pub fn page(
+        &self,
+        after: Option<InfoHashV2>,
+        limit: usize,
+    ) -> impl Iterator<Item = &Arc<SharedTorrent>> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        self.by_v2
+            .range((after.map_or(Unbounded, Excluded), Unbounded))
+            .map(|(_, t)| t)
+            .take(limit)
+    }
+
+    /// Distinct torrents (identical content under two names counts once).
+    pub fn torrent_count(&self) -> usize {
+        self.by_v2.len()
     }
 
     pub fn len(&self) -> usize {

@@ -1,6 +1,11 @@
 //! Prometheus metrics and the per-request log line, recorded by one middleware.
+//!
+//! Counters are live. The gauges of state (torrents, shared files, live seeders) are refreshed
+//! at most every [`GAUGE_REFRESH`]: counting live seeders walks every swarm, and a scraper (or
+//! a client) asking many times a second must not make the server do that each time.
 
-use std::time::Instant;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -18,7 +23,12 @@ pub struct Metrics {
     torrents: IntGauge,
     shared_files: IntGauge,
     live_seeders: IntGauge,
+    /// When the gauges were last refreshed.
+    refreshed: Mutex<Option<Instant>>,
 }
+
+/// How old the state gauges may be.
+pub const GAUGE_REFRESH: Duration = Duration::from_secs(5);
 
 impl Metrics {
     pub fn new() -> Self {
@@ -68,28 +78,51 @@ impl Metrics {
             torrents,
             shared_files,
             live_seeders,
+            refreshed: Mutex::new(None),
         }
     }
 
-    /// Refreshes the gauges from current state and renders the text exposition format.
+    /// Renders the text exposition format, refreshing the state gauges first when they are
+    /// older than [`GAUGE_REFRESH`].
     pub async fn render(&self, state: &AppState) -> Result<String, super::ApiError> {
-        let shared = state.seeder.as_ref().map_or(0, |s| s.catalog().len());
-        self.shared_files.set(shared as i64);
         let hashed = state.seeder.as_ref().map_or(0, |s| s.hashed_bytes());
         self.hashed_bytes
             .inc_by(hashed.saturating_sub(self.hashed_bytes.get()));
-        let torrents = super::routes::known_torrents(state).await?.len();
+        let due = {
+            let mut refreshed = self.refreshed.lock().unwrap_or_else(|e| e.into_inner());
+            let due = refreshed.is_none_or(|at| at.elapsed() >= GAUGE_REFRESH);
+            if due {
+                // Claimed before the work, so concurrent scrapes do not all refresh.
+                *refreshed = Some(Instant::now());
+            }
+            due
+        };
+        if due {
+            if let Err(e) = self.refresh_gauges(state).await {
+                *self.refreshed.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                return Err(e);
+            }
+        }
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding into memory cannot fail");
+        Ok(String::from_utf8(out).expect("the text format is UTF-8"))
+    }
+}
+
+impl Metrics {
+    async fn refresh_gauges(&self, state: &AppState) -> Result<(), super::ApiError> {
+        let shared = state.seeder.as_ref().map_or(0, |s| s.catalog().len());
+        self.shared_files.set(shared as i64);
+        let torrents = super::routes::known_count(state).await?;
         self.torrents.set(torrents as i64);
         let live = match &state.tracker {
             Some(tracker) => tracker.total_live_seeders().await?,
             None => 0,
         };
         self.live_seeders.set(live as i64);
-        let mut out = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut out)
-            .expect("text encoding into memory cannot fail");
-        Ok(String::from_utf8(out).expect("the text format is UTF-8"))
+        Ok(())
     }
 }
 

@@ -266,6 +266,20 @@ impl Tracker {
         Ok(self.torrents.all().await?)
     }
 
+    /// Up to `limit` registered torrents whose v2 hash sorts after `after`, in hash order.
+    pub async fn torrents_page(
+        &self,
+        after: Option<crate::types::InfoHashV2>,
+        limit: usize,
+    ) -> Result<Vec<Arc<Metainfo>>, TrackerError> {
+        Ok(self.torrents.page(after, limit).await?)
+    }
+
+    /// How many torrents are registered.
+    pub async fn torrent_count(&self) -> Result<usize, TrackerError> {
+        Ok(self.torrents.count().await?)
+    }
+
     /// The swarm key: a registered torrent's v1 hash maps to its v2 hash, so both name one swarm.
     fn swarm_key(hash: &InfoHash, registered: Option<&Arc<Metainfo>>) -> InfoHash {
         registered.map_or(*hash, |meta| InfoHash::V2(meta.info_hash_v2))

@@ -10,7 +10,7 @@
 //! database, which makes registrations durable) and [`MemorySwarms`] (the pure structures of
 //! [`super::swarm`] and [`super::bt_swarm`] behind mutexes).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
 use futures_util::future::BoxFuture;
@@ -55,6 +55,11 @@ pub trait TorrentStore: Send + Sync {
     fn get_bt(&self, hash: [u8; 20]) -> StoreResult<'_, Option<Arc<Metainfo>>>;
     /// Every registered torrent, in registration order.
     fn all(&self) -> StoreResult<'_, Vec<Arc<Metainfo>>>;
+    /// Up to `limit` torrents whose v2 hash sorts after `after`, in v2 hash order: a page of
+    /// the listing, costing the page and not the registry.
+    fn page(&self, after: Option<InfoHashV2>, limit: usize) -> StoreResult<'_, Vec<Arc<Metainfo>>>;
+    /// How many torrents are registered.
+    fn count(&self) -> StoreResult<'_, usize>;
 }
 
 /// Swarms with expiry: an entry silent for longer than the store's TTL is gone.
@@ -90,6 +95,8 @@ struct Registry {
     v1_to_v2: HashMap<InfoHashV1, InfoHashV2>,
     truncated_v2: HashMap<[u8; 20], InfoHashV2>,
     order: Vec<InfoHashV2>,
+    /// The v2 hashes sorted, for paging.
+    sorted: BTreeSet<InfoHashV2>,
 }
 
 impl Registry {
@@ -101,6 +108,7 @@ impl Registry {
         let truncated: [u8; 20] = meta.info_hash_v2.0[..20].try_into().expect("32 > 20");
         self.truncated_v2.insert(truncated, meta.info_hash_v2);
         self.order.push(meta.info_hash_v2);
+        self.sorted.insert(meta.info_hash_v2);
         self.by_v2.insert(meta.info_hash_v2, meta);
         true
     }
@@ -204,6 +212,23 @@ impl TorrentStore for SqliteTorrents {
             .filter_map(|h| registry.by_v2.get(h).cloned())
             .collect();
         Box::pin(std::future::ready(Ok(all)))
+    }
+
+    fn page(&self, after: Option<InfoHashV2>, limit: usize) -> StoreResult<'_, Vec<Arc<Metainfo>>> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let registry = self.read();
+        let from = after.map_or(Unbounded, Excluded);
+        let page = registry
+            .sorted
+            .range((from, Unbounded))
+            .take(limit)
+            .filter_map(|h| registry.by_v2.get(h).cloned())
+            .collect();
+        Box::pin(std::future::ready(Ok(page)))
+    }
+
+    fn count(&self) -> StoreResult<'_, usize> {
+        Box::pin(std::future::ready(Ok(self.read().by_v2.len())))
     }
 }
 

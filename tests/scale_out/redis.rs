@@ -52,6 +52,16 @@ async fn tracker_instances_sharing_redis_answer_for_each_other() {
         200
     );
     assert_eq!(b.list_torrents().await.as_array().unwrap().len(), 1);
+    let past_it = b.list_torrents_page(&format!("after={v2}")).await;
+    assert!(past_it.headers().get("link").is_none());
+    assert_eq!(
+        past_it.json::<serde_json::Value>().await.unwrap(),
+        json!([])
+    );
+    assert_eq!(
+        crate::support::metric(&b.url, "gotorrent_torrents").await,
+        1.0
+    );
 
     // A seeder announced to A is listed by B; "stopped" to B removes it everywhere.
     let seeder = json!({"info_hash": v2, "url": "http://127.0.0.1:9", "event": "started"});

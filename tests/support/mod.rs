@@ -206,6 +206,15 @@ impl TestApp {
             .unwrap()
     }
 
+    /// `GET /torrents` with a query (`limit=2&after=...`), the response as it came.
+    pub async fn list_torrents_page(&self, query: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}/torrents?{query}", self.url))
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn get_torrent(&self, info_hash: &str) -> reqwest::Response {
         self.client
             .get(format!("{}/torrents/{info_hash}", self.url))
@@ -371,8 +380,11 @@ pub async fn raw_request(
         request.push_str(&format!("{name}: {value}\r\n"));
     }
     request.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-    stream.write_all(request.as_bytes()).await.unwrap();
-    stream.write_all(body).await.unwrap();
+    // Head and body in one write: a body arriving after the server answered (a refusal never
+    // reads it) and closed would draw a reset that can destroy the unread response.
+    let mut bytes = request.into_bytes();
+    bytes.extend_from_slice(body);
+    stream.write_all(&bytes).await.unwrap();
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await.unwrap();
     let head_end = response

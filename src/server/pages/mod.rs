@@ -115,8 +115,7 @@ pub async fn index(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if accept.contains("application/json") && !accept.contains("text/html") {
-        let list = torrents::list(state).await?;
-        return Ok(HttpResponse::Ok().json(list.into_inner()));
+        return torrents::list(web::Query(torrents::ListQuery::default()), state).await;
     }
     let query = query.into_inner();
     let q = query.q.unwrap_or_default();

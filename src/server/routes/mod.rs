@@ -16,6 +16,7 @@ use super::error::{extractor_error, ApiError};
 use super::guard::{self, Access, Refusal};
 use super::AppState;
 use crate::metainfo::Metainfo;
+use crate::types::InfoHashV2;
 
 pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
     cfg.app_data(
@@ -154,6 +155,74 @@ pub async fn known_torrents(state: &AppState) -> Result<Vec<Arc<Metainfo>>, ApiE
         .chain(registered)
         .filter(|m| seen.insert(m.info_hash_v2))
         .collect())
+}
+
+/// One page of the torrents this server knows, in v2 info-hash order: up to `limit` after
+/// `after`, shared ones as this seeder has them (their copies carry our web seed) and
+/// registered ones, each once, and whether more follow. Costs the page, not the registry.
+pub async fn torrents_page(
+    state: &AppState,
+    after: Option<InfoHashV2>,
+    limit: usize,
+) -> Result<(Vec<Arc<Metainfo>>, bool), ApiError> {
+    // The union's first `limit + 1` lie within the first `limit + 1` of each source.
+    let shared: Vec<Arc<Metainfo>> = match &state.seeder {
+        Some(seeder) => seeder
+            .catalog()
+            .page(after, limit + 1)
+            .map(|t| t.meta.clone())
+            .collect(),
+        None => Vec::new(),
+    };
+    let registered = match &state.tracker {
+        Some(tracker) => tracker.torrents_page(after, limit + 1).await?,
+        None => Vec::new(),
+    };
+    let mut page = Vec::with_capacity(limit + 1);
+    let (mut a, mut b) = (
+        shared.into_iter().peekable(),
+        registered.into_iter().peekable(),
+    );
+    while page.len() <= limit {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if x.info_hash_v2 == y.info_hash_v2 => {
+                b.next();
+                a.next()
+            }
+            (Some(x), Some(y)) if y.info_hash_v2 < x.info_hash_v2 => b.next(),
+            (Some(_), _) => a.next(),
+            (None, _) => b.next(),
+        };
+        match next {
+            Some(meta) => page.push(meta),
+            None => break,
+        }
+    }
+    let more = page.len() > limit;
+    page.truncate(limit);
+    Ok((page, more))
+}
+
+/// How many distinct torrents this server knows: the registry's count, plus shared ones not in
+/// it (one lookup per shared torrent, none per registered one).
+pub async fn known_count(state: &AppState) -> Result<usize, ApiError> {
+    let Some(tracker) = &state.tracker else {
+        return Ok(state
+            .seeder
+            .as_ref()
+            .map_or(0, |s| s.catalog().torrent_count()));
+    };
+    let mut count = tracker.torrent_count().await?;
+    if let Some(seeder) = &state.seeder {
+        let catalog = seeder.catalog();
+        for shared in catalog.page(None, usize::MAX) {
+            let hash = crate::types::InfoHash::V2(shared.meta.info_hash_v2);
+            if tracker.lookup(&hash).await?.is_none() {
+                count += 1;
+            }
+        }
+    }
+    Ok(count)
 }
 
 /// Live native seeders of a torrent known to this server's tracker (0 with the tracker off).

@@ -2,15 +2,16 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse};
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use super::{find_torrent, known_torrents};
+use super::{find_torrent, torrents_page};
 use crate::metainfo::Metainfo;
 use crate::server::error::{ApiError, ErrorBody};
 use crate::server::openapi::{Binary, ReadRefusals, WriteRefusals};
 use crate::server::AppState;
 use crate::tracker::Registered;
+use crate::types::{InfoHash, InfoHashV2};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TorrentSummary {
@@ -90,20 +91,79 @@ async fn summary(state: &AppState, meta: &Metainfo) -> Result<TorrentSummary, Ap
     })
 }
 
-/// Torrents this server knows: files it shares and torrents registered with its tracker.
+/// Torrents listed per page unless `limit` says otherwise, and the most a page may hold.
+pub const DEFAULT_PAGE: usize = 100;
+pub const MAX_PAGE: usize = 1000;
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Torrents per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<usize>,
+    /// List the torrents whose v2 info-hash sorts after this one (64 hex): the cursor that
+    /// the `Link: <...>; rel="next"` header of the previous page carries.
+    #[param(pattern = "^[0-9a-fA-F]{64}$")]
+    after: Option<String>,
+}
+
+impl ListQuery {
+    fn parse(&self) -> Result<(Option<InfoHashV2>, usize), ApiError> {
+        let limit = self.limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(ApiError::BadRequest(format!(
+                "limit must be 1 to {MAX_PAGE}, not {limit}"
+            )));
+        }
+        let after = match &self.after {
+            None => None,
+            Some(raw) => match InfoHash::parse(raw) {
+                Ok(InfoHash::V2(hash)) => Some(hash),
+                _ => {
+                    return Err(ApiError::BadRequest(format!(
+                        "after must be a v2 info-hash (64 hex), not {:?}",
+                        crate::types::truncate_for_message(raw)
+                    )))
+                }
+            },
+        };
+        Ok((after, limit))
+    }
+}
+
+/// Torrents this server knows (files it shares, torrents registered with its tracker), a page
+/// at a time in v2 info-hash order, so the cost is the page's and not the registry's.
 #[utoipa::path(
     get,
     path = "/torrents",
     tag = "torrents",
+    params(ListQuery),
     security((), ("tracker_token" = [])),
-    responses((status = 200, body = Vec<TorrentSummary>), ReadRefusals)
+    responses(
+        (status = 200, body = Vec<TorrentSummary>, headers(("Link" = String, description = "`</torrents?limit=N&after=HASH>; rel=\"next\"` when more torrents follow"))),
+        (status = 400, description = "limit outside 1..=1000, or after not a v2 info-hash", body = ErrorBody),
+        ReadRefusals
+    )
 )]
-pub async fn list(state: web::Data<AppState>) -> Result<web::Json<Vec<TorrentSummary>>, ApiError> {
-    let mut summaries = Vec::new();
-    for meta in known_torrents(&state).await? {
-        summaries.push(summary(&state, &meta).await?);
+pub async fn list(
+    query: web::Query<ListQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (after, limit) = query.parse()?;
+    let (page, more) = torrents_page(&state, after, limit).await?;
+    let mut summaries = Vec::with_capacity(page.len());
+    for meta in &page {
+        summaries.push(summary(&state, meta).await?);
     }
-    Ok(web::Json(summaries))
+    let mut response = HttpResponse::Ok();
+    if let (true, Some(last)) = (more, page.last()) {
+        let next = format!(
+            "</torrents?limit={limit}&after={}>; rel=\"next\"",
+            last.info_hash_v2
+        );
+        response.insert_header((header::LINK, next));
+    }
+    Ok(response.json(summaries))
 }
 
 /// The .torrent file (bencoded hybrid v1 + v2 metainfo).

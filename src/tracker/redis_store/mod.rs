@@ -5,7 +5,8 @@
 //!
 //! Keys (all under `gotorrent:`):
 //! - `torrents` hash: v2 hex → bencoded metainfo; `by_v1` and `by_bt` hashes: v1 hex and
-//!   truncated-v2 hex → v2 hex; `order` sorted set: v2 hex by registration sequence (`seq`).
+//!   truncated-v2 hex → v2 hex; `order` sorted set: v2 hex by registration sequence (`seq`);
+//!   `sorted` sorted set: v2 hex, all scored 0, so `ZRANGE BYLEX` pages the registry by hash.
 //! - `s:<key>` sorted set: seeder URL → last announce (Unix s); `sf:<key>` hash: URL → first
 //!   seen; `swarms` sorted set: swarm key → last activity (for counts and the swarm cap).
 //! - `ps:<key>` and `pl:<key>` sorted sets: seeder and leecher peer ids → last announce;
@@ -31,7 +32,7 @@ use super::store::{Keep, StoreError, StoreResult, SwarmStore, TorrentStore};
 use super::swarm::{Event, PeerView};
 use super::{Full, Limits, Registered};
 use crate::metainfo::Metainfo;
-use crate::types::{InfoHash, SeederUrl};
+use crate::types::{InfoHash, InfoHashV2, SeederUrl};
 
 const PREFIX: &str = "gotorrent:";
 
@@ -154,8 +155,12 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[3], ARGV[1])
 redis.call('HSET', KEYS[3], ARGV[4], ARGV[1])
 redis.call('ZADD', KEYS[4], redis.call('INCR', KEYS[5]), ARGV[1])
+redis.call('ZADD', KEYS[6], 0, ARGV[1])
 return 1
 ";
+
+/// Torrents fetched per round trip when listing.
+const FETCH_BATCH: usize = 500;
 
 impl RedisTorrents {
     pub fn new(conn: RedisConn) -> Self {
@@ -165,6 +170,44 @@ impl RedisTorrents {
             bt_found: RwLock::default(),
             bt_missing: std::sync::Mutex::default(),
         }
+    }
+
+    /// The torrents stored under these v2 hex hashes, in order: those not parsed yet are
+    /// fetched in one round trip per [`FETCH_BATCH`].
+    async fn many(&self, hashes: Vec<String>) -> Result<Vec<Arc<Metainfo>>, StoreError> {
+        let cached: Vec<Option<Arc<Metainfo>>> = {
+            let parsed = self.parsed.read().unwrap_or_else(|e| e.into_inner());
+            hashes.iter().map(|h| parsed.get(h).cloned()).collect()
+        };
+        let missing: Vec<&String> = hashes
+            .iter()
+            .zip(&cached)
+            .filter_map(|(h, c)| c.is_none().then_some(h))
+            .collect();
+        let mut fetched = HashMap::new();
+        for batch in missing.chunks(FETCH_BATCH) {
+            let mut conn = self.conn.get()?;
+            let bytes: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
+                .arg(key("torrents"))
+                .arg(batch)
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            let mut parsed = self.parsed.write().unwrap_or_else(|e| e.into_inner());
+            for (v2, bytes) in batch.iter().zip(bytes) {
+                let Some(bytes) = bytes else { continue };
+                let meta = Arc::new(Metainfo::from_bytes(&bytes).map_err(|e| {
+                    StoreError::Unavailable(format!("a stored torrent is unreadable: {e}"))
+                })?);
+                parsed.insert((*v2).clone(), meta.clone());
+                fetched.insert(*v2, meta);
+            }
+        }
+        Ok(hashes
+            .iter()
+            .zip(cached)
+            .filter_map(|(h, c)| c.or_else(|| fetched.get(h).cloned()))
+            .collect())
     }
 
     /// The torrent stored under a v2 hex hash, parsed once per process.
@@ -223,6 +266,7 @@ impl TorrentStore for RedisTorrents {
                 .key(key("by_bt"))
                 .key(key("order"))
                 .key(key("seq"))
+                .key(key("sorted"))
                 .arg(&v2)
                 .arg(&meta.bytes[..])
                 .arg(meta.info_hash_v1.to_string())
@@ -309,13 +353,37 @@ impl TorrentStore for RedisTorrents {
     fn all(&self) -> StoreResult<'_, Vec<Arc<Metainfo>>> {
         Box::pin(async move {
             let order: Vec<String> = zrange(&self.conn, "order", 0, -1, false).await?;
-            let mut all = Vec::with_capacity(order.len());
-            for v2 in order {
-                if let Some(meta) = self.by_v2(&v2).await? {
-                    all.push(meta);
-                }
-            }
-            Ok(all)
+            self.many(order).await
+        })
+    }
+
+    fn page(&self, after: Option<InfoHashV2>, limit: usize) -> StoreResult<'_, Vec<Arc<Metainfo>>> {
+        Box::pin(async move {
+            let mut conn = self.conn.get()?;
+            let from = after.map_or_else(|| "-".to_owned(), |h| format!("({h}"));
+            let hashes: Vec<String> = redis::cmd("ZRANGE")
+                .arg(key("sorted"))
+                .arg(from)
+                .arg("+")
+                .arg("BYLEX")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(limit)
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            self.many(hashes).await
+        })
+    }
+
+    fn count(&self) -> StoreResult<'_, usize> {
+        Box::pin(async move {
+            let mut conn = self.conn.get()?;
+            redis::cmd("HLEN")
+                .arg(key("torrents"))
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)
         })
     }
 }
@@ -505,6 +573,10 @@ impl SwarmStore for RedisSwarms {
             let mut conn = self.conn.get()?;
             let swarms: Vec<String> =
                 zrange(&self.conn, "swarms", self.live_from(now), "+inf", true).await?;
+            if swarms.is_empty() {
+                // An empty pipeline is an error ("empty command"), not zero answers.
+                return Ok(0);
+            }
             let mut pipe = redis::pipe();
             for id in &swarms {
                 pipe.cmd("ZCOUNT")

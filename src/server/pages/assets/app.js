@@ -28,7 +28,7 @@ const counts = document.querySelectorAll("td.seeders[data-v2]");
 if (counts.length) {
   setInterval(async () => {
     try {
-      const response = await fetch("/torrents", { headers: { accept: "application/json" } });
+      const response = await fetch("/torrents?limit=1000", { headers: { accept: "application/json" } });
       if (!response.ok) return;
       const seeders = new Map((await response.json()).map((t) => [t.info_hash_v2, t.seeders]));
       for (const cell of counts) {
@@ -92,13 +92,24 @@ if (uploadForm) {
     xhr.send(file);
   }
 
+  // /torrents comes a page at a time; the Link header names the next page.
+  async function findByName(name) {
+    let url = "/torrents?limit=1000";
+    while (url) {
+      const response = await fetch(url, { headers: { accept: "application/json" } });
+      if (!response.ok) return null;
+      const found = (await response.json()).find((t) => t.name === name);
+      if (found) return found;
+      const next = /<([^>]+)>;\s*rel="next"/.exec(response.headers.get("link") || "");
+      url = next ? next[1] : null;
+    }
+    return null;
+  }
+
   async function listed(name) {
     for (;;) {
-      const response = await fetch("/torrents", { headers: { accept: "application/json" } });
-      if (response.ok) {
-        const found = (await response.json()).find((t) => t.name === name);
-        if (found) return found.info_hash_v2;
-      }
+      const found = await findByName(name);
+      if (found) return found.info_hash_v2;
       // Hashing progress, from /health, while the server reads the new file.
       const health = await fetch("/health").then((r) => r.json()).catch(() => null);
       const hashing = health && health.hashing;
