@@ -54,6 +54,8 @@ pub struct AppState {
     pub reach: Arc<Reach>,
     /// The largest upload, when uploads are on (`seeder.uploads`).
     pub max_upload: Option<u64>,
+    /// What the listing page is served from.
+    pub listing: pages::ListingCache,
 }
 
 impl AppState {
@@ -206,6 +208,7 @@ impl Application {
             redis,
             reach: reach.clone(),
             max_upload: raw.seeder.uploads.then_some(raw.seeder.max_upload_bytes),
+            listing: pages::ListingCache::default(),
         });
         let workers = match raw.server.workers {
             0 => cores(),

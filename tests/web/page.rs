@@ -74,6 +74,57 @@ async fn the_listing_filters_and_sorts_without_javascript_and_json_clients_keep_
 }
 
 #[actix_web::test]
+async fn the_listing_comes_a_hundred_rows_a_page_and_shows_a_new_torrent_at_once() {
+    // Arrange: 250 registered torrents with awkward names.
+    let app = TestApp::spawn().await;
+    let register = |i: usize| {
+        let meta = gotorrent_http::metainfo::create::from_bytes(
+            &format!("reg <{i:03}> & co"),
+            &content(100 + i),
+            gotorrent_http::types::PieceLength::new(16384).unwrap(),
+            vec![],
+            vec![],
+        )
+        .unwrap();
+        app.register_torrent(meta.bytes.to_vec())
+    };
+    for i in 0..250 {
+        assert_eq!(register(i).await.status(), 201);
+    }
+
+    // Act
+    let (_, first) = page(&app, "/").await;
+    let (_, last) = page(&app, "/?sort=name&page=3").await;
+    let (_, past_the_end) = page(&app, "/?page=99").await;
+    let (_, filtered) = page(&app, "/?q=%3C1&page=2").await;
+
+    // Assert
+    let rows = |html: &str| html.matches("<tr data-name=").count();
+    assert_eq!(rows(&first), 100);
+    assert!(
+        first.contains("100 on this page, 250 of 250 torrents"),
+        "{first}"
+    );
+    assert!(first.contains("Page 1 of 3"), "{first}");
+    assert!(
+        first.contains(r#"<a href="/?sort=name&#38;page=2" rel="next">"#),
+        "{first}"
+    );
+    assert!(first.contains("reg &#60;000&#62; &#38; co") && !first.contains("&#60;100&#62;"));
+    assert_eq!(rows(&last), 50);
+    assert!(last.contains("reg &#60;249&#62; &#38; co") && !last.contains("rel=\"next\""));
+    assert!(past_the_end.contains("Page 3 of 3"), "{past_the_end}");
+    // "<1" matches 100 to 199, one page: asking for a second shows that one.
+    assert_eq!(rows(&filtered), 100);
+    assert!(filtered.contains("100 of 250 torrents"), "{filtered}");
+
+    // A torrent registered now is listed on the next request, not after the cache expires.
+    assert_eq!(register(250).await.status(), 201);
+    let (_, grown) = page(&app, "/?q=%3C250%3E").await;
+    assert!(grown.contains("1 of 251 torrents"), "{grown}");
+}
+
+#[actix_web::test]
 async fn the_listing_shows_bittorrent_peers_completed_downloads_and_age() {
     // Arrange: two BitTorrent peers announce the awkward file's v1 hash; one has completed.
     let (app, v2) = sharing_awkward_names().await;

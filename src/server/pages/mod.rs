@@ -13,10 +13,15 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::error::ApiError;
-use super::routes::{find_torrent, known_torrents, live_seeders, torrents};
+use super::routes::{find_torrent, torrents};
 use super::AppState;
 use crate::seeder::file_url;
 use crate::types::InfoHash;
+
+mod listing;
+
+pub use listing::ListingCache;
+use listing::{Row, PAGE_ROWS, SORT_OPTIONS};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 const APP_CSS: &str = include_str!("assets/app.css");
@@ -56,31 +61,8 @@ impl Footer {
 pub struct ListQuery {
     q: Option<String>,
     sort: Option<String>,
-}
-
-const SORT_OPTIONS: [(&str, &str); 5] = [
-    ("name", "Name"),
-    ("newest", "Newest first"),
-    ("size", "Size, largest first"),
-    ("seeders", "Live seeders, most first"),
-    ("pieces", "Pieces, most first"),
-];
-
-struct Row {
-    name: String,
-    name_folded: String,
-    v2: String,
-    size: String,
-    length: u64,
-    files: usize,
-    pieces: u32,
-    seeders: usize,
-    /// BitTorrent peers in its swarm (seeds and leechers), and downloads completed there.
-    peers: usize,
-    completed: u64,
-    /// When its newest file changed, for a torrent shared here (seconds since the epoch).
-    modified: Option<u64>,
-    age: String,
+    /// From 1.
+    page: Option<usize>,
 }
 
 /// The upload form, shown when uploads are on.
@@ -93,14 +75,24 @@ struct UploadForm {
 
 #[derive(Template)]
 #[template(path = "index.html")]
-struct IndexPage {
+struct IndexPage<'a> {
     footer: Footer,
     upload: Option<UploadForm>,
     q: String,
     sort: String,
     sort_options: [(&'static str, &'static str); 5],
     total: usize,
-    rows: Vec<Row>,
+    matching: usize,
+    rows: Vec<&'a Row>,
+    /// "Page 2 of 7", with links to the neighbours, when there is more than one page.
+    pages: Option<Pages>,
+}
+
+struct Pages {
+    page: usize,
+    count: usize,
+    previous: Option<String>,
+    next: Option<String>,
 }
 
 /// `GET /`: the listing for browsers; a client asking for JSON alone gets `GET /torrents`.
@@ -119,58 +111,36 @@ pub async fn index(
     }
     let query = query.into_inner();
     let q = query.q.unwrap_or_default();
-    let sort = query
-        .sort
-        .filter(|s| SORT_OPTIONS.iter().any(|(key, _)| key == s))
-        .unwrap_or_else(|| "name".to_owned());
+    let (sort_index, sort) = SORT_OPTIONS
+        .iter()
+        .enumerate()
+        .find(|(_, (key, _))| query.sort.as_deref() == Some(*key))
+        .map_or((0, "name"), |(i, (key, _))| (i, *key));
     let needle = q.trim().to_lowercase();
-    let all = known_torrents(&state).await?;
-    let total = all.len();
-    let listed: Vec<_> = all
-        .into_iter()
-        .filter(|meta| needle.is_empty() || meta.name.to_lowercase().contains(&needle))
-        .collect();
-    // One scrape for the swarms of every listed torrent (a round trip with Redis).
-    let swarms = match &state.tracker {
-        Some(tracker) => {
-            let hashes: Vec<[u8; 20]> = listed.iter().map(|m| m.info_hash_v1.0).collect();
-            tracker.bt_scrape(&hashes).await?
+    let snapshot = state.listing.get(&state).await?;
+    let mut page = query.page.unwrap_or(1).max(1);
+    let mut selection = snapshot.select(sort_index, &needle, page);
+    let count = selection.matching.div_ceil(PAGE_ROWS).max(1);
+    if page > count {
+        // Past the end (the list shrank, or a hand-made link): the last page.
+        page = count;
+        selection = snapshot.select(sort_index, &needle, page);
+    }
+    let link = |page: usize| {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        if !q.is_empty() {
+            query.append_pair("q", &q);
         }
-        None => Vec::new(),
+        query.append_pair("sort", sort);
+        query.append_pair("page", &page.to_string());
+        format!("/?{}", query.finish())
     };
-    let catalog = state.seeder.as_ref().map(|s| s.catalog());
-    let now = crate::tracker::unix_now();
-    let mut rows = Vec::new();
-    for (i, meta) in listed.into_iter().enumerate() {
-        let name_folded = meta.name.to_lowercase();
-        let stats = swarms.get(i).map(|(_, s)| *s).unwrap_or_default();
-        let modified = catalog
-            .as_ref()
-            .and_then(|c| c.by_hash(&InfoHash::V2(meta.info_hash_v2)))
-            .and_then(|t| t.last_modified().duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_secs());
-        rows.push(Row {
-            peers: stats.complete + stats.incomplete,
-            completed: stats.downloaded,
-            age: modified.map_or_else(|| "—".to_owned(), |m| human_age(now.saturating_sub(m))),
-            modified,
-            name_folded,
-            v2: meta.info_hash_v2.to_string(),
-            size: human_bytes(meta.length),
-            length: meta.length,
-            files: meta.files.len(),
-            pieces: meta.piece_count(),
-            seeders: live_seeders(&state, &meta).await?,
-            name: meta.name.clone(),
-        });
-    }
-    match sort.as_str() {
-        "newest" => rows.sort_by_key(|r| std::cmp::Reverse(r.modified)),
-        "size" => rows.sort_by_key(|r| std::cmp::Reverse(r.length)),
-        "seeders" => rows.sort_by_key(|r| std::cmp::Reverse(r.seeders)),
-        "pieces" => rows.sort_by_key(|r| std::cmp::Reverse(r.pieces)),
-        _ => rows.sort_by(|a, b| a.name_folded.cmp(&b.name_folded)),
-    }
+    let pages = (count > 1).then(|| Pages {
+        page,
+        count,
+        previous: (page > 1).then(|| link((page - 1).min(count))),
+        next: (page < count).then(|| link(page + 1)),
+    });
     let upload = state.max_upload.map(|max| UploadForm {
         max: human_bytes(max),
         token: state.guard.write_token.is_some(),
@@ -179,10 +149,12 @@ pub async fn index(
         footer: Footer::of(&state),
         upload,
         q,
-        sort,
+        sort: sort.to_owned(),
         sort_options: SORT_OPTIONS,
-        total,
-        rows,
+        total: selection.total,
+        matching: selection.matching,
+        rows: selection.rows,
+        pages,
     })
 }
 
