@@ -102,6 +102,48 @@ fn announces(c: &mut Criterion) {
     group.finish();
 }
 
+/// How an announce's cost grows with the tracker's state: swarms of 10 peers in 1k, 100k and
+/// 1M torrents, and 1k torrents of 1,000 peers. Each measured announce is a known peer's
+/// re-announce (the bulk of real traffic), so the state stays the size it was built at.
+fn announce_scaling(c: &mut Criterion) {
+    let unlimited = Limits {
+        max_torrents: usize::MAX,
+        max_swarms: usize::MAX,
+        max_peers_per_swarm: usize::MAX,
+        max_seeders: usize::MAX,
+        max_bittorrent_peers: usize::MAX,
+    };
+    let mut group = c.benchmark_group("tracker scaling");
+    for (torrents, peers) in [
+        (1_000u32, 10u32),
+        (100_000, 10),
+        (1_000_000, 10),
+        (1_000, 1_000),
+    ] {
+        let mut swarms = BtSwarms::new(120, unlimited);
+        for t in 0..torrents {
+            for p in 0..peers {
+                swarms.announce(announce(t, p, None), 0).unwrap();
+            }
+        }
+        let mut n = 0u64;
+        group.bench_function(
+            format!("re-announce, {torrents} torrents x {peers} peers, compact reply"),
+            |b| {
+                b.iter(|| {
+                    // A different torrent and peer each time, spread over the whole state.
+                    n = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                    let t = (n >> 32) as u32 % torrents;
+                    let p = (n as u32) % peers;
+                    let outcome = swarms.announce(announce(t, p, None), 1).unwrap();
+                    black_box(outcome.peers.len())
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
 fn announce(torrent: u32, peer: u32, event: Option<AnnounceEvent>) -> Announce {
     let mut key = [0u8; 20];
     key[..4].copy_from_slice(&torrent.to_be_bytes());
@@ -117,5 +159,5 @@ fn announce(torrent: u32, peer: u32, event: Option<AnnounceEvent>) -> Announce {
     }
 }
 
-criterion_group!(benches, hashing, torrents, announces);
+criterion_group!(benches, hashing, torrents, announces, announce_scaling);
 criterion_main!(benches);

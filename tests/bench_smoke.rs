@@ -1,4 +1,4 @@
-//! The side-by-side benchmark (benches/run.sh) run with tiny sizes, so it cannot rot. Needs
+//! The benchmarks (benches/run.sh, benches/scaling.sh) run with tiny sizes, so they cannot rot. Need
 //! nginx, wrk, aria2, opentracker (.ci/test installs them); the figures are not checked here.
 
 use std::path::Path;
@@ -43,4 +43,38 @@ fn the_benchmark_runs_end_to_end_with_tiny_sizes() {
             .all(|c| c["errors"].as_u64().unwrap_or(0) == 0),
         "{stdout}"
     );
+}
+
+#[test]
+fn the_scaling_benchmark_runs_end_to_end_with_tiny_sizes() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = tempfile::tempdir().unwrap();
+    let report = out.path().join("scaling.json");
+    let run = Command::new("bash")
+        .arg(root.join("benches/scaling.sh"))
+        .args([
+            "--binary",
+            env!("CARGO_BIN_EXE_gotorrent-http"),
+            "--smoke",
+            "--out",
+        ])
+        .arg(&report)
+        .current_dir(root)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "scaling benchmark failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    for case in ["listing", "seeders", "rss"] {
+        assert!(
+            !results[case].as_array().unwrap().is_empty(),
+            "no {case} rows in {stdout}"
+        );
+    }
 }
