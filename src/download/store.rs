@@ -60,6 +60,11 @@ pub struct PartFile {
     meta: Arc<Metainfo>,
     files: Files,
     record: Mutex<File>,
+    /// Held while writing a single file's piece. Concurrent writes to one ext4 file contend
+    /// for its inode lock, which spins (perf: 26% of the downloader's CPU in
+    /// rwsem_spin_on_owner with 8 pieces in flight from one seeder); one writer at a time
+    /// copies as fast and lets the hashing threads sleep.
+    writing: Mutex<()>,
     pub final_path: PathBuf,
     pub part_path: PathBuf,
     record_path: PathBuf,
@@ -241,6 +246,7 @@ pub fn open(dir: &Path, meta: &Arc<Metainfo>) -> Result<Opened, StoreError> {
             meta: meta.clone(),
             files,
             record: Mutex::new(record),
+            writing: Mutex::new(()),
             final_path,
             part_path,
             record_path,
@@ -286,11 +292,12 @@ impl PartFile {
     pub fn write_piece(&self, span: PieceSpan, data: &[u8]) -> Result<(), StoreError> {
         let file = self.files.get(span.file)?;
         let path = &self.files.paths[span.file];
-        file.write_all_at(data, span.offset).map_err(io_err(path))?;
         if self.meta.is_folder {
-            file.sync_data().map_err(io_err(path))?;
+            file.write_all_at(data, span.offset).map_err(io_err(path))?;
+            return file.sync_data().map_err(io_err(path));
         }
-        Ok(())
+        let _one_writer = self.writing.lock().unwrap_or_else(|e| e.into_inner());
+        file.write_all_at(data, span.offset).map_err(io_err(path))
     }
 
     /// Makes the written pieces durable (a single file's: one sync for the batch; a folder's
