@@ -4,7 +4,6 @@
 //! at most every [`GAUGE_REFRESH`]: counting live seeders walks every swarm, and a scraper (or
 //! a client) asking many times a second must not make the server do that each time.
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
@@ -23,8 +22,9 @@ pub struct Metrics {
     torrents: IntGauge,
     shared_files: IntGauge,
     live_seeders: IntGauge,
-    /// When the gauges were last refreshed.
-    refreshed: Mutex<Option<Instant>>,
+    /// When the gauges were last refreshed; held during a refresh, so concurrent scrapes wait
+    /// for it instead of each refreshing (or reading gauges not yet set).
+    refreshed: tokio::sync::Mutex<Option<Instant>>,
 }
 
 /// How old the state gauges may be.
@@ -78,7 +78,7 @@ impl Metrics {
             torrents,
             shared_files,
             live_seeders,
-            refreshed: Mutex::new(None),
+            refreshed: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -88,19 +88,11 @@ impl Metrics {
         let hashed = state.seeder.as_ref().map_or(0, |s| s.hashed_bytes());
         self.hashed_bytes
             .inc_by(hashed.saturating_sub(self.hashed_bytes.get()));
-        let due = {
-            let mut refreshed = self.refreshed.lock().unwrap_or_else(|e| e.into_inner());
-            let due = refreshed.is_none_or(|at| at.elapsed() >= GAUGE_REFRESH);
-            if due {
-                // Claimed before the work, so concurrent scrapes do not all refresh.
+        {
+            let mut refreshed = self.refreshed.lock().await;
+            if refreshed.is_none_or(|at| at.elapsed() >= GAUGE_REFRESH) {
+                self.refresh_gauges(state).await?;
                 *refreshed = Some(Instant::now());
-            }
-            due
-        };
-        if due {
-            if let Err(e) = self.refresh_gauges(state).await {
-                *self.refreshed.lock().unwrap_or_else(|e| e.into_inner()) = None;
-                return Err(e);
             }
         }
         let mut out = Vec::new();

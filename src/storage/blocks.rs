@@ -5,15 +5,16 @@
 //!   instead of waiting for the disk. Only a refused read goes to the blocking pool. The trip
 //!   there and back is two thread switches per block (perf: ~23% of CPU serving 1 MiB pieces),
 //!   and a cache miss inline would stall every connection on the worker.
-//! - Buffers come from a small pool and go back to it when the response is done with them. A
-//!   fresh 256 KiB buffer is a fresh mapping that the kernel zeroes page by page (perf: memset
-//!   and page faults were a large part of serving large pieces).
+//! - Buffers come from a small pool and go back to it when the response is done with them, so
+//!   a block is neither zeroed nor faulted in afresh (perf: memset and page faults under
+//!   memmove were a large part of serving large pieces; see also the trim threshold set in
+//!   `main`).
 //!
 //! Invariant: a stream holds one block at a time, so memory per response is one block whatever
 //! the range; the pool keeps at most [`POOLED`] idle buffers.
 
 use std::fs::File;
-use std::io::{self, IoSliceMut};
+use std::io;
 use std::sync::{Arc, Mutex};
 
 use actix_web::web::Bytes;
@@ -83,13 +84,7 @@ pub fn stream_range(file: Arc<File>, key: String, start: u64, len: u64) -> ByteS
 /// else all of them on the blocking pool.
 async fn read_block(file: Arc<File>, pos: u64, want: usize) -> io::Result<Pooled> {
     let mut block = Pooled::take();
-    let cached = rustix::io::preadv2(
-        &*file,
-        &mut [IoSliceMut::new(&mut block.buf[..want])],
-        pos,
-        rustix::io::ReadWriteFlags::NOWAIT,
-    );
-    match cached {
+    match read_if_cached(&file, &mut block.buf[..want], pos) {
         Ok(0) => Err(io::ErrorKind::UnexpectedEof.into()),
         Ok(n) => {
             // Possibly short (the rest is not cached): the next block starts where this ends.
@@ -107,6 +102,24 @@ async fn read_block(file: Arc<File>, pos: u64, want: usize) -> io::Result<Pooled
         .await
         .map_err(io::Error::other)?,
     }
+}
+
+/// A read the page cache answers, or an error (`EAGAIN`: it would wait for the disk).
+#[cfg(target_os = "linux")]
+fn read_if_cached(file: &File, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+    let flags = rustix::io::ReadWriteFlags::NOWAIT;
+    Ok(rustix::io::preadv2(
+        file,
+        &mut [io::IoSliceMut::new(buf)],
+        pos,
+        flags,
+    )?)
+}
+
+/// Without `RWF_NOWAIT`, every read goes to the blocking pool.
+#[cfg(not(target_os = "linux"))]
+fn read_if_cached(_: &File, _: &mut [u8], _: u64) -> io::Result<usize> {
+    Err(io::ErrorKind::WouldBlock.into())
 }
 
 #[cfg(test)]

@@ -126,12 +126,15 @@ impl BtSwarms {
                 peers: Vec::new(),
             });
         }
+        let ttl = self.peer_ttl;
+        // Expired peers go before the caps are checked, so they never hold a place.
+        if let Some(swarm) = self.swarms.get_mut(&a.key) {
+            self.peers -= swarm.sweep(now, ttl);
+        }
         if !stopped {
             self.room_for(&a)?;
         }
-        let ttl = self.peer_ttl;
         let swarm = self.swarms.entry(a.key).or_default();
-        self.peers -= swarm.sweep(now, ttl);
         if stopped {
             if let Some(gone) = swarm.peers.remove(&a.peer_id) {
                 swarm.count(&gone, -1);

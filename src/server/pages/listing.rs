@@ -1,13 +1,14 @@
 //! The snapshot the listing page (`GET /`) is served from: one row per known torrent with its
-//! counts, and the row order for each sort, built at most every [`FRESH`] and sooner when the
-//! catalog or the registry changes. A request then costs its page ([`PAGE_ROWS`] rows), plus a
-//! scan of the names when it filters, instead of a summary and a store lookup per torrent.
+//! counts, and the row order for each sort. A request costs its page ([`PAGE_ROWS`] rows), plus
+//! a scan of the names when it filters, instead of a summary and a store lookup per torrent;
+//! building a snapshot costs a lookup per torrent, so it happens at most every [`FRESH`], or
+//! every [`MIN_AGE`] while torrents are being shared or registered.
 //!
-//! Invariant: a snapshot never shows a torrent that was not known when it was built, and a
-//! torrent shared or registered since shows at the next request (the catalog's identity and
-//! the registry's count are part of the check); live counts may be up to [`FRESH`] old.
+//! Invariant: a torrent shared here shows at the next request (the catalog's identity is part
+//! of the check), one registered within [`MIN_AGE`]; live counts may be up to [`FRESH`] old.
+//! Requests arriving during a build wait for it rather than building their own.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use crate::seeder::Catalog;
@@ -18,6 +19,8 @@ use crate::types::InfoHash;
 
 /// How old the counts on the page may be.
 pub const FRESH: Duration = Duration::from_secs(5);
+/// The least time between two builds when the registry keeps changing.
+pub const MIN_AGE: Duration = Duration::from_secs(1);
 /// Rows on one page.
 pub const PAGE_ROWS: usize = 100;
 
@@ -49,7 +52,8 @@ pub struct Row {
 
 pub struct Snapshot {
     built: Instant,
-    catalog: Option<Arc<Catalog>>,
+    /// The catalog it was built from; weak, so a replaced catalog is not kept alive.
+    catalog: Option<Weak<Catalog>>,
     registered: usize,
     rows: Vec<Row>,
     /// Row indices in each sort's order.
@@ -82,11 +86,12 @@ impl ListingCache {
         let mut current = self.current.lock().await;
         if let Some(snapshot) = current.as_ref() {
             let same_catalog = match (&snapshot.catalog, &catalog) {
-                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (Some(a), Some(b)) => std::ptr::eq(a.as_ptr(), Arc::as_ptr(b)),
                 (a, b) => a.is_none() && b.is_none(),
             };
-            if same_catalog && snapshot.registered == registered && snapshot.built.elapsed() < FRESH
-            {
+            let age = snapshot.built.elapsed();
+            let registry_moved = snapshot.registered != registered && age >= MIN_AGE;
+            if same_catalog && !registry_moved && age < FRESH {
                 return Ok(snapshot.clone());
             }
         }
@@ -183,7 +188,7 @@ async fn build(
         .collect();
     Ok(Snapshot {
         built: Instant::now(),
-        catalog,
+        catalog: catalog.as_ref().map(Arc::downgrade),
         registered,
         rows,
         orders,

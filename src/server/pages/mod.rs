@@ -107,7 +107,7 @@ pub async fn index(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if accept.contains("application/json") && !accept.contains("text/html") {
-        return torrents::list(web::Query(torrents::ListQuery::default()), state).await;
+        return torrents::list(req, web::Query(torrents::ListQuery::default()), state).await;
     }
     let query = query.into_inner();
     let q = query.q.unwrap_or_default();

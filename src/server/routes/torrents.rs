@@ -1,7 +1,7 @@
 //! Torrent endpoints: the list, one .torrent, its manifest, and registration (tracker role).
 
 use actix_web::http::{header, StatusCode};
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -146,6 +146,7 @@ impl ListQuery {
     )
 )]
 pub async fn list(
+    req: HttpRequest,
     query: web::Query<ListQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -157,11 +158,17 @@ pub async fn list(
     }
     let mut response = HttpResponse::Ok();
     if let (true, Some(last)) = (more, page.last()) {
-        let next = format!(
-            "</torrents?limit={limit}&after={}>; rel=\"next\"",
-            last.info_hash_v2
-        );
-        response.insert_header((header::LINK, next));
+        // Other pairs stay (a read token given as `?token=`), so the link works as it is.
+        let mut next = url::form_urlencoded::Serializer::new(String::new());
+        for (name, value) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
+            if name != "limit" && name != "after" {
+                next.append_pair(&name, &value);
+            }
+        }
+        next.append_pair("limit", &limit.to_string());
+        next.append_pair("after", &last.info_hash_v2.to_string());
+        let link = format!("</torrents?{}>; rel=\"next\"", next.finish());
+        response.insert_header((header::LINK, link));
     }
     Ok(response.json(summaries))
 }

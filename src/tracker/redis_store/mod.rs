@@ -139,6 +139,8 @@ pub struct RedisTorrents {
     /// announce of an unregistered torrent is one round trip, and a torrent registered through
     /// another instance is merged with its other hash within that time.
     bt_missing: std::sync::Mutex<HashMap<[u8; 20], std::time::Instant>>,
+    /// Whether this process saw the `sorted` set hold every registered torrent.
+    sorted_complete: std::sync::atomic::AtomicBool,
 }
 
 /// How long "not registered" is believed without asking Redis again.
@@ -149,7 +151,10 @@ const MAX_MISSES: usize = 100_000;
 /// Registers atomically: the torrent and its indexes, or nothing if it is there or the
 /// registry is full. Returns 1 created, 0 existing, -1 full.
 const INSERT: &str = r"
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
+  redis.call('ZADD', KEYS[6], 0, ARGV[1])
+  return 0
+end
 if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[5]) then return -1 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[3], ARGV[1])
@@ -157,6 +162,22 @@ redis.call('HSET', KEYS[3], ARGV[4], ARGV[1])
 redis.call('ZADD', KEYS[4], redis.call('INCR', KEYS[5]), ARGV[1])
 redis.call('ZADD', KEYS[6], 0, ARGV[1])
 return 1
+";
+
+/// Fills the `sorted` set from `order` when it lacks members (a registry written before the set
+/// existed), a batch of ARGV[1] per call; returns how many are still missing.
+const BACKFILL_SORTED: &str = r"
+local missing = redis.call('ZCARD', KEYS[1]) - redis.call('ZCARD', KEYS[2])
+if missing <= 0 then return 0 end
+local start = tonumber(redis.call('GET', KEYS[3]) or '0')
+local batch = redis.call('ZRANGE', KEYS[1], start, start + tonumber(ARGV[1]) - 1)
+for _, v2 in ipairs(batch) do redis.call('ZADD', KEYS[2], 0, v2) end
+if #batch == 0 then
+  redis.call('DEL', KEYS[3])
+  return 0
+end
+redis.call('SET', KEYS[3], start + #batch)
+return redis.call('ZCARD', KEYS[1]) - redis.call('ZCARD', KEYS[2])
 ";
 
 /// Torrents fetched per round trip when listing.
@@ -169,7 +190,37 @@ impl RedisTorrents {
             parsed: RwLock::default(),
             bt_found: RwLock::default(),
             bt_missing: std::sync::Mutex::default(),
+            sorted_complete: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Once per process: makes sure every registered torrent is in the `sorted` set that pages
+    /// the listing, in batches so Redis never blocks for long.
+    async fn backfill_sorted(&self) -> Result<(), StoreError> {
+        if self
+            .sorted_complete
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Ok(());
+        }
+        let script = redis::Script::new(BACKFILL_SORTED);
+        loop {
+            let mut conn = self.conn.get()?;
+            let missing: i64 = script
+                .key(key("order"))
+                .key(key("sorted"))
+                .key(key("sorted_backfill"))
+                .arg(FETCH_BATCH * 20)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            if missing <= 0 {
+                break;
+            }
+        }
+        self.sorted_complete
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     /// The torrents stored under these v2 hex hashes, in order: those not parsed yet are
@@ -359,6 +410,7 @@ impl TorrentStore for RedisTorrents {
 
     fn page(&self, after: Option<InfoHashV2>, limit: usize) -> StoreResult<'_, Vec<Arc<Metainfo>>> {
         Box::pin(async move {
+            self.backfill_sorted().await?;
             let mut conn = self.conn.get()?;
             let from = after.map_or_else(|| "-".to_owned(), |h| format!("({h}"));
             let hashes: Vec<String> = redis::cmd("ZRANGE")

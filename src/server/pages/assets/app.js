@@ -15,10 +15,11 @@ document.addEventListener("click", async (event) => {
   setTimeout(() => { button.textContent = label; }, 1500);
 });
 
-// The listing: filter rows as you type, and keep live seeder counts fresh.
+// The listing: filter rows as you type (when every row is on this page; otherwise the form
+// asks the server), and keep live seeder counts fresh.
 const filter = document.getElementById("q");
 const rows = Array.from(document.querySelectorAll("table.torrents tbody tr"));
-if (filter && rows.length) {
+if (filter && rows.length && !document.querySelector("nav.pages")) {
   filter.addEventListener("input", () => {
     const needle = filter.value.trim().toLowerCase();
     for (const row of rows) row.hidden = needle !== "" && !row.dataset.name.includes(needle);
@@ -28,11 +29,15 @@ const counts = document.querySelectorAll("td.seeders[data-v2]");
 if (counts.length) {
   setInterval(async () => {
     try {
-      const response = await fetch("/torrents?limit=1000", { headers: { accept: "application/json" } });
+      // This same page again: the server's counts for exactly the rows shown, one request.
+      const response = await fetch(location.href, { headers: { accept: "text/html" } });
       if (!response.ok) return;
-      const seeders = new Map((await response.json()).map((t) => [t.info_hash_v2, t.seeders]));
+      const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+      const seeders = new Map(
+        Array.from(fresh.querySelectorAll("td.seeders[data-v2]")).map((c) => [c.dataset.v2, c.textContent]),
+      );
       for (const cell of counts) {
-        if (seeders.has(cell.dataset.v2)) cell.textContent = String(seeders.get(cell.dataset.v2));
+        if (seeders.has(cell.dataset.v2)) cell.textContent = seeders.get(cell.dataset.v2);
       }
     } catch {
       // Offline for a moment: the next tick tries again.
@@ -92,24 +97,21 @@ if (uploadForm) {
     xhr.send(file);
   }
 
-  // /torrents comes a page at a time; the Link header names the next page.
-  async function findByName(name) {
-    let url = "/torrents?limit=1000";
-    while (url) {
-      const response = await fetch(url, { headers: { accept: "application/json" } });
-      if (!response.ok) return null;
-      const found = (await response.json()).find((t) => t.name === name);
-      if (found) return found;
-      const next = /<([^>]+)>;\s*rel="next"/.exec(response.headers.get("link") || "");
-      url = next ? next[1] : null;
-    }
-    return null;
+  // Once hashed, the file is listed: the newest torrents of that name, a page the server
+  // serves at the same cost whatever it shares (and a 200 while it is still hashing).
+  async function sharedAs(name) {
+    const query = new URLSearchParams({ q: name, sort: "newest" });
+    const response = await fetch("/?" + query, { headers: { accept: "text/html" } });
+    if (!response.ok) return null;
+    const page = new DOMParser().parseFromString(await response.text(), "text/html");
+    const link = Array.from(page.querySelectorAll("table.torrents th a")).find((a) => a.textContent === name);
+    return link ? link.getAttribute("href").replace("/t/", "") : null;
   }
 
   async function listed(name) {
     for (;;) {
-      const found = await findByName(name);
-      if (found) return found.info_hash_v2;
+      const v2 = await sharedAs(name);
+      if (v2) return v2;
       // Hashing progress, from /health, while the server reads the new file.
       const health = await fetch("/health").then((r) => r.json()).catch(() => null);
       const hashing = health && health.hashing;
