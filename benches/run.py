@@ -290,6 +290,16 @@ def timed(args, cwd=None):
     return seconds, rss
 
 
+def write_random(path, size):
+    """`size` random bytes at `path`, written 16 MiB at a time."""
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            n = min(left, 16 << 20)
+            f.write(os.urandom(n))
+            left -= n
+
+
 def sync():
     subprocess.run(["sync"], check=False)
 
@@ -325,12 +335,7 @@ def main():
         www = os.path.join(work, "www")
         os.makedirs(www)
         big = os.path.join(www, "big.bin")
-        with open(big, "wb") as f:
-            left = size
-            while left:
-                n = min(left, 16 << 20)
-                f.write(os.urandom(n))
-                left -= n
+        write_random(big, size)
         dirs = {}
         for name in ("one", "small", "two", "three"):
             dirs[name] = os.path.join(work, f"data-{name}")

@@ -219,15 +219,6 @@ class SlowProxy:
         self.listener.close()
 
 
-def write_random(path, size):
-    with open(path, "wb") as f:
-        left = size
-        while left:
-            n = min(left, 16 << 20)
-            f.write(os.urandom(n))
-            left -= n
-
-
 def start_seeders(procs, binary, work, source, count):
     seeders = []
     for k in range(count):
@@ -256,7 +247,7 @@ def download(binary, torrent_file, seeders, out):
 
 def seeders_case(procs, binary, work, size, counts, rounds):
     source = os.path.join(work, "many.bin")
-    write_random(source, size)
+    run.write_random(source, size)
     seeders = start_seeders(procs, binary, work, source, max(counts))
     torrent_file = os.path.join(work, "many.torrent")
     with open(torrent_file, "wb") as f:
@@ -287,7 +278,7 @@ def rss_case(procs, binary, work, sizes):
         case = os.path.join(work, f"rss-{size}")
         os.makedirs(case)
         source = os.path.join(case, "file.bin")
-        write_random(source, size)
+        run.write_random(source, size)
         (url, pid, torrent, proc), = start_seeders(procs, binary, case, source, 1)
         torrent_file = os.path.join(case, "file.torrent")
         with open(torrent_file, "wb") as f:

@@ -4,13 +4,14 @@
 use std::path::Path;
 use std::process::Command;
 
-#[test]
-fn the_benchmark_runs_end_to_end_with_tiny_sizes() {
+/// Runs `benches/<script>` with `--smoke` on the test build's binary; returns what it printed
+/// and the report it wrote.
+fn smoke_run(script: &str) -> (String, serde_json::Value) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = tempfile::tempdir().unwrap();
-    let report = out.path().join("smoke.json");
+    let report = out.path().join("report.json");
     let run = Command::new("bash")
-        .arg(root.join("benches/run.sh"))
+        .arg(root.join("benches").join(script))
         .args([
             "--binary",
             env!("CARGO_BIN_EXE_gotorrent-http"),
@@ -21,15 +22,20 @@ fn the_benchmark_runs_end_to_end_with_tiny_sizes() {
         .current_dir(root)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
     assert!(
         run.status.success(),
-        "benchmark failed:\n{stdout}\n{}",
+        "{script} failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&run.stderr)
     );
+    let results = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    (stdout, results)
+}
 
-    let results: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+#[test]
+fn the_benchmark_runs_end_to_end_with_tiny_sizes() {
+    let (stdout, results) = smoke_run("run.sh");
+
     let cases = results["cases"].as_object().unwrap();
     for section in ["serve", "download", "tracker", "create"] {
         assert!(
@@ -47,30 +53,8 @@ fn the_benchmark_runs_end_to_end_with_tiny_sizes() {
 
 #[test]
 fn the_scaling_benchmark_runs_end_to_end_with_tiny_sizes() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = tempfile::tempdir().unwrap();
-    let report = out.path().join("scaling.json");
-    let run = Command::new("bash")
-        .arg(root.join("benches/scaling.sh"))
-        .args([
-            "--binary",
-            env!("CARGO_BIN_EXE_gotorrent-http"),
-            "--smoke",
-            "--out",
-        ])
-        .arg(&report)
-        .current_dir(root)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "scaling benchmark failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    let (stdout, results) = smoke_run("scaling.sh");
 
-    let results: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     for case in ["listing", "seeders", "rss"] {
         assert!(
             !results[case].as_array().unwrap().is_empty(),

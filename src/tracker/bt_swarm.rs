@@ -33,6 +33,15 @@ struct Swarm {
 }
 
 impl Swarm {
+    /// The counts kept, exact while no peer has passed the TTL (see [`Swarm::sweep`]).
+    fn kept_stats(&self) -> ScrapeStats {
+        ScrapeStats {
+            complete: self.complete,
+            incomplete: self.incomplete,
+            downloaded: self.downloaded,
+        }
+    }
+
     fn count(&mut self, peer: &Peer, delta: isize) {
         let count = if peer.left == 0 {
             &mut self.complete
@@ -167,25 +176,20 @@ impl BtSwarms {
             swarm.count(&after, 1);
             swarm.oldest = swarm.oldest.min(now);
         }
-        let live = |p: &Peer| now.saturating_sub(p.last_announce) <= ttl;
-        // A seeder needs no other seeders; everyone else gets anyone.
+        // Every peer left is live: the sweep above dropped those past the TTL. A seeder needs no
+        // other seeders; everyone else gets anyone.
         let wants_leechers_only = a.left == 0;
         let peers = swarm
             .peers
             .iter()
-            .filter(|(id, p)| **id != a.peer_id && live(p))
-            .filter(|(_, p)| !wants_leechers_only || p.left > 0)
+            .filter(|(id, p)| **id != a.peer_id && (!wants_leechers_only || p.left > 0))
             .take(a.numwant)
             .map(|(id, p)| PeerAddr {
                 peer_id: *id,
                 addr: p.addr,
             })
             .collect();
-        let stats = ScrapeStats {
-            complete: swarm.complete,
-            incomplete: swarm.incomplete,
-            downloaded: swarm.downloaded,
-        };
+        let stats = swarm.kept_stats();
         if self
             .swarms
             .get(&a.key)
@@ -201,12 +205,7 @@ impl BtSwarms {
             return ScrapeStats::default();
         };
         if now.saturating_sub(swarm.oldest) <= self.peer_ttl {
-            // None has expired: the kept counts are exact.
-            return ScrapeStats {
-                complete: swarm.complete,
-                incomplete: swarm.incomplete,
-                downloaded: swarm.downloaded,
-            };
+            return swarm.kept_stats();
         }
         let (mut complete, mut incomplete) = (0, 0);
         for peer in swarm.peers.values().filter(|p| self.live(p, now)) {

@@ -197,16 +197,7 @@ async fn a_torrent_page_links_to_what_works() {
     );
     let file_link = format!("{}/files/my%20file%20%C3%BC%20%26%20%3Cb%3Eco.bin", app.url);
     assert!(html.contains(&file_link), "{html}");
-    let served = app
-        .client
-        .get(&file_link)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    assert!(served == content(70_000));
+    assert!(app.get_bytes(&file_link).await == content(70_000));
     assert!(
         html.contains("<svg role=\"img\" aria-label=\"QR code of this page\""),
         "{html}"

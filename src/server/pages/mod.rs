@@ -138,7 +138,7 @@ pub async fn index(
     let pages = (count > 1).then(|| Pages {
         page,
         count,
-        previous: (page > 1).then(|| link((page - 1).min(count))),
+        previous: (page > 1).then(|| link(page - 1)),
         next: (page < count).then(|| link(page + 1)),
     });
     let upload = state.max_upload.map(|max| UploadForm {

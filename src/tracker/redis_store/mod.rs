@@ -203,10 +203,9 @@ impl RedisTorrents {
         {
             return Ok(());
         }
-        let script = redis::Script::new(BACKFILL_SORTED);
         loop {
             let mut conn = self.conn.get()?;
-            let missing: i64 = script
+            let missing: i64 = BACKFILL_SCRIPT
                 .key(key("order"))
                 .key(key("sorted"))
                 .key(key("sorted_backfill"))
@@ -271,22 +270,7 @@ impl RedisTorrents {
         {
             return Ok(Some(meta.clone()));
         }
-        let mut conn = self.conn.get()?;
-        let bytes: Option<Vec<u8>> = redis::cmd("HGET")
-            .arg(key("torrents"))
-            .arg(v2)
-            .query_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
-        let Some(bytes) = bytes else { return Ok(None) };
-        let meta = Arc::new(Metainfo::from_bytes(&bytes).map_err(|e| {
-            StoreError::Unavailable(format!("a stored torrent is unreadable: {e}"))
-        })?);
-        self.parsed
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(v2.to_owned(), meta.clone());
-        Ok(Some(meta))
+        Ok(self.many(vec![v2.to_owned()]).await?.pop())
     }
 
     async fn index(&self, index: &str, field: String) -> Result<Option<String>, StoreError> {
@@ -478,6 +462,8 @@ return 1
 /// does not know it yet).
 static INSERT_SCRIPT: std::sync::LazyLock<redis::Script> =
     std::sync::LazyLock::new(|| redis::Script::new(INSERT));
+static BACKFILL_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(BACKFILL_SORTED));
 static SEEDER_SCRIPT: std::sync::LazyLock<redis::Script> =
     std::sync::LazyLock::new(|| redis::Script::new(SEEDER_ANNOUNCE));
 
