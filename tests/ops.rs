@@ -256,3 +256,71 @@ fn the_entrypoint_hands_a_root_owned_volume_to_the_service_user_and_drops_root()
         assert_eq!(owner, nobody, "{path} belongs to the service user");
     }
 }
+
+#[actix_web::test]
+async fn a_port_in_use_is_refused_not_shared_with_the_server_on_it() {
+    // Arrange: a server on some port.
+    let first = TestApp::spawn().await;
+    let dirs = tempfile::tempdir().unwrap();
+    let bind = format!("127.0.0.1:{}", first.port);
+    let settings =
+        support::test_settings(&dirs.path().join("data"), &dirs.path().join("state"), |o| {
+            o.bind = Some(bind.clone());
+        });
+    std::fs::create_dir_all(dirs.path().join("data")).unwrap();
+
+    // Act: a second server asks for the same port (each worker's socket can share a port with
+    // its siblings; the server must still not share one with anybody else).
+    let second = gotorrent_http::server::Application::build(settings, vec![]).await;
+
+    // Assert
+    let error = format!("{:#}", second.err().expect("the port is taken"));
+    assert!(
+        error.contains(&format!("cannot bind server.bind = {bind}")),
+        "{error}"
+    );
+    assert!(first.health().await.status().is_success());
+}
+
+#[actix_web::test]
+async fn a_graceful_stop_finishes_the_response_in_flight_then_refuses_connections() {
+    // Arrange: two workers, a file large enough to be in flight, and an idle kept-alive
+    // connection (the client's pool keeps the one its health checks used).
+    let data = content(16 << 20);
+    let app = TestApp::spawn_with(
+        &[("big file.bin", &data[..])],
+        |_| {},
+        |s| s.raw.server.workers = 2,
+    )
+    .await;
+    app.wait_for_torrent("big file.bin").await;
+    let response = app.get_file("big%20file.bin", &[]).await;
+    assert_eq!(response.status(), 200);
+
+    // Act: stop while the body is still coming, then read it.
+    let stopping = actix_web::rt::spawn({
+        let handle = app.handle.clone();
+        async move {
+            handle.stop(true).await;
+            std::time::Instant::now()
+        }
+    });
+    let body = response.bytes().await.unwrap();
+    let read_at = std::time::Instant::now();
+    let stopped_at = stopping.await.unwrap();
+
+    // Assert: the whole body, a stop that did not wait for the idle connection's 5 s
+    // keep-alive, and no one listening afterwards.
+    assert!(
+        body == data,
+        "the body in flight was cut short ({} bytes)",
+        body.len()
+    );
+    assert!(stopped_at - read_at < std::time::Duration::from_secs(3));
+    let refused = std::net::TcpStream::connect(("127.0.0.1", app.port));
+    assert!(
+        refused.is_err(),
+        "something still listens on port {}",
+        app.port
+    );
+}

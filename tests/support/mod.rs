@@ -22,7 +22,7 @@ pub struct TestApp {
     pub data_dir: PathBuf,
     pub state_dir: PathBuf,
     pub client: reqwest::Client,
-    pub handle: actix_web::dev::ServerHandle,
+    pub handle: gotorrent_http::server::ServerHandle,
     _dirs: Option<tempfile::TempDir>,
 }
 

@@ -1,0 +1,364 @@
+//! Accepting and serving connections: one thread per worker, each with its own listening socket
+//! on the server's port (`SO_REUSEPORT`), its own single-threaded runtime and its own instance of
+//! the actix-web app, served by actix-http.
+//!
+//! Why not actix-web's `HttpServer`: actix-server accepts every connection on a thread of its
+//! own and hands it to a worker through a channel, waking that worker. With one connection per
+//! request (BitTorrent announces from clients that do not keep connections alive) the hand-off
+//! was most of what separated us from opentracker: 0.86 context switches per request against
+//! its 0.08, and the accept thread alone took a fifth of our CPU (perf). Here the kernel spreads
+//! new connections over the workers' sockets and each worker accepts from its own, so a busy
+//! worker takes the next connection without sleeping and without waking anyone.
+//!
+//! Invariants:
+//! - The port is first bound by a plain socket (no `SO_REUSEPORT`): a port that anyone holds,
+//!   another gotorrent-http included, is an error at start, never silently shared.
+//! - A worker keeps at most [`MAX_CONNECTIONS`] connections open; at the cap it stops accepting
+//!   (the kernel's backlog holds the rest) until one closes.
+//! - Stopping closes every listening socket first. A graceful stop then lets open connections
+//!   finish (idle keep-alive ones are closed at once) for up to the shutdown timeout; a forced
+//!   stop, or dropping the [`Server`], drops them.
+
+use std::cell::Cell;
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_http::{HttpService, Protocol, Request, Response};
+use actix_service::{map_config, IntoServiceFactory, Service, ServiceFactory, ServiceFactoryExt};
+use actix_web::body::MessageBody;
+use actix_web::dev::AppConfig;
+use actix_web::rt::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Notify};
+
+/// Open connections per worker before it pauses accepting (actix-server's default, 25,600).
+pub const MAX_CONNECTIONS: usize = 25_600;
+
+/// How long a worker waits before accepting again after an error that is not the client's
+/// (out of file descriptors): retrying at once would spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(500);
+
+/// How connections are served, the same for every worker.
+#[derive(Debug, Clone, Copy)]
+pub struct Config {
+    /// Graceful stop: how long open connections may take to finish.
+    pub shutdown_timeout: Duration,
+    /// Idle time after which a kept-alive connection is closed.
+    pub keep_alive: Duration,
+    /// How long a client has to send a request's head once connected.
+    pub client_request_timeout: Duration,
+}
+
+/// Binds `addr` (port 0: a free port) for `workers` workers and returns the bound address
+/// and one listening socket per worker, all on that address.
+pub fn bind(addr: SocketAddr, workers: usize) -> io::Result<(SocketAddr, Vec<StdListener>)> {
+    // The plain bind fails on a port held by anyone, reuse-port sockets included; the group
+    // below then takes the port this one proves free (port 0 resolved once for all).
+    let local = StdListener::bind(addr)?.local_addr()?;
+    let listeners = (0..workers.max(1))
+        .map(|_| reuse_port_listener(local))
+        .collect::<io::Result<_>>()?;
+    Ok((local, listeners))
+}
+
+fn reuse_port_listener(addr: SocketAddr) -> io::Result<StdListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    #[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+/// Stops the server; clones share one stop.
+#[derive(Clone)]
+pub struct Handle {
+    stop: Arc<watch::Sender<Option<Stop>>>,
+    stopped: watch::Receiver<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Graceful,
+    Forced,
+}
+
+impl Handle {
+    /// Stops accepting and, when `graceful`, lets open connections finish; returns once every
+    /// worker has stopped. The first stop decides; later calls only wait.
+    pub async fn stop(&self, graceful: bool) {
+        let stop = if graceful {
+            Stop::Graceful
+        } else {
+            Stop::Forced
+        };
+        self.stop.send_if_modified(|current| {
+            let first = current.is_none();
+            if first {
+                *current = Some(stop);
+            }
+            first
+        });
+        let mut stopped = self.stopped.clone();
+        let _ = stopped.wait_for(|done| *done).await;
+    }
+}
+
+/// The running workers. Await [`Server::run`] to serve until a stop (SIGTERM: graceful;
+/// SIGINT, SIGQUIT: forced; or [`Handle::stop`]).
+pub struct Server {
+    handle: Handle,
+    stopped: watch::Sender<bool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    shutdown_timeout: Duration,
+}
+
+impl Server {
+    /// Starts one worker thread per listener, each building its own app with `app`.
+    pub fn start<F, I, S, B>(
+        listeners: Vec<StdListener>,
+        app: F,
+        config: Config,
+    ) -> io::Result<Self>
+    where
+        F: Fn() -> I + Send + Clone + 'static,
+        I: IntoServiceFactory<S, Request>,
+        S: ServiceFactory<Request, Config = AppConfig> + 'static,
+        S::Error: Into<actix_web::Error> + 'static,
+        S::InitError: fmt::Debug,
+        S::Response: Into<Response<B>> + 'static,
+        <S::Service as Service<Request>>::Future: 'static,
+        S::Service: 'static,
+        B: MessageBody + 'static,
+    {
+        let (stop, _) = watch::channel(None);
+        let (stopped_tx, stopped) = watch::channel(false);
+        let handle = Handle {
+            stop: Arc::new(stop),
+            stopped,
+        };
+        let threads = listeners
+            .into_iter()
+            .enumerate()
+            .map(|(index, listener)| {
+                let (app, stop) = (app.clone(), handle.stop.subscribe());
+                std::thread::Builder::new()
+                    .name(format!("http-worker-{index}"))
+                    .spawn(move || {
+                        let runtime = actix_web::rt::Runtime::new()
+                            .expect("a worker's single-threaded runtime starts");
+                        runtime.block_on(worker(listener, app, config, stop));
+                    })
+            })
+            .collect::<io::Result<_>>()?;
+        Ok(Server {
+            handle,
+            stopped: stopped_tx,
+            threads,
+            shutdown_timeout: config.shutdown_timeout,
+        })
+    }
+
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// Serves until stopped by a signal or a [`Handle`], then waits for the workers.
+    pub async fn run(mut self) -> io::Result<()> {
+        let mut stop = self.handle.stop.subscribe();
+        tokio::select! {
+            signal = stop_signal() => {
+                let graceful = signal? == Stop::Graceful;
+                tracing::info!(
+                    graceful,
+                    timeout_secs = self.shutdown_timeout.as_secs(),
+                    "stop signal received; closing the listeners{}",
+                    if graceful { " and finishing open requests" } else { "" }
+                );
+                self.handle.stop.send_if_modified(|current| {
+                    current.get_or_insert(if graceful { Stop::Graceful } else { Stop::Forced });
+                    true
+                });
+            }
+            _ = stop.wait_for(Option::is_some) => {}
+        }
+        let threads = std::mem::take(&mut self.threads);
+        let joined = tokio::task::spawn_blocking(move || {
+            threads
+                .into_iter()
+                .map(|t| t.join())
+                .filter(Result::is_err)
+                .count()
+        })
+        .await
+        .map_err(io::Error::other)?;
+        self.stopped.send_replace(true);
+        match joined {
+            0 => Ok(()),
+            n => Err(io::Error::other(format!("{n} worker thread(s) panicked"))),
+        }
+    }
+}
+
+impl Drop for Server {
+    /// A server dropped while running (a test's runtime ending) stops its workers at once.
+    fn drop(&mut self) {
+        self.handle.stop.send_if_modified(|current| {
+            current.get_or_insert(Stop::Forced);
+            true
+        });
+    }
+}
+
+/// SIGTERM asks for a graceful stop; SIGINT (Ctrl-C) and SIGQUIT for a forced one.
+#[cfg(unix)]
+async fn stop_signal() -> io::Result<Stop> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut term, mut int, mut quit) = (
+        signal(SignalKind::terminate())?,
+        signal(SignalKind::interrupt())?,
+        signal(SignalKind::quit())?,
+    );
+    Ok(tokio::select! {
+        _ = term.recv() => Stop::Graceful,
+        _ = int.recv() => Stop::Forced,
+        _ = quit.recv() => Stop::Forced,
+    })
+}
+
+#[cfg(not(unix))]
+async fn stop_signal() -> io::Result<Stop> {
+    tokio::signal::ctrl_c().await?;
+    Ok(Stop::Forced)
+}
+
+/// One worker: builds the app, accepts until told to stop, then drains per the stop's kind.
+async fn worker<F, I, S, B>(
+    listener: StdListener,
+    app: F,
+    config: Config,
+    mut stop: watch::Receiver<Option<Stop>>,
+) where
+    F: Fn() -> I,
+    I: IntoServiceFactory<S, Request>,
+    S: ServiceFactory<Request, Config = AppConfig> + 'static,
+    S::Error: Into<actix_web::Error> + 'static,
+    S::InitError: fmt::Debug,
+    S::Response: Into<Response<B>> + 'static,
+    <S::Service as Service<Request>>::Future: 'static,
+    S::Service: 'static,
+    B: MessageBody + 'static,
+{
+    let listener = TcpListener::from_std(listener).expect("a worker registers its listener");
+    let local = listener.local_addr().ok();
+    // Told to idle keep-alive connections on a graceful stop, so they close instead of
+    // holding the stop until their timeout.
+    let draining = Rc::new(Notify::new());
+    let mut builder = HttpService::<TcpStream, _, B>::build()
+        .keep_alive(config.keep_alive)
+        .client_request_timeout(config.client_request_timeout)
+        .graceful_shutdown_signal({
+            let draining = draining.clone();
+            move || {
+                let draining = draining.clone();
+                async move { draining.notified().await }
+            }
+        });
+    if let Some(local) = local {
+        builder = builder.local_addr(local);
+    }
+    let app = app().into_factory().map_err(|e| e.into().error_response());
+    let factory = builder.finish(map_config(app, |_| AppConfig::default()));
+    let service = match factory.new_service(()).await {
+        Ok(service) => Rc::new(service),
+        Err(()) => {
+            tracing::error!("a worker could not build its HTTP service");
+            return;
+        }
+    };
+
+    let open = Rc::new(Cell::new(0usize));
+    let closed = Rc::new(Notify::new());
+    let stopping = loop {
+        if open.get() >= MAX_CONNECTIONS {
+            tokio::select! {
+                _ = closed.notified() => continue,
+                stopping = stop.wait_for(Option::is_some) => break stopping.ok().and_then(|s| *s),
+            }
+        }
+        let accepted = tokio::select! {
+            biased;
+            stopping = stop.wait_for(Option::is_some) => break stopping.ok().and_then(|s| *s),
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                // Headers and body leave in separate writes; with Nagle's algorithm on, the
+                // body of a small response waits for the client's delayed ACK (~40 ms).
+                let _ = stream.set_nodelay(true);
+                let (service, open, closed) = (service.clone(), open.clone(), closed.clone());
+                open.set(open.get() + 1);
+                actix_web::rt::spawn(async move {
+                    let _open = OpenConnection(open, closed);
+                    if let Err(e) = service.call((stream, Protocol::Http1, Some(peer))).await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            // The client gave up between connecting and our accept: nothing to do.
+            Err(e) if is_clients(&e) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "cannot accept connections; retrying in 500 ms");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
+        }
+    };
+    drop(listener);
+    if stopping == Some(Stop::Graceful) && open.get() > 0 {
+        draining.notify_waiters();
+        let all_closed = async {
+            while open.get() > 0 {
+                closed.notified().await;
+            }
+        };
+        if tokio::time::timeout(config.shutdown_timeout, all_closed)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open = open.get(),
+                "connections still open after the shutdown timeout; dropping them"
+            );
+        }
+    }
+}
+
+/// Counts a connection as open until its task ends or is dropped.
+struct OpenConnection(Rc<Cell<usize>>, Rc<Notify>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+        self.1.notify_one();
+    }
+}
+
+/// Accept errors that concern one connection, not the listener.
+fn is_clients(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::WouldBlock
+    )
+}
