@@ -64,6 +64,23 @@ fn announces(c: &mut Criterion) {
     group.bench_function("BEP 3 query parse", |b| {
         b.iter(|| bep3::parse_announce(black_box(&query)).unwrap())
     });
+    let peers: Vec<_> = (0..50u16)
+        .map(|i| bep3::PeerAddr {
+            peer_id: [i as u8; 20],
+            addr: SocketAddr::from(([10, 0, (i >> 8) as u8, i as u8], 6881 + i)),
+        })
+        .collect();
+    let reply = bep3::AnnounceReply {
+        interval: 1800,
+        min_interval: 900,
+        complete: 25,
+        incomplete: 25,
+        peers: &peers,
+        external_ip: std::net::Ipv4Addr::LOCALHOST.into(),
+    };
+    group.bench_function("BEP 3 compact reply encode, 50 peers", |b| {
+        b.iter(|| bep3::encode_announce(black_box(&reply), true, false))
+    });
     group.bench_function(
         "announce into 1000 torrents x 50 peers, compact reply",
         |b| {

@@ -4,6 +4,7 @@
 //! Queries carry raw 20-byte values (`info_hash`, `peer_id`) percent-encoded, so they are parsed
 //! from the raw query string as bytes, never as UTF-8 text.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
@@ -52,32 +53,57 @@ pub enum QueryError {
     TooManyHashes,
 }
 
-/// `key=value` pairs of a raw query string, values percent-decoded to bytes.
-fn pairs(query: &str) -> impl Iterator<Item = (std::borrow::Cow<'_, str>, Vec<u8>)> {
+/// `key=value` pairs of a raw query string: keys percent-decoded, values still encoded, for
+/// the parser of each to decode. Nothing is allocated unless a key is escaped or a value
+/// must be copied to be unescaped (an announce is parsed on every request: callgrind counted
+/// 9.6k instructions when every value was collected into a `Vec`).
+fn pairs(query: &str) -> impl Iterator<Item = (Cow<'_, str>, Encoded<'_>)> {
     query.split('&').filter(|p| !p.is_empty()).map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         (
             percent_encoding::percent_decode_str(k).decode_utf8_lossy(),
-            percent_encoding::percent_decode_str(v).collect(),
+            Encoded(v),
         )
     })
 }
 
-fn twenty(name: &'static str, value: &[u8]) -> Result<[u8; 20], QueryError> {
-    value.try_into().map_err(|_| QueryError::Invalid {
-        name,
-        why: format!("expected 20 bytes, got {}", value.len()),
-    })
+/// A percent-encoded query value.
+#[derive(Clone, Copy)]
+struct Encoded<'a>(&'a str);
+
+impl<'a> Encoded<'a> {
+    fn decoded(self) -> Cow<'a, [u8]> {
+        percent_encoding::percent_decode_str(self.0).into()
+    }
 }
 
-fn number<T: std::str::FromStr>(name: &'static str, value: &[u8]) -> Result<T, QueryError> {
-    std::str::from_utf8(value)
+fn twenty(name: &'static str, value: Encoded<'_>) -> Result<[u8; 20], QueryError> {
+    let mut out = [0u8; 20];
+    let mut len = 0;
+    for byte in percent_encoding::percent_decode_str(value.0) {
+        if let Some(slot) = out.get_mut(len) {
+            *slot = byte;
+        }
+        len += 1;
+    }
+    if len != out.len() {
+        return Err(QueryError::Invalid {
+            name,
+            why: format!("expected 20 bytes, got {len}"),
+        });
+    }
+    Ok(out)
+}
+
+fn number<T: std::str::FromStr>(name: &'static str, value: Encoded<'_>) -> Result<T, QueryError> {
+    let value = value.decoded();
+    std::str::from_utf8(&value)
         .ok()
         .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| QueryError::Invalid {
             name,
-            why: format!("not a number: {:?}", String::from_utf8_lossy(value)),
+            why: format!("not a number: {:?}", String::from_utf8_lossy(&value)),
         })
 }
 
@@ -103,17 +129,17 @@ pub fn parse_announce(query: &str) -> Result<AnnounceQuery, QueryError> {
     };
     for (key, value) in pairs(query) {
         match key.as_ref() {
-            "info_hash" => info_hash = Some(twenty("info_hash", &value)?),
-            "peer_id" => peer_id = Some(twenty("peer_id", &value)?),
-            "port" => port = Some(number::<u16>("port", &value)?),
-            "uploaded" => q.uploaded = number("uploaded", &value)?,
-            "downloaded" => q.downloaded = number("downloaded", &value)?,
-            "left" => q.left = number("left", &value)?,
-            "numwant" => q.numwant = Some(number("numwant", &value)?),
-            "compact" => q.compact = value != b"0",
-            "no_peer_id" => q.no_peer_id = value == b"1",
+            "info_hash" => info_hash = Some(twenty("info_hash", value)?),
+            "peer_id" => peer_id = Some(twenty("peer_id", value)?),
+            "port" => port = Some(number::<u16>("port", value)?),
+            "uploaded" => q.uploaded = number("uploaded", value)?,
+            "downloaded" => q.downloaded = number("downloaded", value)?,
+            "left" => q.left = number("left", value)?,
+            "numwant" => q.numwant = Some(number("numwant", value)?),
+            "compact" => q.compact = *value.decoded() != *b"0",
+            "no_peer_id" => q.no_peer_id = *value.decoded() == *b"1",
             "event" => {
-                q.event = match value.as_slice() {
+                q.event = match &*value.decoded() {
                     b"started" => Some(AnnounceEvent::Started),
                     b"completed" => Some(AnnounceEvent::Completed),
                     b"stopped" => Some(AnnounceEvent::Stopped),
@@ -128,7 +154,7 @@ pub fn parse_announce(query: &str) -> Result<AnnounceQuery, QueryError> {
                 }
             }
             "ip" => {
-                q.ip = std::str::from_utf8(&value)
+                q.ip = std::str::from_utf8(&value.decoded())
                     .ok()
                     .and_then(|s| s.parse().ok())
             }
@@ -156,7 +182,7 @@ pub fn parse_scrape(query: &str) -> Result<Vec<[u8; 20]>, QueryError> {
     }
     let hashes: Vec<[u8; 20]> = pairs(query)
         .filter(|(k, _)| k == "info_hash")
-        .map(|(_, v)| twenty("info_hash", &v))
+        .map(|(_, v)| twenty("info_hash", v))
         .collect::<Result<_, _>>()?;
     if hashes.len() > MAX_SCRAPE_HASHES {
         return Err(QueryError::TooManyHashes);
@@ -182,11 +208,70 @@ pub struct AnnounceReply<'a> {
 }
 
 fn int(n: impl TryInto<i64>) -> Value {
-    Value::Int(n.try_into().unwrap_or(i64::MAX))
+    Value::Int(saturating(n))
+}
+
+/// Bencode integers are read as i64 by most clients: larger counts are capped.
+fn saturating(n: impl TryInto<i64>) -> i64 {
+    n.try_into().unwrap_or(i64::MAX)
 }
 
 /// The bencoded announce response, compact (BEP 23 / BEP 7) or as a list of dictionaries.
 pub fn encode_announce(reply: &AnnounceReply<'_>, compact: bool, no_peer_id: bool) -> Vec<u8> {
+    if compact {
+        encode_compact(reply)
+    } else {
+        announce_dict(reply, false, no_peer_id).encode()
+    }
+}
+
+/// The compact reply, which nearly every client asks for, written straight into one buffer in
+/// bencode's key order. Building it as a [`Value`] tree (a B-tree of owned keys, a buffer per
+/// value) took 11.8k of the 72k instructions a one-connection announce cost (callgrind); the
+/// tree stays as the reference that tests compare this with.
+fn encode_compact(reply: &AnnounceReply<'_>) -> Vec<u8> {
+    use std::io::Write as _;
+    let v4 = reply.peers.iter().filter(|p| p.addr.is_ipv4()).count();
+    let v6 = reply.peers.len() - v4;
+    let mut out = Vec::with_capacity(128 + 6 * v4 + 18 * v6);
+    let ip = ip_bytes(reply.external_ip);
+    // Writing into a Vec cannot fail.
+    let _ = write!(
+        out,
+        "d8:completei{}e11:external ip{}:",
+        saturating(reply.complete),
+        ip.len()
+    );
+    out.extend_from_slice(&ip);
+    let _ = write!(
+        out,
+        "10:incompletei{}e8:intervali{}e12:min intervali{}e5:peers{}:",
+        saturating(reply.incomplete),
+        saturating(reply.interval),
+        saturating(reply.min_interval),
+        6 * v4
+    );
+    for peer in reply.peers {
+        if let SocketAddr::V4(a) = peer.addr {
+            out.extend_from_slice(&a.ip().octets());
+            out.extend_from_slice(&a.port().to_be_bytes());
+        }
+    }
+    if v6 > 0 {
+        let _ = write!(out, "6:peers6{}:", 18 * v6);
+        for peer in reply.peers {
+            if let SocketAddr::V6(a) = peer.addr {
+                out.extend_from_slice(&a.ip().octets());
+                out.extend_from_slice(&a.port().to_be_bytes());
+            }
+        }
+    }
+    out.push(b'e');
+    out
+}
+
+/// The announce response as a bencode value.
+fn announce_dict(reply: &AnnounceReply<'_>, compact: bool, no_peer_id: bool) -> Value {
     let mut dict = BTreeMap::from([
         (b"interval".to_vec(), int(reply.interval)),
         (b"min interval".to_vec(), int(reply.min_interval)),
@@ -232,7 +317,7 @@ pub fn encode_announce(reply: &AnnounceReply<'_>, compact: bool, no_peer_id: boo
             .collect();
         dict.insert(b"peers".to_vec(), Value::List(peers));
     }
-    Value::Dict(dict).encode()
+    Value::Dict(dict)
 }
 
 /// An address in network byte order: 4 bytes for IPv4 (an IPv4-mapped IPv6 address included),
@@ -398,6 +483,30 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn the_compact_reply_is_the_bencoding_of_its_dictionary(
+            peers in proptest::collection::vec((any::<[u8; 20]>(), any::<SocketAddr>()), 0..60),
+            external_ip in any::<IpAddr>(),
+            counts in any::<(u64, u64, usize, usize)>(),
+        ) {
+            let peers: Vec<PeerAddr> = peers
+                .into_iter()
+                .map(|(peer_id, addr)| PeerAddr { peer_id, addr })
+                .collect();
+            let reply = AnnounceReply {
+                interval: counts.0,
+                min_interval: counts.1,
+                complete: counts.2,
+                incomplete: counts.3,
+                peers: &peers,
+                external_ip,
+            };
+            prop_assert_eq!(
+                encode_compact(&reply),
+                announce_dict(&reply, true, false).encode()
+            );
+        }
+
         #[test]
         fn arbitrary_queries_never_panic(query in "\\PC{0,300}") {
             let _ = parse_announce(&query);
