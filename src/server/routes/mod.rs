@@ -31,8 +31,41 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
     // spelling of a path that the router sends to it meets the same check.
     let read = || guard::protect(Access::Read, Refusal::Json);
     let write = || guard::protect(Access::Write, Refusal::Json);
-    // The hot paths first: resources are matched in registration order. Pieces, files, peers
-    // and .torrents answer pages on other origins (a browser fetching from every seeder).
+    // Resources are matched in registration order, and a pattern costs a regex run where a
+    // static path costs one comparison: trying the page and .torrent patterns before
+    // /announce took 9k of the 72k instructions of a one-connection announce (callgrind). So
+    // the static tracker paths come first, then the hot patterns (pieces and files, which
+    // answer pages on other origins: a browser fetching from every seeder), then the rest.
+    if state.tracker.is_some() {
+        cfg.service(
+            resource("/announce", "GET, POST")
+                .route(web::post().to(tracker::announce).wrap(write()))
+                .route(
+                    web::get()
+                        .to(bittorrent::announce)
+                        .wrap(guard::protect(Access::Write, Refusal::Bencode)),
+                ),
+        )
+        .service(
+            resource("/scrape", "GET").route(
+                web::get()
+                    .to(bittorrent::scrape)
+                    .wrap(guard::protect(Access::Read, Refusal::Bencode)),
+            ),
+        )
+        .service(
+            resource("/peers", "GET")
+                .route(web::get().to(tracker::peers).wrap(read()))
+                .wrap(read_only_cors()),
+        )
+        .service(
+            resource("/torrents", "GET, POST")
+                .route(web::get().to(torrents::list).wrap(read()))
+                .route(web::post().to(torrents::register).wrap(write())),
+        );
+    } else {
+        cfg.service(resource("/torrents", "GET").route(web::get().to(torrents::list).wrap(read())));
+    }
     if state.seeder.is_some() {
         cfg.service(
             resource("/chunks/{file}/{index}", "GET, HEAD")
@@ -52,12 +85,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
         .service(resource("/health", "GET").route(web::get().to(ops::health)))
         .service(resource("/ready", "GET").route(web::get().to(ops::ready)))
         .service(resource("/metrics", "GET").route(web::get().to(ops::metrics)))
+        .service(resource("/", "GET").route(web::get().to(super::pages::index).wrap(read())))
         .service(
             resource("/torrents/{info_hash}", "GET")
                 .route(web::get().to(torrents::metainfo).wrap(read()))
                 .wrap(read_only_cors()),
         )
-        .service(resource("/", "GET").route(web::get().to(super::pages::index).wrap(read())))
         .service(
             resource("/t/{info_hash}", "GET")
                 .route(web::get().to(super::pages::torrent).wrap(read())),
@@ -69,36 +102,6 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
             resource("/torrents/{info_hash}/manifest", "GET")
                 .route(web::get().to(torrents::manifest).wrap(read())),
         );
-    if state.tracker.is_some() {
-        cfg.service(
-            resource("/torrents", "GET, POST")
-                .route(web::get().to(torrents::list).wrap(read()))
-                .route(web::post().to(torrents::register).wrap(write())),
-        )
-        .service(
-            resource("/announce", "GET, POST")
-                .route(web::post().to(tracker::announce).wrap(write()))
-                .route(
-                    web::get()
-                        .to(bittorrent::announce)
-                        .wrap(guard::protect(Access::Write, Refusal::Bencode)),
-                ),
-        )
-        .service(
-            resource("/peers", "GET")
-                .route(web::get().to(tracker::peers).wrap(read()))
-                .wrap(read_only_cors()),
-        )
-        .service(
-            resource("/scrape", "GET").route(
-                web::get()
-                    .to(bittorrent::scrape)
-                    .wrap(guard::protect(Access::Read, Refusal::Bencode)),
-            ),
-        );
-    } else {
-        cfg.service(resource("/torrents", "GET").route(web::get().to(torrents::list).wrap(read())));
-    }
 }
 
 /// CORS for data any page may read: any origin, GET and HEAD (with Range), no credentials; the
