@@ -269,6 +269,19 @@ def start_opentracker(procs, work):
     return f"http://127.0.0.1:{port}"
 
 
+def start_empty_app(procs, binary):
+    """examples/empty_app.rs, built beside the binary: an actix-web app that does nothing, on
+    our accept loops."""
+    path = os.path.join(os.path.dirname(binary), "examples", "empty_app")
+    if not os.access(path, os.X_OK):
+        raise SystemExit(f"{path} is missing: build it with cargo build --release --example empty_app")
+    p = procs.start([path, "127.0.0.1:0"], stdout=subprocess.PIPE, text=True)
+    m = re.search(r"listening on port (\d+)", p.stdout.readline())
+    if not m:
+        raise SystemExit("examples/empty_app did not say which port it listens on")
+    return f"http://127.0.0.1:{m.group(1)}", p
+
+
 def wrk(script, url, seconds, connections, env):
     out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script, url],
                          cwd=LUA, env=dict(os.environ, **env), capture_output=True, text=True, timeout=seconds + 60)
@@ -440,6 +453,19 @@ def main():
                    "req/s", True, {"ours_p99_ms": [r["p99_ms"] for r in ours],
                                    "opentracker_p99_ms": [r["p99_ms"] for r in theirs],
                                    "errors": sum(r["errors"] for r in ours)})
+        # The floor under the one-connection figure: an actix-web app that only answers, on the
+        # same accept loops, beside opentracker in this run.
+        empty, empty_proc = start_empty_app(procs, binary)
+        env = dict(load, CLOSE="1")
+        wrk("announce.lua", empty, max(1, args.seconds // 2), 32, env)
+        floor, theirs = [], []
+        for _ in range(args.rounds):
+            theirs.append(wrk("announce.lua", opentracker, args.seconds, 32, env))
+            floor.append(wrk("announce.lua", empty, args.seconds, 32, env))
+        record("tracker", "empty actix-web app, one connection per request",
+               [r["rps"] for r in floor], [r["rps"] for r in theirs], "req/s", True,
+               {"errors": sum(r["errors"] for r in floor)})
+        procs.stop(empty_proc)
         # The same keep-alive announces against a tracker whose state is in Redis (scale-out),
         # beside the in-memory one in this run.
         shared = start_tracker(procs, binary, work, "redis-tracker", start_redis(procs, work))

@@ -19,7 +19,7 @@ fi
 binary=""
 for arg in "$@"; do [ "$arg" = "--binary" ] && binary=given; done
 if [ -z "$binary" ]; then
-  cargo build --release --locked
+  cargo build --release --locked --bin gotorrent-http --example empty_app
   set -- --binary target/release/gotorrent-http "$@"
 fi
 exec python3 benches/run.py "$@"

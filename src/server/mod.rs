@@ -10,7 +10,7 @@ mod pages;
 pub mod range;
 mod routes;
 mod streams;
-mod workers;
+pub mod workers;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -231,15 +231,7 @@ impl Application {
                 )
                 .default_service(web::to(routes::not_found))
         };
-        let server = workers::Server::start(
-            listeners,
-            app,
-            workers::Config {
-                shutdown_timeout: Duration::from_secs(10),
-                keep_alive: Duration::from_secs(5),
-                client_request_timeout: Duration::from_secs(5),
-            },
-        )?;
+        let server = workers::Server::start(listeners, app, workers::Config::default())?;
 
         let (shutdown, stopping) = watch::channel(false);
         let (stop_reach, reach_stopping) = watch::channel(false);

@@ -52,6 +52,17 @@ pub struct Config {
     pub client_request_timeout: Duration,
 }
 
+impl Default for Config {
+    /// actix-web's defaults, and 10 s to finish in-flight responses on SIGTERM.
+    fn default() -> Self {
+        Config {
+            shutdown_timeout: Duration::from_secs(10),
+            keep_alive: Duration::from_secs(5),
+            client_request_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
 /// Binds `addr` (port 0: a free port) for `workers` workers and returns the bound address
 /// and one listening socket per worker, all on that address.
 pub fn bind(addr: SocketAddr, workers: usize) -> io::Result<(SocketAddr, Vec<StdListener>)> {
