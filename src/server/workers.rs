@@ -27,6 +27,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_http::error::DispatchError;
 use actix_http::{HttpService, Protocol, Request, Response};
 use actix_service::{map_config, IntoServiceFactory, Service, ServiceFactory, ServiceFactoryExt};
 use actix_web::body::MessageBody;
@@ -167,7 +168,36 @@ impl Server {
                     .spawn(move || {
                         let runtime = actix_web::rt::Runtime::new()
                             .expect("a worker's single-threaded runtime starts");
-                        runtime.block_on(worker(listener, app, config, stop));
+                        runtime.block_on(async move {
+                            let listener = TcpListener::from_std(listener)
+                                .expect("a worker registers its listener");
+                            // Told to idle keep-alive connections on a graceful stop, so they
+                            // close instead of holding the stop until their timeout.
+                            let draining = Rc::new(Notify::new());
+                            let mut builder = HttpService::<TcpStream, _, B>::build()
+                                .keep_alive(config.keep_alive)
+                                .client_request_timeout(config.client_request_timeout)
+                                .graceful_shutdown_signal({
+                                    let draining = draining.clone();
+                                    move || {
+                                        let draining = draining.clone();
+                                        async move { draining.notified().await }
+                                    }
+                                });
+                            if let Ok(local) = listener.local_addr() {
+                                builder = builder.local_addr(local);
+                            }
+                            let app = app().into_factory().map_err(|e| e.into().error_response());
+                            let factory = builder.finish(map_config(app, |_| AppConfig::default()));
+                            match factory.new_service(()).await {
+                                Ok(service) => {
+                                    serve(listener, Rc::new(service), draining, config, stop).await
+                                }
+                                Err(()) => {
+                                    tracing::error!("a worker could not build its HTTP service")
+                                }
+                            }
+                        });
                     })
             })
             .collect::<io::Result<_>>()?;
@@ -252,51 +282,17 @@ async fn stop_signal() -> io::Result<Stop> {
     Ok(Stop::Forced)
 }
 
-/// One worker: builds the app, accepts until told to stop, then drains per the stop's kind.
-async fn worker<F, I, S, B>(
-    listener: StdListener,
-    app: F,
+/// One worker's loop: accepts until told to stop, then drains per the stop's kind.
+async fn serve<H>(
+    listener: TcpListener,
+    service: Rc<H>,
+    draining: Rc<Notify>,
     config: Config,
     mut stop: watch::Receiver<Option<Stop>>,
 ) where
-    F: Fn() -> I,
-    I: IntoServiceFactory<S, Request>,
-    S: ServiceFactory<Request, Config = AppConfig> + 'static,
-    S::Error: Into<actix_web::Error> + 'static,
-    S::InitError: fmt::Debug,
-    S::Response: Into<Response<B>> + 'static,
-    <S::Service as Service<Request>>::Future: 'static,
-    S::Service: 'static,
-    B: MessageBody + 'static,
+    H: Service<(TcpStream, Protocol, Option<SocketAddr>), Response = (), Error = DispatchError>
+        + 'static,
 {
-    let listener = TcpListener::from_std(listener).expect("a worker registers its listener");
-    let local = listener.local_addr().ok();
-    // Told to idle keep-alive connections on a graceful stop, so they close instead of
-    // holding the stop until their timeout.
-    let draining = Rc::new(Notify::new());
-    let mut builder = HttpService::<TcpStream, _, B>::build()
-        .keep_alive(config.keep_alive)
-        .client_request_timeout(config.client_request_timeout)
-        .graceful_shutdown_signal({
-            let draining = draining.clone();
-            move || {
-                let draining = draining.clone();
-                async move { draining.notified().await }
-            }
-        });
-    if let Some(local) = local {
-        builder = builder.local_addr(local);
-    }
-    let app = app().into_factory().map_err(|e| e.into().error_response());
-    let factory = builder.finish(map_config(app, |_| AppConfig::default()));
-    let service = match factory.new_service(()).await {
-        Ok(service) => Rc::new(service),
-        Err(()) => {
-            tracing::error!("a worker could not build its HTTP service");
-            return;
-        }
-    };
-
     let open = Rc::new(Cell::new(0usize));
     let closed = Rc::new(Notify::new());
     let stopping = loop {
