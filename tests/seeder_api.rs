@@ -585,6 +585,30 @@ async fn uploads_are_off_by_default_limited_in_size_and_guarded_by_the_write_tok
 }
 
 #[actix_web::test]
+async fn a_large_refused_upload_gets_its_answer_not_a_reset() {
+    // Arrange: uploads on, 1000 bytes at most, a write token.
+    let token = "a write token of some length";
+    let app = TestApp::spawn_with(
+        &[],
+        |_| {},
+        |s| {
+            s.raw.seeder.uploads = true;
+            s.raw.seeder.max_upload_bytes = 1000;
+            s.raw.tracker.write_token = Some(token.into());
+        },
+    )
+    .await;
+
+    // Act: 16 MiB sent anyway, without and with the token (401, then 413 before reading).
+    let unauthorized = put_file(&app, "big one.bin", vec![0u8; 16 << 20].into(), None).await;
+    let too_large = put_file(&app, "big one.bin", vec![0u8; 16 << 20].into(), Some(token)).await;
+
+    // Assert: the JSON answers arrive; closing on the unread body would reset the connection.
+    assert_json_error(unauthorized, 401).await;
+    assert_json_error(too_large, 413).await;
+}
+
+#[actix_web::test]
 async fn health_shows_what_is_being_hashed_and_how_far() {
     // Arrange: a server, then a 64 MiB file it must hash.
     let app = TestApp::spawn_with(

@@ -12,12 +12,18 @@
 //!
 //! Invariants:
 //! - The port is first bound by a plain socket (no `SO_REUSEPORT`): a port that anyone holds,
-//!   another gotorrent-http included, is an error at start, never silently shared.
+//!   another gotorrent-http included, is an error at start. (Only a reuse-port socket bound in
+//!   the instant between that probe and the workers' binds could join the group.)
+//! - [`Server::start`] returns once every worker serves, or fails if one cannot.
 //! - A worker keeps at most [`MAX_CONNECTIONS`] connections open; at the cap it stops accepting
-//!   (the kernel's backlog holds the rest) until one closes.
+//!   until one closes. Unlike actix-server, which hands connections to a worker with room, the
+//!   kernel keeps queueing this worker's share in its own backlog meanwhile.
 //! - Stopping closes every listening socket first. A graceful stop then lets open connections
-//!   finish (idle keep-alive ones are closed at once) for up to the shutdown timeout; a forced
-//!   stop, or dropping the [`Server`], drops them.
+//!   finish (idle keep-alive ones, and those that become idle, are closed at once) for up to the
+//!   shutdown timeout; a forced stop, or dropping the [`Server`], drops them.
+//! - The app's `AppConfig` keeps actix's default host and local address (localhost:8080):
+//!   actix-web sets them only inside `HttpServer`, and nothing here reads them (no `url_for`, no
+//!   `connection_info`).
 
 use std::cell::Cell;
 use std::fmt;
@@ -51,15 +57,20 @@ pub struct Config {
     pub keep_alive: Duration,
     /// How long a client has to send a request's head once connected.
     pub client_request_timeout: Duration,
+    /// After an early answer (a refused upload), how long the unread body may still arrive
+    /// before the socket closes: closing on unread data sends a reset the client may see
+    /// instead of the answer.
+    pub client_disconnect_timeout: Duration,
 }
 
 impl Default for Config {
-    /// actix-web's defaults, and 10 s to finish in-flight responses on SIGTERM.
+    /// actix-web's `HttpServer` defaults, and 10 s to finish in-flight responses on SIGTERM.
     fn default() -> Self {
         Config {
             shutdown_timeout: Duration::from_secs(10),
             keep_alive: Duration::from_secs(5),
             client_request_timeout: Duration::from_secs(5),
+            client_disconnect_timeout: Duration::from_secs(1),
         }
     }
 }
@@ -158,30 +169,43 @@ impl Server {
             stop: Arc::new(stop),
             stopped,
         };
+        let workers = listeners.len();
+        let (ready_tx, ready) = std::sync::mpsc::channel::<Result<(), String>>();
         let threads = listeners
             .into_iter()
             .enumerate()
             .map(|(index, listener)| {
-                let (app, stop) = (app.clone(), handle.stop.subscribe());
+                let (app, stop, ready) = (app.clone(), handle.stop.subscribe(), ready_tx.clone());
                 std::thread::Builder::new()
                     .name(format!("http-worker-{index}"))
                     .spawn(move || {
-                        let runtime = actix_web::rt::Runtime::new()
-                            .expect("a worker's single-threaded runtime starts");
+                        let runtime = match worker_runtime(workers) {
+                            Ok(runtime) => runtime,
+                            Err(e) => {
+                                let _ = ready.send(Err(format!("a worker's runtime: {e}")));
+                                return;
+                            }
+                        };
                         runtime.block_on(async move {
-                            let listener = TcpListener::from_std(listener)
-                                .expect("a worker registers its listener");
-                            // Told to idle keep-alive connections on a graceful stop, so they
-                            // close instead of holding the stop until their timeout.
-                            let draining = Rc::new(Notify::new());
+                            let listener = match TcpListener::from_std(listener) {
+                                Ok(listener) => listener,
+                                Err(e) => {
+                                    let _ = ready.send(Err(format!("a worker's listener: {e}")));
+                                    return;
+                                }
+                            };
+                            // Tells connections that are or become idle to close on a graceful
+                            // stop. A watch, not a Notify: a connection accepted just before the
+                            // stop asks for the signal after it was given.
+                            let (draining, drained) = watch::channel(false);
                             let mut builder = HttpService::<TcpStream, _, B>::build()
                                 .keep_alive(config.keep_alive)
                                 .client_request_timeout(config.client_request_timeout)
-                                .graceful_shutdown_signal({
-                                    let draining = draining.clone();
-                                    move || {
-                                        let draining = draining.clone();
-                                        async move { draining.notified().await }
+                                .client_disconnect_timeout(config.client_disconnect_timeout)
+                                .graceful_shutdown_signal(move || {
+                                    let mut drained = drained.clone();
+                                    async move {
+                                        let _ = drained.wait_for(|on| *on).await;
                                     }
                                 });
                             if let Ok(local) = listener.local_addr() {
@@ -191,22 +215,33 @@ impl Server {
                             let factory = builder.finish(map_config(app, |_| AppConfig::default()));
                             match factory.new_service(()).await {
                                 Ok(service) => {
+                                    let _ = ready.send(Ok(()));
                                     serve(listener, Rc::new(service), draining, config, stop).await
                                 }
                                 Err(()) => {
-                                    tracing::error!("a worker could not build its HTTP service")
+                                    let _ = ready.send(Err("a worker's app did not start".into()));
                                 }
                             }
                         });
                     })
             })
             .collect::<io::Result<_>>()?;
-        Ok(Server {
+        // Dropped on an error below, the server stops the workers that did start.
+        let server = Server {
             handle,
             stopped: stopped_tx,
             threads,
             shutdown_timeout: config.shutdown_timeout,
-        })
+        };
+        drop(ready_tx);
+        for _ in 0..workers {
+            match ready.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(why)) => return Err(io::Error::other(why)),
+                Err(_) => return Err(io::Error::other("a worker thread ended while starting")),
+            }
+        }
+        Ok(server)
     }
 
     pub fn handle(&self) -> Handle {
@@ -282,11 +317,21 @@ async fn stop_signal() -> io::Result<Stop> {
     Ok(Stop::Forced)
 }
 
+/// A worker's runtime. Each has its own blocking pool; actix-server shared 512 threads among
+/// its workers, and so do these.
+fn worker_runtime(workers: usize) -> io::Result<actix_web::rt::Runtime> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads((512 / workers.max(1)).max(1))
+        .build()?;
+    Ok(runtime.into())
+}
+
 /// One worker's loop: accepts until told to stop, then drains per the stop's kind.
 async fn serve<H>(
     listener: TcpListener,
     service: Rc<H>,
-    draining: Rc<Notify>,
+    draining: watch::Sender<bool>,
     config: Config,
     mut stop: watch::Receiver<Option<Stop>>,
 ) where
@@ -325,13 +370,16 @@ async fn serve<H>(
             Err(e) if is_clients(&e) => {}
             Err(e) => {
                 tracing::error!(error = %e, "cannot accept connections; retrying in 500 ms");
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(ACCEPT_BACKOFF) => {}
+                    stopping = stop.wait_for(Option::is_some) => break stopping.ok().and_then(|s| *s),
+                }
             }
         }
     };
     drop(listener);
     if stopping == Some(Stop::Graceful) && open.get() > 0 {
-        draining.notify_waiters();
+        draining.send_replace(true);
         let all_closed = async {
             while open.get() > 0 {
                 closed.notified().await;
