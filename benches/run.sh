@@ -16,10 +16,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   exit 1
 fi
 
-binary=""
-for arg in "$@"; do [ "$arg" = "--binary" ] && binary=given; done
+binary="" previous=""
+for arg in "$@"; do [ "$previous" = "--binary" ] && binary="$arg"; previous="$arg"; done
 if [ -z "$binary" ]; then
   cargo build --release --locked --bin gotorrent-http --example empty_app
   set -- --binary target/release/gotorrent-http "$@"
+else
+  # The floor case runs examples/empty_app from beside the given binary (a test build's is
+  # debug; `cargo test` keeps its own copy of examples under a hashed name).
+  case "$(basename "$(dirname "$binary")")" in
+    release) cargo build --release --locked --example empty_app ;;
+    debug) cargo build --locked --example empty_app ;;
+  esac
 fi
 exec python3 benches/run.py "$@"
