@@ -522,6 +522,23 @@ async fn an_upload_is_stored_hashed_and_served_back_never_over_a_shared_file() {
     assert!(!app.data_dir.join("empty.bin").exists());
 }
 
+/// The write token of [`accepting_uploads_of_1000_bytes`].
+const UPLOAD_TOKEN: &str = "a write token of some length";
+
+/// A server with uploads on, 1000 bytes at most, guarded by [`UPLOAD_TOKEN`].
+async fn accepting_uploads_of_1000_bytes() -> TestApp {
+    TestApp::spawn_with(
+        &[],
+        |_| {},
+        |s| {
+            s.raw.seeder.uploads = true;
+            s.raw.seeder.max_upload_bytes = 1000;
+            s.raw.tracker.write_token = Some(UPLOAD_TOKEN.into());
+        },
+    )
+    .await
+}
+
 #[actix_web::test]
 async fn uploads_are_off_by_default_limited_in_size_and_guarded_by_the_write_token() {
     let off = TestApp::spawn().await;
@@ -538,17 +555,8 @@ async fn uploads_are_off_by_default_limited_in_size_and_guarded_by_the_write_tok
         "{refused}"
     );
 
-    let token = "a write token of some length";
-    let app = TestApp::spawn_with(
-        &[],
-        |_| {},
-        |s| {
-            s.raw.seeder.uploads = true;
-            s.raw.seeder.max_upload_bytes = 1000;
-            s.raw.tracker.write_token = Some(token.into());
-        },
-    )
-    .await;
+    let token = UPLOAD_TOKEN;
+    let app = accepting_uploads_of_1000_bytes().await;
     assert_json_error(
         put_file(&app, "a.bin", b"x".to_vec().into(), None).await,
         401,
@@ -587,17 +595,8 @@ async fn uploads_are_off_by_default_limited_in_size_and_guarded_by_the_write_tok
 #[actix_web::test]
 async fn a_large_refused_upload_gets_its_answer_not_a_reset() {
     // Arrange: uploads on, 1000 bytes at most, a write token.
-    let token = "a write token of some length";
-    let app = TestApp::spawn_with(
-        &[],
-        |_| {},
-        |s| {
-            s.raw.seeder.uploads = true;
-            s.raw.seeder.max_upload_bytes = 1000;
-            s.raw.tracker.write_token = Some(token.into());
-        },
-    )
-    .await;
+    let token = UPLOAD_TOKEN;
+    let app = accepting_uploads_of_1000_bytes().await;
 
     // Act: 16 MiB sent anyway, without and with the token (401, then 413 before reading).
     let unauthorized = put_file(&app, "big one.bin", vec![0u8; 16 << 20].into(), None).await;

@@ -119,11 +119,17 @@ impl Handle {
     /// Stops accepting and, when `graceful`, lets open connections finish; returns once every
     /// worker has stopped. The first stop decides; later calls only wait.
     pub async fn stop(&self, graceful: bool) {
-        let stop = if graceful {
+        self.request(if graceful {
             Stop::Graceful
         } else {
             Stop::Forced
-        };
+        });
+        let mut stopped = self.stopped.clone();
+        let _ = stopped.wait_for(|done| *done).await;
+    }
+
+    /// Asks the workers to stop, unless a stop was asked already (the first one decides).
+    fn request(&self, stop: Stop) {
         self.stop.send_if_modified(|current| {
             let first = current.is_none();
             if first {
@@ -131,8 +137,14 @@ impl Handle {
             }
             first
         });
-        let mut stopped = self.stopped.clone();
-        let _ = stopped.wait_for(|done| *done).await;
+    }
+}
+
+/// Waits for a stop to be asked; a server dropped without one stops its workers at once.
+async fn requested(stop: &mut watch::Receiver<Option<Stop>>) -> Stop {
+    match stop.wait_for(Option::is_some).await {
+        Ok(asked) => asked.unwrap_or(Stop::Forced),
+        Err(_) => Stop::Forced,
     }
 }
 
@@ -253,19 +265,17 @@ impl Server {
         let mut stop = self.handle.stop.subscribe();
         tokio::select! {
             signal = stop_signal() => {
-                let graceful = signal? == Stop::Graceful;
+                let signal = signal?;
+                let graceful = signal == Stop::Graceful;
                 tracing::info!(
                     graceful,
                     timeout_secs = self.shutdown_timeout.as_secs(),
                     "stop signal received; closing the listeners{}",
                     if graceful { " and finishing open requests" } else { "" }
                 );
-                self.handle.stop.send_if_modified(|current| {
-                    current.get_or_insert(if graceful { Stop::Graceful } else { Stop::Forced });
-                    true
-                });
+                self.handle.request(signal);
             }
-            _ = stop.wait_for(Option::is_some) => {}
+            _ = requested(&mut stop) => {}
         }
         let threads = std::mem::take(&mut self.threads);
         let joined = tokio::task::spawn_blocking(move || {
@@ -288,10 +298,7 @@ impl Server {
 impl Drop for Server {
     /// A server dropped while running (a test's runtime ending) stops its workers at once.
     fn drop(&mut self) {
-        self.handle.stop.send_if_modified(|current| {
-            current.get_or_insert(Stop::Forced);
-            true
-        });
+        self.handle.request(Stop::Forced);
     }
 }
 
@@ -344,12 +351,12 @@ async fn serve<H>(
         if open.get() >= MAX_CONNECTIONS {
             tokio::select! {
                 _ = closed.notified() => continue,
-                stopping = stop.wait_for(Option::is_some) => break stopping.ok().and_then(|s| *s),
+                stopping = requested(&mut stop) => break stopping,
             }
         }
         let accepted = tokio::select! {
             biased;
-            stopping = stop.wait_for(Option::is_some) => break stopping.ok().and_then(|s| *s),
+            stopping = requested(&mut stop) => break stopping,
             accepted = listener.accept() => accepted,
         };
         match accepted {
@@ -372,13 +379,13 @@ async fn serve<H>(
                 tracing::error!(error = %e, "cannot accept connections; retrying in 500 ms");
                 tokio::select! {
                     _ = tokio::time::sleep(ACCEPT_BACKOFF) => {}
-                    stopping = stop.wait_for(Option::is_some) => break stopping.ok().and_then(|s| *s),
+                    stopping = requested(&mut stop) => break stopping,
                 }
             }
         }
     };
     drop(listener);
-    if stopping == Some(Stop::Graceful) && open.get() > 0 {
+    if stopping == Stop::Graceful && open.get() > 0 {
         draining.send_replace(true);
         let all_closed = async {
             while open.get() > 0 {

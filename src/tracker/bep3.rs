@@ -251,23 +251,25 @@ fn encode_compact(reply: &AnnounceReply<'_>) -> Vec<u8> {
         saturating(reply.min_interval),
         6 * v4
     );
-    for peer in reply.peers {
-        if let SocketAddr::V4(a) = peer.addr {
-            out.extend_from_slice(&a.ip().octets());
-            out.extend_from_slice(&a.port().to_be_bytes());
-        }
-    }
+    compact_peers(reply.peers, false, &mut out);
     if v6 > 0 {
         let _ = write!(out, "6:peers6{}:", 18 * v6);
-        for peer in reply.peers {
-            if let SocketAddr::V6(a) = peer.addr {
-                out.extend_from_slice(&a.ip().octets());
-                out.extend_from_slice(&a.port().to_be_bytes());
-            }
-        }
+        compact_peers(reply.peers, true, &mut out);
     }
     out.push(b'e');
     out
+}
+
+/// Appends the peers of one address family in BEP 23 / BEP 7 compact form: address and port
+/// in network byte order, 6 bytes each for IPv4, 18 for IPv6.
+fn compact_peers(peers: &[PeerAddr], ipv6: bool, out: &mut Vec<u8>) {
+    for peer in peers.iter().filter(|p| p.addr.is_ipv6() == ipv6) {
+        match peer.addr.ip() {
+            IpAddr::V4(ip) => out.extend_from_slice(&ip.octets()),
+            IpAddr::V6(ip) => out.extend_from_slice(&ip.octets()),
+        }
+        out.extend_from_slice(&peer.addr.port().to_be_bytes());
+    }
 }
 
 /// The announce response as a bencode value.
@@ -284,18 +286,8 @@ fn announce_dict(reply: &AnnounceReply<'_>, compact: bool, no_peer_id: bool) -> 
     ]);
     if compact {
         let (mut v4, mut v6) = (Vec::new(), Vec::new());
-        for peer in reply.peers {
-            match peer.addr {
-                SocketAddr::V4(a) => {
-                    v4.extend_from_slice(&a.ip().octets());
-                    v4.extend_from_slice(&a.port().to_be_bytes());
-                }
-                SocketAddr::V6(a) => {
-                    v6.extend_from_slice(&a.ip().octets());
-                    v6.extend_from_slice(&a.port().to_be_bytes());
-                }
-            }
-        }
+        compact_peers(reply.peers, false, &mut v4);
+        compact_peers(reply.peers, true, &mut v6);
         dict.insert(b"peers".to_vec(), Value::Bytes(v4));
         if !v6.is_empty() {
             dict.insert(b"peers6".to_vec(), Value::Bytes(v6));

@@ -168,67 +168,42 @@ impl TestApp {
         }
     }
 
-    pub async fn health(&self) -> reqwest::Response {
+    /// `GET {path}` on this server (a path with its query, as it goes on the wire).
+    pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client
-            .get(format!("{}/health", self.url))
+            .get(format!("{}{path}", self.url))
             .send()
             .await
             .unwrap()
+    }
+
+    pub async fn health(&self) -> reqwest::Response {
+        self.get("/health").await
     }
 
     pub async fn ready(&self) -> reqwest::Response {
-        self.client
-            .get(format!("{}/ready", self.url))
-            .send()
-            .await
-            .unwrap()
+        self.get("/ready").await
     }
 
     pub async fn metrics(&self) -> String {
-        self.client
-            .get(format!("{}/metrics", self.url))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        self.get("/metrics").await.text().await.unwrap()
     }
 
     pub async fn list_torrents(&self) -> Value {
-        self.client
-            .get(format!("{}/torrents", self.url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.get("/torrents").await.json().await.unwrap()
     }
 
     /// `GET /torrents` with a query (`limit=2&after=...`), the response as it came.
     pub async fn list_torrents_page(&self, query: &str) -> reqwest::Response {
-        self.client
-            .get(format!("{}/torrents?{query}", self.url))
-            .send()
-            .await
-            .unwrap()
+        self.get(&format!("/torrents?{query}")).await
     }
 
     pub async fn get_torrent(&self, info_hash: &str) -> reqwest::Response {
-        self.client
-            .get(format!("{}/torrents/{info_hash}", self.url))
-            .send()
-            .await
-            .unwrap()
+        self.get(&format!("/torrents/{info_hash}")).await
     }
 
     pub async fn get_manifest(&self, info_hash: &str) -> reqwest::Response {
-        self.client
-            .get(format!("{}/torrents/{info_hash}/manifest", self.url))
-            .send()
-            .await
-            .unwrap()
+        self.get(&format!("/torrents/{info_hash}/manifest")).await
     }
 
     pub async fn register_torrent(&self, bytes: Vec<u8>) -> reqwest::Response {
