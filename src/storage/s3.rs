@@ -10,7 +10,10 @@
 //! Keys under `<prefix>/.gotorrent-http/` are this program's own metadata (the sidecar torrents
 //! written by the seeder's hash cache) and are never shared.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -70,7 +73,12 @@ impl std::fmt::Debug for S3Config {
 
 #[derive(Debug, Clone)]
 pub struct S3Storage {
+    /// Listings, stats, sidecars and presigned URLs.
     store: Arc<AmazonS3>,
+    /// What each thread builds its own reader from (see [`S3Storage::reader`]).
+    builder: Arc<AmazonS3Builder>,
+    /// Which storage this is, among the readers a thread holds.
+    id: usize,
     /// `bucket/prefix`, for messages.
     location: String,
     /// The shared prefix followed by '/', or empty for the whole bucket.
@@ -108,12 +116,18 @@ impl S3Storage {
                 .with_endpoint(endpoint.as_str().trim_end_matches('/'))
                 .with_allow_http(endpoint.scheme() == "http");
         }
-        let store = builder.build().map_err(|e| StorageError::Unavailable {
-            location: location.clone(),
-            source: io::Error::other(e),
-        })?;
+        let store = builder
+            .clone()
+            .build()
+            .map_err(|e| StorageError::Unavailable {
+                location: location.clone(),
+                source: io::Error::other(e),
+            })?;
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
         Ok(S3Storage {
             store: Arc::new(store),
+            builder: Arc::new(builder),
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
             location,
             prefix: match config.prefix.as_str() {
                 "" => String::new(),
@@ -136,6 +150,30 @@ impl S3Storage {
                 .filter(|p| !p.is_empty())
                 .chain([METADATA_DIR]),
         )
+    }
+
+    /// This thread's client for reads. A pooled connection is driven by a task on the runtime
+    /// that opened it, so a connection shared between worker threads would hand every block of
+    /// a read from one thread to another (a wake-up and a context switch per block); each
+    /// worker's own pool keeps a read on the thread that serves it.
+    fn reader(&self) -> Arc<AmazonS3> {
+        thread_local! {
+            static READERS: RefCell<HashMap<usize, Arc<AmazonS3>>> = RefCell::default();
+        }
+        READERS.with(|readers| {
+            let mut readers = readers.borrow_mut();
+            if let Some(reader) = readers.get(&self.id) {
+                return reader.clone();
+            }
+            // The same settings built once already in `new`; should it fail now, the shared
+            // client still works.
+            let reader = match (*self.builder).clone().build() {
+                Ok(store) => Arc::new(store),
+                Err(_) => self.store.clone(),
+            };
+            readers.insert(self.id, reader.clone());
+            reader
+        })
     }
 
     fn path(&self, key: &str) -> Result<Path, StorageError> {
@@ -310,7 +348,8 @@ impl Storage for S3Storage {
                 range: (len > 0).then_some(GetRange::Bounded(start..start + len)),
                 ..GetOptions::default()
             };
-            let got = tokio::time::timeout(REQUEST_TIMEOUT, storage.store.get_opts(&path, options))
+            let reader = storage.reader();
+            let got = tokio::time::timeout(REQUEST_TIMEOUT, reader.get_opts(&path, options))
                 .await
                 .map_err(|_| storage.timed_out(&object.key))?
                 .map_err(|e| storage.error(&object.key, e))?;
