@@ -73,6 +73,7 @@ pub struct S3Settings {
     pub endpoint: Option<String>,
     pub region: String,
     pub redirect_files: bool,
+    pub cache_mib: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -16,7 +16,7 @@ use url::Url;
 use sha2::Digest;
 
 use crate::metainfo::{create, layout, validate_name, Metainfo};
-use crate::storage::{ByteStream, ObjectMeta, Storage, StorageError, StreamReader};
+use crate::storage::{ByteStream, ObjectMeta, RangeCache, Storage, StorageError, StreamReader};
 use crate::types::PieceLength;
 pub use catalog::{Catalog, SharedTorrent};
 pub use hash_cache::HashCache;
@@ -30,6 +30,9 @@ pub struct TorrentUrls {
 
 pub struct Seeder {
     storage: Arc<dyn Storage>,
+    /// Ranges served recently, for a remote store (`storage.s3.cache_mib`); hashing reads
+    /// bypass it.
+    ranges: Option<RangeCache>,
     hashes: Arc<dyn HashCache>,
     piece_length: PieceLength,
     /// Follows the public URL (seeding from home: it moves with the external address).
@@ -60,6 +63,7 @@ impl Seeder {
     ) -> Self {
         Seeder {
             storage,
+            ranges: None,
             hashes,
             piece_length,
             urls: RwLock::new(urls),
@@ -68,6 +72,17 @@ impl Seeder {
             rescan_requested: tokio::sync::Notify::new(),
             hashing: Arc::default(),
         }
+    }
+
+    /// Serves repeated ranges from `cache` instead of the store.
+    pub fn with_range_cache(mut self, cache: RangeCache) -> Self {
+        self.ranges = Some(cache);
+        self
+    }
+
+    /// The range cache's bytes held, reads from memory and reads from the store, if it has one.
+    pub fn range_cache_stats(&self) -> Option<(u64, u64, u64)> {
+        self.ranges.as_ref().map(RangeCache::stats)
     }
 
     pub fn catalog(&self) -> Arc<Catalog> {
@@ -99,7 +114,10 @@ impl Seeder {
         start: u64,
         len: u64,
     ) -> Result<ByteStream, StorageError> {
-        let read = self.storage.read(object, start, len).await;
+        let read = match &self.ranges {
+            Some(cache) => cache.read(&*self.storage, object, start, len).await,
+            None => self.storage.read(object, start, len).await,
+        };
         self.rescan_if_gone(read)
     }
 

@@ -19,6 +19,8 @@ pub struct Metrics {
     requests: IntCounterVec,
     pub bytes_served: IntCounter,
     hashed_bytes: IntCounter,
+    range_cache_reads: IntCounterVec,
+    range_cache_bytes: IntGauge,
     torrents: IntGauge,
     shared_files: IntGauge,
     live_seeders: IntGauge,
@@ -52,6 +54,19 @@ impl Metrics {
             "Bytes of shared objects this instance read to hash them: none when every torrent came from the hash cache",
         )
         .expect("valid metric");
+        let range_cache_reads = IntCounterVec::new(
+            Opts::new(
+                "range_cache_reads_total",
+                "Reads of an S3-backed seeder's ranges (storage.s3.cache_mib), by where the bytes came from: memory or store",
+            ),
+            &["from"],
+        )
+        .expect("valid metric");
+        let range_cache_bytes = IntGauge::new(
+            "range_cache_bytes",
+            "Bytes of recently served ranges held in memory",
+        )
+        .expect("valid metric");
         let torrents = IntGauge::new("torrents", "Torrents known: registered or shared")
             .expect("valid metric");
         let shared_files =
@@ -62,6 +77,8 @@ impl Metrics {
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(bytes_served.clone()),
             Box::new(hashed_bytes.clone()),
+            Box::new(range_cache_reads.clone()),
+            Box::new(range_cache_bytes.clone()),
             Box::new(torrents.clone()),
             Box::new(shared_files.clone()),
             Box::new(live_seeders.clone()),
@@ -75,6 +92,8 @@ impl Metrics {
             requests,
             bytes_served,
             hashed_bytes,
+            range_cache_reads,
+            range_cache_bytes,
             torrents,
             shared_files,
             live_seeders,
@@ -88,6 +107,15 @@ impl Metrics {
         let hashed = state.seeder.as_ref().map_or(0, |s| s.hashed_bytes());
         self.hashed_bytes
             .inc_by(hashed.saturating_sub(self.hashed_bytes.get()));
+        if let Some((bytes, hits, misses)) =
+            state.seeder.as_ref().and_then(|s| s.range_cache_stats())
+        {
+            self.range_cache_bytes.set(bytes as i64);
+            for (from, total) in [("memory", hits), ("store", misses)] {
+                let counter = self.range_cache_reads.with_label_values(&[from]);
+                counter.inc_by(total.saturating_sub(counter.get()));
+            }
+        }
         {
             let mut refreshed = self.refreshed.lock().await;
             if refreshed.is_none_or(|at| at.elapsed() >= GAUGE_REFRESH) {

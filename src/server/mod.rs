@@ -30,7 +30,7 @@ use crate::seeder::announcer::{Announcer, TrackerClient};
 use crate::seeder::hash_cache::{HashCache, SidecarCache, StateDbCache};
 use crate::seeder::{Seeder, TorrentUrls};
 use crate::settings::Validated;
-use crate::storage::{LocalStorage, S3Storage, Storage};
+use crate::storage::{LocalStorage, RangeCache, S3Storage, Storage};
 use crate::tracker::redis_store;
 use crate::tracker::store::{MemorySwarms, SqliteTorrents, SwarmStore, TorrentStore};
 use crate::tracker::Tracker;
@@ -171,12 +171,17 @@ impl Application {
 
         let seeder = if raw.seeder.enabled {
             let (storage, hashes) = open_storage(&settings, &seed_files, db.clone())?;
-            let seeder = Arc::new(Seeder::new(
+            let mut seeder = Seeder::new(
                 storage,
                 hashes,
                 settings.piece_length,
                 torrent_urls(&public_url),
-            ));
+            );
+            let cache_mib = raw.storage.s3.cache_mib;
+            if settings.s3.is_some() && cache_mib > 0 {
+                seeder = seeder.with_range_cache(RangeCache::new(cache_mib << 20));
+            }
+            let seeder = Arc::new(seeder);
             actix_web::rt::spawn(follow_public_url(
                 seeder.clone(),
                 reach.subscribe(),

@@ -11,6 +11,7 @@
 //! default) and [`S3Storage`] (a bucket on an S3-compatible object store, for stateless seeders).
 
 mod blocks;
+mod cache;
 mod local;
 mod s3;
 
@@ -23,6 +24,7 @@ use actix_web::web::Bytes;
 use futures_util::stream::{Stream, StreamExt};
 use url::Url;
 
+pub use cache::RangeCache;
 pub use local::{mtime_ns, walk_dir, FoundFile, LocalStorage};
 pub use s3::{S3Config, S3Storage, METADATA_DIR};
 

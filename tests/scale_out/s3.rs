@@ -368,3 +368,35 @@ async fn an_upload_to_an_s3_backed_seeder_lands_in_the_bucket_whole_or_not_at_al
         409
     );
 }
+
+#[actix_web::test]
+async fn a_piece_served_once_is_served_again_from_memory_even_without_the_store() {
+    // Arrange: a shared object, its first piece served once.
+    let mut garage = Garage::start();
+    let bytes = content(3 * 1024 * 1024);
+    garage.put(&format!("{PREFIX}/{NAME}"), &bytes).await;
+    let app = TestApp::spawn_s3(&garage, PREFIX, false, |_| {}).await;
+    let summary = app.wait_for_torrent(FOLDER).await;
+    let v2 = summary["info_hash_v2"].as_str().unwrap().to_owned();
+    let first = app.get_chunk(&v2, "0", None).await.bytes().await.unwrap();
+
+    // Act: again, and again once the store is gone; then a piece never served.
+    let again = app.get_chunk(&v2, "0", None).await.bytes().await.unwrap();
+    garage.kill();
+    let without_store = app.get_chunk(&v2, "0", None).await;
+    let never_served = app.get_chunk(&v2, "1", None).await;
+
+    // Assert
+    assert!(!first.is_empty() && first[..] == bytes[..first.len()]);
+    assert_eq!(again, first);
+    assert_eq!(without_store.status(), 200);
+    assert_eq!(without_store.bytes().await.unwrap(), first);
+    assert_eq!(never_served.status(), 503);
+    let reads = |from: &str| format!("gotorrent_range_cache_reads_total{{from=\"{from}\"}}");
+    assert_eq!(metric(&app.url, &reads("memory")).await, 2.0);
+    assert_eq!(metric(&app.url, &reads("store")).await, 2.0);
+    assert_eq!(
+        metric(&app.url, "gotorrent_range_cache_bytes").await,
+        first.len() as f64
+    );
+}

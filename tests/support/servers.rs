@@ -306,6 +306,13 @@ admin_token = "test-admin-token-0123456789"
     }
 }
 
+impl Garage {
+    /// kill -9.
+    pub fn kill(&mut self) {
+        kill(&mut self.child);
+    }
+}
+
 impl Drop for Garage {
     fn drop(&mut self) {
         kill(&mut self.child);

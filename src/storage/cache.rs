@@ -1,0 +1,343 @@
+//! [`RangeCache`]: byte ranges recently served from a remote store, kept in memory, so a piece
+//! that many peers ask for leaves the object store once (`storage.s3.cache_mib`).
+//!
+//! A range is known by object key, version, start and length: a cached range is exactly the
+//! bytes of the version that was hashed, so it is never stale for the torrent that names it
+//! (a changed object gets a new version and new keys; the old ones age out).
+//!
+//! Invariants:
+//! - Memory is bounded twice: cached bytes by the capacity (scan-resistant eviction, from
+//!   `quick_cache`), and bytes being gathered for the cache by the same amount again; a read
+//!   that would pass that second bound is served without being kept.
+//! - Only a read that ran to its full length is kept: a client that went away, or a store
+//!   that failed midway, leaves nothing behind.
+//! - Ranges longer than an eighth of the capacity are never kept (whole-file downloads, hashing
+//!   reads do not come here at all: see [`crate::seeder::Seeder::read`]).
+//!
+//! Two peers missing the same range at the same moment both read it from the store; the
+//! second to finish replaces the first's copy.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use actix_web::web::{Bytes, BytesMut};
+use futures_util::Stream;
+use quick_cache::sync::Cache;
+use quick_cache::{DefaultHashBuilder, OptionsBuilder, Weighter};
+
+use super::{ByteStream, ObjectMeta, Storage, StorageError};
+
+/// One read: which bytes of which version.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct RangeKey {
+    key: String,
+    version: String,
+    start: u64,
+    len: u64,
+}
+
+/// An entry weighs its bytes.
+#[derive(Clone)]
+struct ByLength;
+
+impl Weighter<RangeKey, Bytes> for ByLength {
+    fn weight(&self, _key: &RangeKey, bytes: &Bytes) -> u64 {
+        bytes.len() as u64
+    }
+}
+
+type Ranges = Cache<RangeKey, Bytes, ByLength, DefaultHashBuilder>;
+
+/// The cache's shards: each holds a quarter of the capacity, so an entry of at most an eighth
+/// always fits.
+const SHARDS: usize = 4;
+
+pub struct RangeCache {
+    ranges: Arc<Ranges>,
+    capacity: u64,
+    /// Bytes held by reads that are being gathered for the cache.
+    gathering: Arc<AtomicU64>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl RangeCache {
+    /// A cache of at most `capacity` bytes (plus as much again being gathered).
+    pub fn new(capacity: u64) -> Self {
+        let options = OptionsBuilder::new()
+            .shards(SHARDS)
+            .weight_capacity(capacity)
+            // A guess for sizing the table: 1 MiB pieces.
+            .estimated_items_capacity((capacity >> 20).max(16) as usize)
+            .build()
+            .expect("capacity and item estimate are set");
+        RangeCache {
+            ranges: Arc::new(Cache::with_options(
+                options,
+                ByLength,
+                DefaultHashBuilder::default(),
+                Default::default(),
+            )),
+            capacity,
+            gathering: Arc::default(),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// `len` bytes of `object` from `start`: from memory when this range was served whole
+    /// before, otherwise from `storage`, kept on the way through when it fits.
+    pub async fn read(
+        &self,
+        storage: &dyn Storage,
+        object: &ObjectMeta,
+        start: u64,
+        len: u64,
+    ) -> Result<ByteStream, StorageError> {
+        if len == 0 || len > self.capacity / 8 {
+            return storage.read(object, start, len).await;
+        }
+        let key = RangeKey {
+            key: object.key.clone(),
+            version: object.version.clone(),
+            start,
+            len,
+        };
+        if let Some(bytes) = self.ranges.get(&key) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(Box::pin(futures_util::stream::iter([Ok(bytes)])));
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let body = storage.read(object, start, len).await?;
+        let reserved = self.gathering.fetch_add(len, Ordering::Relaxed) + len;
+        if reserved > self.capacity {
+            self.gathering.fetch_sub(len, Ordering::Relaxed);
+            return Ok(body);
+        }
+        Ok(Box::pin(Gather {
+            body,
+            into: Some(BytesMut::with_capacity(len as usize)),
+            key: Some(key),
+            ranges: self.ranges.clone(),
+            gathering: self.gathering.clone(),
+            reserved: len,
+        }))
+    }
+
+    /// Bytes held now, and reads answered from memory and from the store since start.
+    pub fn stats(&self) -> (u64, u64, u64) {
+        (
+            self.ranges.weight(),
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// A store's body passed through unchanged, copied aside, and kept once it has ended whole.
+struct Gather {
+    body: ByteStream,
+    /// `None` once the copy is abandoned (an error, or more bytes than asked for).
+    into: Option<BytesMut>,
+    key: Option<RangeKey>,
+    ranges: Arc<Ranges>,
+    gathering: Arc<AtomicU64>,
+    reserved: u64,
+}
+
+impl Stream for Gather {
+    type Item = std::io::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let next = this.body.as_mut().poll_next(cx);
+        match &next {
+            Poll::Ready(Some(Ok(block))) => {
+                let fits = this
+                    .into
+                    .as_ref()
+                    .is_some_and(|into| (into.len() + block.len()) as u64 <= this.reserved);
+                match this.into.as_mut() {
+                    Some(into) if fits => into.extend_from_slice(block),
+                    _ => this.into = None,
+                }
+            }
+            Poll::Ready(Some(Err(_))) => this.into = None,
+            Poll::Ready(None) => {
+                if let (Some(into), Some(key)) = (this.into.take(), this.key.take()) {
+                    if into.len() as u64 == key.len {
+                        this.ranges.insert(key, into.freeze());
+                    }
+                }
+            }
+            Poll::Pending => {}
+        }
+        next
+    }
+}
+
+impl Drop for Gather {
+    fn drop(&mut self) {
+        self.gathering.fetch_sub(self.reserved, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::BoxFuture;
+    use futures_util::TryStreamExt;
+    use std::sync::Mutex;
+    use std::time::SystemTime;
+
+    /// A store of one object whose bytes are `i as u8` at offset `i`, counting reads; it can be
+    /// told to fail in the middle of every body.
+    #[derive(Default)]
+    struct Counting {
+        reads: Mutex<Vec<(u64, u64)>>,
+        fail_midway: bool,
+    }
+
+    impl Storage for Counting {
+        fn list(&self) -> BoxFuture<Result<Vec<ObjectMeta>, StorageError>> {
+            unreachable!("the cache only reads")
+        }
+        fn stat(&self, _key: &str) -> BoxFuture<Result<ObjectMeta, StorageError>> {
+            unreachable!("the cache only reads")
+        }
+        fn read(
+            &self,
+            _object: &ObjectMeta,
+            start: u64,
+            len: u64,
+        ) -> BoxFuture<Result<ByteStream, StorageError>> {
+            self.reads.lock().unwrap().push((start, len));
+            let bytes: Vec<u8> = (start..start + len).map(|i| i as u8).collect();
+            let half = bytes.len() / 2;
+            let mut blocks = vec![
+                Ok(Bytes::copy_from_slice(&bytes[..half])),
+                Ok(Bytes::copy_from_slice(&bytes[half..])),
+            ];
+            if self.fail_midway {
+                blocks[1] = Err(std::io::Error::other("the store went away"));
+            }
+            Box::pin(async move { Ok(Box::pin(futures_util::stream::iter(blocks)) as ByteStream) })
+        }
+        fn put(
+            &self,
+            _key: &str,
+            _body: ByteStream,
+        ) -> BoxFuture<Result<ObjectMeta, StorageError>> {
+            unreachable!("the cache only reads")
+        }
+    }
+
+    fn object(version: &str) -> ObjectMeta {
+        ObjectMeta {
+            key: "a file.bin".into(),
+            size: 1 << 30,
+            version: version.into(),
+            last_modified: SystemTime::UNIX_EPOCH,
+        }
+    }
+
+    async fn read_all(
+        cache: &RangeCache,
+        store: &Counting,
+        object: &ObjectMeta,
+        start: u64,
+        len: u64,
+    ) -> std::io::Result<Vec<u8>> {
+        let body = cache.read(store, object, start, len).await.unwrap();
+        let blocks: Vec<Bytes> = body.try_collect().await?;
+        Ok(blocks.concat())
+    }
+
+    #[actix_web::test]
+    async fn a_range_served_whole_is_served_again_from_memory() {
+        let (cache, store) = (RangeCache::new(1 << 20), Counting::default());
+        let v1 = object("v1");
+
+        let first = read_all(&cache, &store, &v1, 1000, 5000).await.unwrap();
+        let again = read_all(&cache, &store, &v1, 1000, 5000).await.unwrap();
+
+        assert_eq!(first, again);
+        assert_eq!(first[0], (1000 % 256) as u8);
+        assert_eq!(*store.reads.lock().unwrap(), [(1000, 5000)]);
+        assert_eq!(cache.stats(), (5000, 1, 1));
+    }
+
+    #[actix_web::test]
+    async fn another_version_or_range_goes_to_the_store() {
+        let (cache, store) = (RangeCache::new(1 << 20), Counting::default());
+        read_all(&cache, &store, &object("v1"), 0, 4096)
+            .await
+            .unwrap();
+
+        read_all(&cache, &store, &object("v2"), 0, 4096)
+            .await
+            .unwrap();
+        read_all(&cache, &store, &object("v1"), 1, 4096)
+            .await
+            .unwrap();
+        read_all(&cache, &store, &object("v1"), 0, 4095)
+            .await
+            .unwrap();
+
+        assert_eq!(store.reads.lock().unwrap().len(), 4);
+    }
+
+    #[actix_web::test]
+    async fn a_read_cut_short_is_not_kept() {
+        let cache = RangeCache::new(1 << 20);
+        let failing = Counting {
+            fail_midway: true,
+            ..Counting::default()
+        };
+        let v1 = object("v1");
+        assert!(read_all(&cache, &failing, &v1, 0, 4096).await.is_err());
+        // A client that reads half and goes away.
+        let mut body = cache.read(&failing, &v1, 0, 4096).await.unwrap();
+        futures_util::StreamExt::next(&mut body).await;
+        drop(body);
+
+        let store = Counting::default();
+        read_all(&cache, &store, &v1, 0, 4096).await.unwrap();
+        assert_eq!(store.reads.lock().unwrap().len(), 1, "nothing was kept");
+        assert_eq!(cache.gathering.load(Ordering::Relaxed), 0);
+    }
+
+    #[actix_web::test]
+    async fn memory_stays_within_the_capacity() {
+        let capacity = 64 * 1024;
+        let (cache, store) = (RangeCache::new(capacity), Counting::default());
+        let v1 = object("v1");
+        // Too long to keep: an eighth of the capacity at most.
+        read_all(&cache, &store, &v1, 0, capacity / 8 + 1)
+            .await
+            .unwrap();
+        read_all(&cache, &store, &v1, 0, capacity / 8 + 1)
+            .await
+            .unwrap();
+        assert_eq!(store.reads.lock().unwrap().len(), 2);
+
+        for i in 0..100 {
+            read_all(&cache, &store, &v1, i * 4096, 4096).await.unwrap();
+        }
+        assert!(cache.stats().0 <= capacity, "{:?}", cache.stats());
+
+        // Reads being gathered hold at most the capacity again; past it they pass through.
+        let held: Vec<ByteStream> = futures_util::future::join_all(
+            (0..9).map(|i| cache.read(&store, &v1, (1 << 24) + i * 8192, 8192)),
+        )
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+        assert_eq!(cache.gathering.load(Ordering::Relaxed), 8 * 8192);
+        drop(held);
+        assert_eq!(cache.gathering.load(Ordering::Relaxed), 0);
+    }
+}
