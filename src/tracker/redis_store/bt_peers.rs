@@ -1,14 +1,20 @@
-//! BEP 3 announces in Redis, the bulk of a busy tracker's work, made cheap in two ways:
+//! BEP 3 announces in Redis, the bulk of a busy tracker's work, made cheap in three ways:
 //!
 //! - **Batched.** Announces arriving while one batch is at Redis wait for the next, which
-//!   carries them all in one script call (group commit): Redis's cost per script call is paid
-//!   once per batch, not per announce, and an idle tracker still sends each announce at once.
-//!   Each thread that announces has its own batch queue and driver task, on its own runtime.
-//! - **Peer lists read at most once a second.** Each instance remembers, per swarm, the peer
-//!   lists it last read ([`PeerList`]) and reuses them for [`PEER_LIST_SECS`], applying its own
-//!   writes meanwhile; an announce then is a write plus two counts. Other instances' peers show
+//!   carries them all in one atomic transaction (group commit): Redis's cost per round trip is
+//!   paid once per batch, not per announce, and an idle tracker still sends each announce at
+//!   once. Each thread that announces has its own batch queue and driver task, on its own
+//!   runtime.
+//! - **Peer lists and counts read at most once a second.** Each instance remembers, per swarm,
+//!   the peer lists and counts it last read ([`PeerList`]) and reuses them for
+//!   [`PEER_LIST_SECS`], applying its own writes meanwhile; other instances' announces show
 //!   within that second. Expired peers are trimmed on those reads, so counts may include peers
 //!   expired for up to a second.
+//! - **Plain writes when nothing needs deciding.** A re-announce or a join to a swarm this
+//!   instance has just read, far from its cap, is three plain commands (move the peer out of
+//!   the other role's set, into its own, record its address) whose answers are the count
+//!   changes. Everything that decides (reads, completions, stops, joins near a cap, swarms not
+//!   read yet) runs in a Lua script with the exact counts.
 //!
 //! Every announce is still recorded in Redis before it is answered.
 
@@ -26,21 +32,24 @@ use crate::tracker::bt_swarm::{Announce, AnnounceOutcome};
 use crate::tracker::store::StoreError;
 use crate::tracker::Limits;
 
-/// A batch of BEP 3 announces. KEYS: dl, bt_swarms, then ps (seeders), pl (leechers), pi (peer
-/// info) per announce. ARGV: ttl, max per swarm, max swarms, then per announce: peer id, now,
-/// event, addr ("ip port"), left, want, swarm key. Returns one answer per announce:
-/// {status, complete, incomplete, downloaded}, status -1 (swarm full) or -2 (swarm table full)
-/// refusing it. With `want` > 0 the answer goes on with the count of leechers read, then
-/// id/info pairs of the freshest `want` leechers and then of the freshest `want` seeders, and
-/// that swarm is trimmed of expired peers first. The swarm index (`bt_swarms`) is trimmed by
-/// the expiry loop alone, which first drops the download counts of the swarms it removes. Seeders and leechers are separate sets, so the
-/// counts are two ZCARDs and a read touches only the peers it returns: no cost grows with the
-/// swarm.
+/// Announces that decide something. KEYS: dl, bt_swarms, then ps (seeders), pl (leechers), pi
+/// (peer address), pd (peers whose download was counted) per announce. ARGV: ttl, max per
+/// swarm, max swarms, then per announce: peer id, now, event, addr ("ip port"), left, want,
+/// swarm key. Returns one answer per announce: {status, complete, incomplete, downloaded},
+/// status -1 (swarm full) or -2 (swarm table full) refusing it. With `want` > 0 the answer goes
+/// on with the count of leechers read, then id/address pairs of the freshest `want` leechers
+/// and then of the freshest `want` seeders, and that swarm is trimmed of expired peers first.
+/// The swarm index (`bt_swarms`) is trimmed by the expiry loop alone, which also deletes the
+/// keys of the swarms it removes. Seeders and leechers are separate sets, so the counts are two
+/// ZCARDs and a read touches only the peers it returns: no cost grows with the swarm.
+///
+/// An address written before `pd` existed ("ip port <0|1>[s|l]") still says whether that
+/// peer's download was counted.
 const ANNOUNCE_BATCH: &str = r"
 local ttl, max_peers, max_swarms = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local dl, swarms = KEYS[1], KEYS[2]
 
-local function announce(ps, pl, pi, id, now, event, addr, left, want, swarm)
+local function announce(ps, pl, pi, pd, id, now, event, addr, left, want, swarm)
   local sets = {ps, pl}
   if want > 0 then
     local cutoff = now - ttl - 1
@@ -48,7 +57,9 @@ local function announce(ps, pl, pi, id, now, event, addr, left, want, swarm)
       local expired = redis.call('ZRANGEBYSCORE', sets[i], '-inf', cutoff)
       -- unpack has a limit (about 8000 values): delete in slices.
       for from = 1, #expired, 1000 do
-        redis.call('HDEL', pi, unpack(expired, from, math.min(from + 999, #expired)))
+        local slice = {unpack(expired, from, math.min(from + 999, #expired))}
+        redis.call('HDEL', pi, unpack(slice))
+        redis.call('SREM', pd, unpack(slice))
       end
       if #expired > 0 then redis.call('ZREMRANGEBYSCORE', sets[i], '-inf', cutoff) end
     end
@@ -59,28 +70,25 @@ local function announce(ps, pl, pi, id, now, event, addr, left, want, swarm)
     seeders = seeders - redis.call('ZREM', ps, id)
     leechers = leechers - redis.call('ZREM', pl, id)
     redis.call('HDEL', pi, id)
+    redis.call('SREM', pd, id)
   else
-    local completed, role = '0', ''
-    if info then
-      -- 'ip port <0|1><s|l>'; an older 'ip port <0|1>' has no role.
-      completed = string.match(info, ' ([01])[sl]?$') or '0'
-      role = string.match(info, '[01]([sl])$') or ''
-    else
+    if not info then
       local members = seeders + leechers
       if members >= max_peers then return {-1} end
       if members == 0 and not redis.call('ZSCORE', swarms, swarm)
          and redis.call('ZCARD', swarms) >= max_swarms then return {-2} end
     end
-    if event == 'completed' and completed == '0' then
-      completed = '1'
-      redis.call('HINCRBY', dl, swarm, 1)
+    if event == 'completed' then
+      local counted = info and string.match(info, '^%S+ %S+ ([01])') == '1'
+      if redis.call('SADD', pd, id) == 1 and not counted then
+        redis.call('HINCRBY', dl, swarm, 1)
+      end
     end
-    local into, out, now_role = pl, ps, 'l'
-    if left == 0 then into, out, now_role = ps, pl, 's' end
-    local moved = 0
-    if role ~= now_role and info then moved = redis.call('ZREM', out, id) end
+    local into, out = pl, ps
+    if left == 0 then into, out = ps, pl end
     local before = leechers
     if left == 0 then before = seeders end
+    local moved = redis.call('ZREM', out, id)
     local added = redis.call('ZADD', into, now, id)
     local members = seeders + leechers
     if left == 0 then
@@ -88,15 +96,16 @@ local function announce(ps, pl, pi, id, now, event, addr, left, want, swarm)
     else
       seeders, leechers = seeders - moved, leechers + added
     end
-    local fresh = addr .. ' ' .. completed .. now_role
-    if info ~= fresh then redis.call('HSET', pi, id, fresh) end
+    if info ~= addr then redis.call('HSET', pi, id, addr) end
     -- Key lifetimes and swarm activity are refreshed by reads (at least once a second per
-    -- instance and busy swarm, see PeerLists) and whenever a write creates a key. The three
-    -- keys always get the same deadline, so none outlives the others without one.
+    -- instance and busy swarm, see PeerLists) and whenever this script creates a key. A key
+    -- created by a plain write lives until the next read, or until the expiry loop deletes
+    -- the swarm's keys.
     if want > 0 or before == 0 or members == 0 then
       redis.call('ZADD', swarms, now, swarm)
       for i = 1, 2 do redis.call('EXPIRE', sets[i], 2 * ttl) end
       redis.call('EXPIRE', pi, 2 * ttl)
+      redis.call('EXPIRE', pd, 2 * ttl)
     end
   end
   local answer = {1, seeders, leechers, tonumber(redis.call('HGET', dl, swarm) or '0')}
@@ -118,25 +127,22 @@ end
 
 local answers = {}
 for j = 0, (#ARGV - 3) / 7 - 1 do
-  local a, k = 3 + j * 7, 2 + j * 3
-  answers[j + 1] = announce(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], ARGV[a + 1],
+  local a, k = 3 + j * 7, 2 + j * 4
+  answers[j + 1] = announce(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], ARGV[a + 1],
     tonumber(ARGV[a + 2]), ARGV[a + 3], ARGV[a + 4], tonumber(ARGV[a + 5]),
     tonumber(ARGV[a + 6]), ARGV[a + 7])
 end
 return answers
 ";
 
-static ANNOUNCE_SCRIPT: std::sync::LazyLock<redis::Script> =
-    std::sync::LazyLock::new(|| redis::Script::new(ANNOUNCE_BATCH));
-
 /// How long, in seconds of the tracker's clock, an instance reuses the peer lists it read for
 /// a swarm. Handing out a second-old list costs BitTorrent nothing (clients re-announce every
 /// few minutes) and turns every other announce of a busy swarm into a write.
-const PEER_LIST_SECS: u64 = 1;
+pub(super) const PEER_LIST_SECS: u64 = 1;
 /// Most swarms with remembered lists; past it they are all forgotten (clients choose swarms).
 const MAX_PEER_LISTS: usize = 4096;
-/// Most announces in one script call: a batch holds Redis, which serves one script at a time,
-/// for about 10 us per announce.
+/// Most announces in one batch: a batch holds Redis, which runs one transaction at a time,
+/// for about 10 us per scripted announce.
 const MAX_BATCH: usize = 64;
 /// Announces waiting for a batch, per thread; past it announces are refused with 503.
 const MAX_WAITING: usize = 4096;
@@ -163,12 +169,28 @@ pub struct BtPeers {
     id: usize,
 }
 
+/// How an announce is recorded.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Write {
+    /// Through the script, reading `want` peers of each kind (0: none).
+    Script { want: usize },
+    /// Three plain commands; the swarm's counts come from its remembered list.
+    Plain,
+}
+
+/// What Redis answered for one announce.
+enum Answer {
+    Script(redis::Value),
+    /// Whether the peer left the other role's set, and whether it was new to its own.
+    Plain { moved: bool, added: bool },
+}
+
 /// One announce waiting for its batch.
 struct Job {
     announce: Announce,
     now: u64,
-    want: usize,
-    reply: oneshot::Sender<Result<redis::Value, StoreError>>,
+    write: Write,
+    reply: oneshot::Sender<Result<Answer, StoreError>>,
 }
 
 thread_local! {
@@ -187,21 +209,39 @@ impl BtPeers {
         }
     }
 
+    /// How `a` is to be recorded, given what this instance remembers of its swarm.
+    fn write_for(&self, a: &Announce, now: u64) -> Write {
+        let lists = self.lists.lock();
+        let Some(list) = lists.get(&a.key).filter(|l| l.serves(a.numwant, now)) else {
+            // One more than wanted of each kind, in case the asker is among them. An announce
+            // that wants no peers still reads one of each when the list is stale: reads are
+            // what keep the swarm's keys alive (see the script).
+            return Write::Script {
+                want: a.numwant + 1,
+            };
+        };
+        let members = list.stats.complete + list.stats.incomplete;
+        // Far from the cap, counts a second old cannot be the difference; near it (or in a
+        // swarm that may have emptied, whose keys a write could create), the script decides.
+        let roomy = members > 0 && members < self.limits.max_peers_per_swarm / 2;
+        let deciding = matches!(
+            a.event,
+            Some(AnnounceEvent::Completed | AnnounceEvent::Stopped)
+        );
+        if roomy && !deciding {
+            Write::Plain
+        } else {
+            Write::Script { want: 0 }
+        }
+    }
+
     pub async fn announce(&self, a: Announce, now: u64) -> Result<AnnounceOutcome, Refused> {
-        let cached = self
-            .lists
-            .lock()
-            .get(&a.key)
-            .is_some_and(|list| list.serves(a.numwant, now));
-        // One more than wanted of each kind, in case the asker is among them. An announce that
-        // wants no peers still reads one of each when the list is stale: reads are what keep
-        // the swarm's keys alive (see the script).
-        let want = if cached { 0 } else { a.numwant + 1 };
+        let write = self.write_for(&a, now);
         let (reply, answer) = oneshot::channel();
         let job = Job {
             announce: a,
             now,
-            want,
+            write,
             reply,
         };
         if self.queue().try_send(job).is_err() {
@@ -213,44 +253,48 @@ impl BtPeers {
         let answer = answer.await.map_err(|_| {
             StoreError::Unavailable("the Redis batch was dropped; try again".into())
         })??;
-        let answer: Vec<redis::Value> = redis::from_redis_value(answer)
-            .map_err(|e| StoreError::Unavailable(format!("Redis answered oddly: {e}")))?;
-        let int = |v: &redis::Value| redis::from_redis_value::<i64>(v.clone()).unwrap_or(0);
-        let status = answer.first().map_or(-2, int);
-        if status < 0 {
-            return Err(Refused::Full(status));
-        }
-        let stats = ScrapeStats {
-            complete: answer.get(1).map_or(0, int) as usize,
-            incomplete: answer.get(2).map_or(0, int) as usize,
-            downloaded: answer.get(3).map_or(0, int) as u64,
-        };
         let mut lists = self.lists.lock();
-        if want > 0 {
-            let leechers = answer.get(4).map_or(0, int).max(0) as usize;
-            let pairs: Vec<Option<PeerAddr>> = answer[5.min(answer.len())..]
-                .chunks_exact(2)
-                .map(|pair| parse_peer(&pair[0], &pair[1]))
-                .collect();
-            let split = leechers.min(pairs.len());
-            if lists.len() >= MAX_PEER_LISTS {
-                lists.retain(|_, list| now < list.read_at + PEER_LIST_SECS);
-                if lists.len() >= MAX_PEER_LISTS {
-                    lists.clear();
+        let stats = match answer {
+            Answer::Plain { moved, added } => match lists.get_mut(&a.key) {
+                Some(list) => {
+                    list.count(&a, moved, added);
+                    list.record(&a);
+                    list.stats
                 }
+                // Forgotten meanwhile (the table was full): the counts are re-read next time.
+                None => ScrapeStats::default(),
+            },
+            Answer::Script(answer) => {
+                let (stats, read) = parse_script_answer(answer)?;
+                match (write, read) {
+                    (Write::Script { want }, Some((leechers, seeders))) if want > 0 => {
+                        if lists.len() >= MAX_PEER_LISTS {
+                            lists.retain(|_, list| now < list.read_at + PEER_LIST_SECS);
+                            if lists.len() >= MAX_PEER_LISTS {
+                                lists.clear();
+                            }
+                        }
+                        lists.insert(
+                            a.key,
+                            PeerList {
+                                read_at: now,
+                                asked: want,
+                                stats,
+                                leechers,
+                                seeders,
+                            },
+                        );
+                    }
+                    _ => {
+                        if let Some(list) = lists.get_mut(&a.key) {
+                            list.stats = stats;
+                            list.record(&a);
+                        }
+                    }
+                }
+                stats
             }
-            lists.insert(
-                a.key,
-                PeerList {
-                    read_at: now,
-                    asked: want,
-                    leechers: pairs[..split].iter().flatten().cloned().collect(),
-                    seeders: pairs[split..].iter().flatten().cloned().collect(),
-                },
-            );
-        } else if let Some(list) = lists.get_mut(&a.key) {
-            list.record(&a);
-        }
+        };
         let peers = match lists.get(&a.key) {
             Some(list) if a.numwant > 0 => list.pick(&a),
             _ => Vec::new(),
@@ -274,61 +318,54 @@ impl BtPeers {
     }
 }
 
+/// A script answer: the counts, and for a read the leechers and seeders it returned.
+#[allow(clippy::type_complexity)]
+fn parse_script_answer(
+    answer: redis::Value,
+) -> Result<(ScrapeStats, Option<(VecDeque<PeerAddr>, VecDeque<PeerAddr>)>), Refused> {
+    let answer: Vec<redis::Value> = redis::from_redis_value(answer)
+        .map_err(|e| StoreError::Unavailable(format!("Redis answered oddly: {e}")))?;
+    let int = |v: &redis::Value| match v {
+        redis::Value::Int(n) => *n,
+        _ => 0,
+    };
+    let status = answer.first().map_or(-2, int);
+    if status < 0 {
+        return Err(Refused::Full(status));
+    }
+    let stats = ScrapeStats {
+        complete: answer.get(1).map_or(0, int).max(0) as usize,
+        incomplete: answer.get(2).map_or(0, int).max(0) as usize,
+        downloaded: answer.get(3).map_or(0, int).max(0) as u64,
+    };
+    let Some(leechers) = answer.get(4).map(int) else {
+        return Ok((stats, None));
+    };
+    let pairs: Vec<Option<PeerAddr>> = answer[5..]
+        .chunks_exact(2)
+        .map(|pair| parse_peer(&pair[0], &pair[1]))
+        .collect();
+    let split = (leechers.max(0) as usize).min(pairs.len());
+    let kind = |pairs: &[Option<PeerAddr>]| pairs.iter().flatten().cloned().collect();
+    Ok((stats, Some((kind(&pairs[..split]), kind(&pairs[split..])))))
+}
+
 /// Sends what is waiting as one batch, waits for Redis, answers each announce, repeats.
 async fn drive(conn: RedisConn, ttl: u64, limits: Limits, mut waiting: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while waiting.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let mut invocation = ANNOUNCE_SCRIPT.prepare_invoke();
-        invocation
-            .key(key("dl"))
-            .key(key("bt_swarms"))
-            .arg(ttl)
-            .arg(limits.max_peers_per_swarm)
-            .arg(limits.max_swarms);
-        for job in &batch {
-            let a = &job.announce;
-            let swarm = hex::encode(a.key);
-            let event = match a.event {
-                Some(AnnounceEvent::Started) => "started",
-                Some(AnnounceEvent::Completed) => "completed",
-                Some(AnnounceEvent::Stopped) => "stopped",
-                None => "",
-            };
-            invocation
-                .key(key(&format!("ps:{swarm}")))
-                .key(key(&format!("pl:{swarm}")))
-                .key(key(&format!("pi:{swarm}")))
-                .arg(&a.peer_id[..])
-                .arg(job.now)
-                .arg(event)
-                .arg(format!("{} {}", a.addr.ip(), a.addr.port()))
-                .arg(a.left)
-                .arg(job.want)
-                .arg(swarm);
-        }
-        let answers: Result<Vec<redis::Value>, StoreError> = match conn.get() {
-            Ok(mut redis) => invocation
-                .invoke_async(&mut redis)
+        let answers = match conn.get() {
+            Ok(mut redis) => batch_pipeline(&batch, ttl, limits)
+                .query_async::<Vec<redis::Value>>(&mut redis)
                 .await
-                .map_err(unavailable),
+                .map_err(unavailable)
+                .and_then(|replies| split_replies(&batch, replies)),
             Err(e) => Err(e),
         };
         match answers {
-            Ok(answers) if answers.len() == batch.len() => {
+            Ok(answers) => {
                 for (job, answer) in batch.drain(..).zip(answers) {
                     let _ = job.reply.send(Ok(answer));
-                }
-            }
-            Ok(answers) => {
-                let message = format!(
-                    "Redis answered {} announces of {}",
-                    answers.len(),
-                    batch.len()
-                );
-                for job in batch.drain(..) {
-                    let _ = job
-                        .reply
-                        .send(Err(StoreError::Unavailable(message.clone())));
                 }
             }
             Err(e) => {
@@ -343,12 +380,127 @@ async fn drive(conn: RedisConn, ttl: u64, limits: Limits, mut waiting: mpsc::Rec
     }
 }
 
-/// One swarm's peers as last read, freshest first, with this instance's own writes since
-/// applied, so an instance always sees what it was told.
+/// One transaction: the scripted announces in one EVAL, then three commands per plain one.
+fn batch_pipeline(batch: &[Job], ttl: u64, limits: Limits) -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    let scripted: Vec<&Job> = batch
+        .iter()
+        .filter(|j| matches!(j.write, Write::Script { .. }))
+        .collect();
+    if !scripted.is_empty() {
+        let eval = pipe
+            .cmd("EVAL")
+            .arg(ANNOUNCE_BATCH)
+            .arg(2 + 4 * scripted.len())
+            .arg(key("dl"))
+            .arg(key("bt_swarms"));
+        for job in &scripted {
+            let swarm = hex::encode(job.announce.key);
+            for kind in ["ps", "pl", "pi", "pd"] {
+                eval.arg(key(&format!("{kind}:{swarm}")));
+            }
+        }
+        eval.arg(ttl)
+            .arg(limits.max_peers_per_swarm)
+            .arg(limits.max_swarms);
+        for job in &scripted {
+            let a = &job.announce;
+            let event = match a.event {
+                Some(AnnounceEvent::Started) => "started",
+                Some(AnnounceEvent::Completed) => "completed",
+                Some(AnnounceEvent::Stopped) => "stopped",
+                None => "",
+            };
+            let want = match job.write {
+                Write::Script { want } => want,
+                Write::Plain => 0,
+            };
+            eval.arg(&a.peer_id[..])
+                .arg(job.now)
+                .arg(event)
+                .arg(address(a))
+                .arg(a.left)
+                .arg(want)
+                .arg(hex::encode(a.key));
+        }
+    }
+    for job in batch.iter().filter(|j| j.write == Write::Plain) {
+        let a = &job.announce;
+        let swarm = hex::encode(a.key);
+        let (into, out) = match a.left {
+            0 => ("ps", "pl"),
+            _ => ("pl", "ps"),
+        };
+        pipe.cmd("ZREM")
+            .arg(key(&format!("{out}:{swarm}")))
+            .arg(&a.peer_id[..])
+            .cmd("ZADD")
+            .arg(key(&format!("{into}:{swarm}")))
+            .arg(job.now)
+            .arg(&a.peer_id[..])
+            .cmd("HSET")
+            .arg(key(&format!("pi:{swarm}")))
+            .arg(&a.peer_id[..])
+            .arg(address(a))
+            .ignore();
+    }
+    pipe
+}
+
+/// Each job's answer from the transaction's replies, in the order [`batch_pipeline`] sent them.
+fn split_replies(batch: &[Job], replies: Vec<redis::Value>) -> Result<Vec<Answer>, StoreError> {
+    let scripted = batch
+        .iter()
+        .filter(|j| matches!(j.write, Write::Script { .. }))
+        .count();
+    let plain = batch.len() - scripted;
+    let expected = usize::from(scripted > 0) + 2 * plain;
+    if replies.len() != expected {
+        return Err(StoreError::Unavailable(format!(
+            "Redis answered {} replies for a batch of {} announces",
+            replies.len(),
+            batch.len()
+        )));
+    }
+    let mut replies = replies.into_iter();
+    let mut script_answers = match scripted {
+        0 => Vec::new(),
+        _ => redis::from_redis_value::<Vec<redis::Value>>(replies.next().expect("counted"))
+            .map_err(|e| StoreError::Unavailable(format!("Redis answered oddly: {e}")))?,
+    }
+    .into_iter();
+    if script_answers.len() != scripted {
+        return Err(StoreError::Unavailable(format!(
+            "Redis answered {} announces of {scripted}",
+            script_answers.len()
+        )));
+    }
+    let flag = |v: Option<redis::Value>| matches!(v, Some(redis::Value::Int(1)));
+    Ok(batch
+        .iter()
+        .map(|job| match job.write {
+            Write::Script { .. } => Answer::Script(script_answers.next().expect("counted")),
+            Write::Plain => Answer::Plain {
+                moved: flag(replies.next()),
+                added: flag(replies.next()),
+            },
+        })
+        .collect())
+}
+
+/// A peer's address as stored in a swarm's `pi` hash: "ip port".
+fn address(a: &Announce) -> String {
+    format!("{} {}", a.addr.ip(), a.addr.port())
+}
+
+/// One swarm's peers and counts as last read, peers freshest first, with this instance's own
+/// writes since applied, so an instance always sees what it was told.
 struct PeerList {
     read_at: u64,
     /// How many of each kind the read asked for: a shorter list is the whole kind.
     asked: usize,
+    stats: ScrapeStats,
     leechers: VecDeque<PeerAddr>,
     seeders: VecDeque<PeerAddr>,
 }
@@ -359,7 +511,19 @@ impl PeerList {
         now < self.read_at + PEER_LIST_SECS && numwant < self.asked
     }
 
-    /// Applies an announce this instance recorded.
+    /// Applies a plain write's answer to the counts: whether the peer left the other role's
+    /// set, and whether it was new to its own.
+    fn count(&mut self, a: &Announce, moved: bool, added: bool) {
+        let stats = &mut self.stats;
+        let (into, out) = match a.left {
+            0 => (&mut stats.complete, &mut stats.incomplete),
+            _ => (&mut stats.incomplete, &mut stats.complete),
+        };
+        *into += usize::from(added);
+        *out = out.saturating_sub(usize::from(moved));
+    }
+
+    /// Applies an announce this instance recorded to the peer lists.
     fn record(&mut self, a: &Announce) {
         for list in [&mut self.leechers, &mut self.seeders] {
             if let Some(at) = list.iter().position(|p| p.peer_id == a.peer_id) {
@@ -436,6 +600,7 @@ mod tests {
         let mut list = PeerList {
             read_at: 100,
             asked: 3,
+            stats: ScrapeStats::default(),
             leechers: VecDeque::new(),
             seeders: VecDeque::new(),
         };

@@ -10,8 +10,9 @@
 //! - `s:<key>` sorted set: seeder URL → last announce (Unix s); `sf:<key>` hash: URL → first
 //!   seen; `swarms` sorted set: swarm key → last activity (for counts and the swarm cap).
 //! - `ps:<key>` and `pl:<key>` sorted sets: seeder and leecher peer ids → last announce;
-//!   `pi:<key>` hash: peer id → "ip port <completed 0|1><s|l>"; `dl` hash: swarm key →
-//!   downloads; `bt_swarms` sorted set: key → last activity.
+//!   `pi:<key>` hash: peer id → "ip port"; `pd:<key>` set: peer ids whose download was
+//!   counted; `dl` hash: swarm key → downloads; `bt_swarms` sorted set: key → last read (the
+//!   expiry loop removes swarms silent past the TTL, with their keys).
 //!
 //! A native announce is one round trip (a Lua script checks caps, records and trims). BEP 3
 //! announces, the bulk of a busy tracker's work, are batched: see [`bt_peers`].
@@ -142,6 +143,27 @@ pub struct RedisTorrents {
     /// Whether this process saw the `sorted` set hold every registered torrent.
     sorted_complete: std::sync::atomic::AtomicBool,
 }
+
+/// Removes BitTorrent swarms silent since ARGV[1] from the index KEYS[1] (`bt_swarms`), at
+/// most ARGV[2] of them, and deletes their keys (`<ARGV[3]>ps:<id>` and so on) in the same
+/// step, so an announce cannot revive a swarm between the two. Returns the removed ids. The
+/// peer keys are named here, not declared: a batch of announces spans swarms anyway, so the
+/// tracker needs one Redis (or a primary with replicas), not Redis Cluster.
+const REMOVE_SILENT: &str = r"
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+for _, id in ipairs(gone) do
+  redis.call('DEL', ARGV[3] .. 'ps:' .. id, ARGV[3] .. 'pl:' .. id, ARGV[3] .. 'pi:' .. id,
+    ARGV[3] .. 'pd:' .. id)
+  redis.call('ZREM', KEYS[1], id)
+end
+return gone
+";
+
+static REMOVE_SILENT_SWARMS: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(REMOVE_SILENT));
+
+/// Swarms removed per script call: each call holds Redis while it deletes their keys.
+const REMOVE_AT_ONCE: usize = 1000;
 
 /// How long "not registered" is believed without asking Redis again.
 const NEGATIVE_TTL: Duration = Duration::from_secs(1);
@@ -679,28 +701,39 @@ impl SwarmStore for RedisSwarms {
         })
     }
 
-    /// Trims the swarm indexes; the members themselves expire with their keys. Download counts
-    /// of swarms left without peers are dropped unless `keep` says otherwise.
+    /// Trims the swarm indexes; the members themselves expire with their keys. A BitTorrent
+    /// swarm silent for longer than the TTL is removed with its keys (every announce follows a
+    /// read of its swarm at most [`bt_peers::PEER_LIST_SECS`] earlier, which marks the swarm
+    /// active, so its members have all expired; a key a plain write created has no lifetime
+    /// of its own). Download counts of removed swarms are dropped unless `keep` says otherwise.
     fn expire(&self, now: u64, keep: Keep) -> StoreResult<'_, ()> {
         Box::pin(async move {
             let mut conn = self.conn.get()?;
             let cutoff = now.saturating_sub(self.ttl + 1);
-            let gone: Vec<String> = zrange(&self.conn, "bt_swarms", "-inf", cutoff, true).await?;
+            let bt_cutoff = cutoff.saturating_sub(bt_peers::PEER_LIST_SECS);
             let mut pipe = redis::pipe();
-            for id in &gone {
-                let kept = hex::decode(id)
-                    .ok()
-                    .and_then(|b| <[u8; 20]>::try_from(b).ok())
-                    .is_some_and(|k| keep(&k));
-                if !kept {
-                    pipe.cmd("HDEL").arg(key("dl")).arg(id).ignore();
+            loop {
+                let gone: Vec<String> = REMOVE_SILENT_SWARMS
+                    .key(key("bt_swarms"))
+                    .arg(bt_cutoff)
+                    .arg(REMOVE_AT_ONCE)
+                    .arg(PREFIX)
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(unavailable)?;
+                for id in &gone {
+                    let kept = hex::decode(id)
+                        .ok()
+                        .and_then(|b| <[u8; 20]>::try_from(b).ok())
+                        .is_some_and(|k| keep(&k));
+                    if !kept {
+                        pipe.cmd("HDEL").arg(key("dl")).arg(id).ignore();
+                    }
+                }
+                if gone.len() < REMOVE_AT_ONCE {
+                    break;
                 }
             }
-            pipe.cmd("ZREMRANGEBYSCORE")
-                .arg(key("bt_swarms"))
-                .arg("-inf")
-                .arg(cutoff)
-                .ignore();
             pipe.cmd("ZREMRANGEBYSCORE")
                 .arg(key("swarms"))
                 .arg("-inf")
