@@ -182,7 +182,10 @@ enum Write {
 enum Answer {
     Script(redis::Value),
     /// Whether the peer left the other role's set, and whether it was new to its own.
-    Plain { moved: bool, added: bool },
+    Plain {
+        moved: bool,
+        added: bool,
+    },
 }
 
 /// One announce waiting for its batch.
@@ -322,7 +325,13 @@ impl BtPeers {
 #[allow(clippy::type_complexity)]
 fn parse_script_answer(
     answer: redis::Value,
-) -> Result<(ScrapeStats, Option<(VecDeque<PeerAddr>, VecDeque<PeerAddr>)>), Refused> {
+) -> Result<
+    (
+        ScrapeStats,
+        Option<(VecDeque<PeerAddr>, VecDeque<PeerAddr>)>,
+    ),
+    Refused,
+> {
     let answer: Vec<redis::Value> = redis::from_redis_value(answer)
         .map_err(|e| StoreError::Unavailable(format!("Redis answered oddly: {e}")))?;
     let int = |v: &redis::Value| match v {
@@ -359,7 +368,11 @@ async fn drive(conn: RedisConn, ttl: u64, limits: Limits, mut waiting: mpsc::Rec
                 .query_async::<Vec<redis::Value>>(&mut redis)
                 .await
                 .map_err(unavailable)
-                .and_then(|replies| split_replies(&batch, replies)),
+                .and_then(|replies| split_replies(&batch, replies))
+                .map(|(answers, registry)| {
+                    conn.saw_registry(registry);
+                    answers
+                }),
             Err(e) => Err(e),
         };
         match answers {
@@ -425,6 +438,8 @@ fn batch_pipeline(batch: &[Job], ttl: u64, limits: Limits) -> redis::Pipeline {
                 .arg(hex::encode(a.key));
         }
     }
+    // What vouches for this instance's "not registered" answers (see RedisTorrents::get_bt).
+    pipe.cmd("GET").arg(key("seq"));
     for job in batch.iter().filter(|j| j.write == Write::Plain) {
         let a = &job.announce;
         let swarm = hex::encode(a.key);
@@ -448,14 +463,18 @@ fn batch_pipeline(batch: &[Job], ttl: u64, limits: Limits) -> redis::Pipeline {
     pipe
 }
 
-/// Each job's answer from the transaction's replies, in the order [`batch_pipeline`] sent them.
-fn split_replies(batch: &[Job], replies: Vec<redis::Value>) -> Result<Vec<Answer>, StoreError> {
+/// Each job's answer from the transaction's replies, in the order [`batch_pipeline`] sent
+/// them, and the registry's sequence.
+fn split_replies(
+    batch: &[Job],
+    replies: Vec<redis::Value>,
+) -> Result<(Vec<Answer>, u64), StoreError> {
     let scripted = batch
         .iter()
         .filter(|j| matches!(j.write, Write::Script { .. }))
         .count();
     let plain = batch.len() - scripted;
-    let expected = usize::from(scripted > 0) + 2 * plain;
+    let expected = usize::from(scripted > 0) + 1 + 2 * plain;
     if replies.len() != expected {
         return Err(StoreError::Unavailable(format!(
             "Redis answered {} replies for a batch of {} announces",
@@ -476,8 +495,15 @@ fn split_replies(batch: &[Job], replies: Vec<redis::Value>) -> Result<Vec<Answer
             script_answers.len()
         )));
     }
+    let registry = match replies.next() {
+        Some(redis::Value::BulkString(seq)) => std::str::from_utf8(&seq)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
+        _ => 0,
+    };
     let flag = |v: Option<redis::Value>| matches!(v, Some(redis::Value::Int(1)));
-    Ok(batch
+    let answers = batch
         .iter()
         .map(|job| match job.write {
             Write::Script { .. } => Answer::Script(script_answers.next().expect("counted")),
@@ -486,7 +512,8 @@ fn split_replies(batch: &[Job], replies: Vec<redis::Value>) -> Result<Vec<Answer
                 added: flag(replies.next()),
             },
         })
-        .collect())
+        .collect();
+    Ok((answers, registry))
 }
 
 /// A peer's address as stored in a swarm's `pi` hash: "ip port".

@@ -58,6 +58,8 @@ pub struct RedisConn {
     client: redis::Client,
     /// Which server this is, among the connections a thread holds.
     id: usize,
+    /// The registry's sequence (`seq`, counting registrations) as last seen, and when.
+    registry: Arc<std::sync::Mutex<(u64, std::time::Instant)>>,
 }
 
 thread_local! {
@@ -87,6 +89,20 @@ impl RedisConn {
     }
 }
 
+impl RedisConn {
+    /// Notes the registry's sequence as Redis just gave it.
+    fn saw_registry(&self, seq: u64) {
+        *self.registry.lock().unwrap_or_else(|e| e.into_inner()) = (seq, std::time::Instant::now());
+    }
+
+    /// Whether no torrent was registered since the registry's sequence was `seq`, as far as
+    /// a sequence seen within [`NEGATIVE_TTL`] tells.
+    fn registry_unchanged_since(&self, seq: u64) -> bool {
+        let (seen, at) = *self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        seen == seq && at.elapsed() < NEGATIVE_TTL
+    }
+}
+
 /// Checks the URL; nothing is sent until the first command.
 pub fn connect(url: &str) -> Result<RedisConn, redis::RedisError> {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -99,6 +115,7 @@ pub fn connect(url: &str) -> Result<RedisConn, redis::RedisError> {
     Ok(RedisConn {
         client: redis::Client::open(info)?,
         id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        registry: Arc::new(std::sync::Mutex::new((0, std::time::Instant::now()))),
     })
 }
 
@@ -136,10 +153,12 @@ pub struct RedisTorrents {
     parsed: RwLock<HashMap<String, Arc<Metainfo>>>,
     /// BitTorrent hashes found registered (v1, truncated v2) → v2 hex: never stale.
     bt_found: RwLock<HashMap<[u8; 20], String>>,
-    /// BitTorrent hashes found unregistered, and when: trusted for [`NEGATIVE_TTL`], so an
-    /// announce of an unregistered torrent is one round trip, and a torrent registered through
-    /// another instance is merged with its other hash within that time.
-    bt_missing: std::sync::Mutex<HashMap<[u8; 20], std::time::Instant>>,
+    /// BitTorrent hashes found unregistered, with the registry's sequence then: trusted while
+    /// the sequence is unchanged, as every batch of announces reads it (and for at most
+    /// [`NEGATIVE_TTL`] after the last reading), so an announce of an unregistered torrent
+    /// needs no round trip of its own, and a torrent registered through another instance is
+    /// merged with its other hash from the next batch on.
+    bt_missing: std::sync::Mutex<HashMap<[u8; 20], u64>>,
     /// Whether this process saw the `sorted` set hold every registered torrent.
     sorted_complete: std::sync::atomic::AtomicBool,
 }
@@ -165,7 +184,7 @@ static REMOVE_SILENT_SWARMS: std::sync::LazyLock<redis::Script> =
 /// Swarms removed per script call: each call holds Redis while it deletes their keys.
 const REMOVE_AT_ONCE: usize = 1000;
 
-/// How long "not registered" is believed without asking Redis again.
+/// How long the registry's sequence, once read, vouches for "not registered".
 const NEGATIVE_TTL: Duration = Duration::from_secs(1);
 /// Most remembered misses; past it the memory is cleared (clients choose these hashes).
 const MAX_MISSES: usize = 100_000;
@@ -333,7 +352,14 @@ impl TorrentStore for RedisTorrents {
                 .await
                 .map_err(unavailable)?;
             match outcome {
-                1 => Ok((Registered::Created, Arc::new(meta))),
+                1 => {
+                    // This instance's own misses are stale at once; others' at their next batch.
+                    self.bt_missing
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .clear();
+                    Ok((Registered::Created, Arc::new(meta)))
+                }
                 0 => {
                     let existing = self.by_v2(&v2).await?.unwrap_or_else(|| Arc::new(meta));
                     Ok((Registered::Existing, existing))
@@ -371,7 +397,7 @@ impl TorrentStore for RedisTorrents {
                 let missing = self.bt_missing.lock().unwrap_or_else(|e| e.into_inner());
                 if missing
                     .get(&hash)
-                    .is_some_and(|at| at.elapsed() < NEGATIVE_TTL)
+                    .is_some_and(|&seq| self.conn.registry_unchanged_since(seq))
                 {
                     return Ok(None);
                 }
@@ -380,23 +406,28 @@ impl TorrentStore for RedisTorrents {
             // asked in one round trip.
             let hex = hex::encode(hash);
             let mut conn = self.conn.get()?;
-            let (by_v1, by_bt): (Option<String>, Option<String>) = redis::pipe()
+            let (by_v1, by_bt, seq): (Option<String>, Option<String>, Option<u64>) = redis::pipe()
+                .atomic()
                 .cmd("HGET")
                 .arg(key("by_v1"))
                 .arg(&hex)
                 .cmd("HGET")
                 .arg(key("by_bt"))
                 .arg(&hex)
+                .cmd("GET")
+                .arg(key("seq"))
                 .query_async(&mut conn)
                 .await
                 .map_err(unavailable)?;
+            let seq = seq.unwrap_or(0);
+            self.conn.saw_registry(seq);
             let v2 = by_v1.or(by_bt);
             let Some(v2) = v2 else {
                 let mut missing = self.bt_missing.lock().unwrap_or_else(|e| e.into_inner());
                 if missing.len() >= MAX_MISSES {
                     missing.clear();
                 }
-                missing.insert(hash, std::time::Instant::now());
+                missing.insert(hash, seq);
                 return Ok(None);
             };
             self.bt_found
