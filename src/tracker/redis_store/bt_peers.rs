@@ -144,6 +144,8 @@ const MAX_PEER_LISTS: usize = 4096;
 /// Most announces in one batch: a batch holds Redis, which runs one transaction at a time,
 /// for about 10 us per scripted announce.
 const MAX_BATCH: usize = 64;
+/// Batches at Redis at once, per thread.
+const IN_FLIGHT: usize = 2;
 /// Announces waiting for a batch, per thread; past it announces are refused with 503.
 const MAX_WAITING: usize = 4096;
 
@@ -359,35 +361,53 @@ fn parse_script_answer(
     Ok((stats, Some((kind(&pairs[..split]), kind(&pairs[split..])))))
 }
 
-/// Sends what is waiting as one batch, waits for Redis, answers each announce, repeats.
+/// Sends what is waiting as one batch and answers each announce when Redis has; with up to
+/// [`IN_FLIGHT`] batches out at once, the next one is on its way while Redis works on the
+/// last, so neither side waits for the other's round trip.
 async fn drive(conn: RedisConn, ttl: u64, limits: Limits, mut waiting: mpsc::Receiver<Job>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while waiting.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let answers = match conn.get() {
-            Ok(mut redis) => batch_pipeline(&batch, ttl, limits)
-                .query_async::<Vec<redis::Value>>(&mut redis)
-                .await
-                .map_err(unavailable)
-                .and_then(|replies| split_replies(&batch, replies))
-                .map(|(answers, registry)| {
-                    conn.saw_registry(registry);
-                    answers
-                }),
-            Err(e) => Err(e),
-        };
-        match answers {
-            Ok(answers) => {
-                for (job, answer) in batch.drain(..).zip(answers) {
-                    let _ = job.reply.send(Ok(answer));
+    use futures_util::stream::{FuturesUnordered, StreamExt};
+    let mut out = FuturesUnordered::new();
+    loop {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        tokio::select! {
+            got = waiting.recv_many(&mut batch, MAX_BATCH), if out.len() < IN_FLIGHT => {
+                if got == 0 {
+                    break;
                 }
+                out.push(send(conn.clone(), batch, ttl, limits));
             }
-            Err(e) => {
-                let message = e.to_string();
-                for job in batch.drain(..) {
-                    let _ = job
-                        .reply
-                        .send(Err(StoreError::Unavailable(message.clone())));
-                }
+            Some(()) = out.next() => {}
+        }
+    }
+    while out.next().await.is_some() {}
+}
+
+/// One batch to Redis and its answers back to the announces waiting for them.
+async fn send(conn: RedisConn, batch: Vec<Job>, ttl: u64, limits: Limits) {
+    let answers = match conn.get() {
+        Ok(mut redis) => batch_pipeline(&batch, ttl, limits)
+            .query_async::<Vec<redis::Value>>(&mut redis)
+            .await
+            .map_err(unavailable)
+            .and_then(|replies| split_replies(&batch, replies))
+            .map(|(answers, registry)| {
+                conn.saw_registry(registry);
+                answers
+            }),
+        Err(e) => Err(e),
+    };
+    match answers {
+        Ok(answers) => {
+            for (job, answer) in batch.into_iter().zip(answers) {
+                let _ = job.reply.send(Ok(answer));
+            }
+        }
+        Err(e) => {
+            let message = e.to_string();
+            for job in batch {
+                let _ = job
+                    .reply
+                    .send(Err(StoreError::Unavailable(message.clone())));
             }
         }
     }
