@@ -64,6 +64,9 @@ pub enum StorageBackend {
     S3,
 }
 
+/// Largest `storage.s3.cache_mib`.
+const MAX_CACHE_MIB: u64 = 1 << 20;
+
 /// The `storage.s3` section. Credentials are never read from here, only from the standard
 /// `AWS_*` environment variables.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -362,6 +365,13 @@ impl Settings {
             .transpose()?;
         if s3.region.is_empty() {
             return Err(invalid("storage.s3.region", "", "must not be empty"));
+        }
+        if s3.cache_mib > MAX_CACHE_MIB {
+            return Err(invalid(
+                "storage.s3.cache_mib",
+                &s3.cache_mib.to_string(),
+                &format!("at most {MAX_CACHE_MIB} (1 TiB)"),
+            ));
         }
         let (Some(access_key_id), Some(secret_access_key)) =
             (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY"))
@@ -1025,6 +1035,19 @@ mod tests {
         let err = load(&bad, Overrides::default()).unwrap_err().to_string();
         assert!(
             err.contains("storage.s3.endpoint") && err.contains("garage:3900"),
+            "{err}"
+        );
+
+        let huge = [
+            bucket[0],
+            bucket[1],
+            ("GOTORRENT__STORAGE__S3__CACHE_MIB", "2000000"),
+            ("AWS_ACCESS_KEY_ID", "a"),
+            ("AWS_SECRET_ACCESS_KEY", "b"),
+        ];
+        let err = load(&huge, Overrides::default()).unwrap_err().to_string();
+        assert!(
+            err.contains("storage.s3.cache_mib") && err.contains("2000000"),
             "{err}"
         );
 

@@ -50,9 +50,11 @@ impl Weighter<RangeKey, Bytes> for ByLength {
 
 type Ranges = Cache<RangeKey, Bytes, ByLength, DefaultHashBuilder>;
 
-/// The cache's shards: each holds a quarter of the capacity, so an entry of at most an eighth
-/// always fits.
+/// The cache's shards, at most (quick_cache uses fewer for a small capacity): each holds a
+/// quarter of the capacity or more, so an entry of at most an eighth always fits.
 const SHARDS: usize = 4;
+/// The blocks a kept range is served in.
+const SERVE_BLOCK: usize = 64 * 1024;
 
 pub struct RangeCache {
     ranges: Arc<Ranges>,
@@ -107,7 +109,13 @@ impl RangeCache {
         };
         if let Some(bytes) = self.ranges.get(&key) {
             self.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(Box::pin(futures_util::stream::iter([Ok(bytes)])));
+            // Slices of the kept bytes, not copies: the HTTP layer copies each block it is
+            // given into its write buffer, so one block of the whole range would be a second
+            // copy of it per client, outside both bounds.
+            let blocks = (0..bytes.len())
+                .step_by(SERVE_BLOCK)
+                .map(move |at| Ok(bytes.slice(at..(at + SERVE_BLOCK).min(bytes.len()))));
+            return Ok(Box::pin(futures_util::stream::iter(blocks)));
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         let body = storage.read(object, start, len).await?;
@@ -126,7 +134,8 @@ impl RangeCache {
         }))
     }
 
-    /// Bytes held now, and reads answered from memory and from the store since start.
+    /// Bytes held now, and reads of ranges short enough to keep answered from memory and sent
+    /// to the store (answered or not) since start.
     pub fn stats(&self) -> (u64, u64, u64) {
         (
             self.ranges.weight(),
@@ -267,6 +276,28 @@ mod tests {
         assert_eq!(first[0], (1000 % 256) as u8);
         assert_eq!(*store.reads.lock().unwrap(), [(1000, 5000)]);
         assert_eq!(cache.stats(), (5000, 1, 1));
+    }
+
+    #[actix_web::test]
+    async fn a_kept_range_is_served_in_slices_of_the_kept_bytes() {
+        let (cache, store) = (RangeCache::new(8 << 20), Counting::default());
+        let v1 = object("v1");
+        read_all(&cache, &store, &v1, 0, 200_000).await.unwrap();
+
+        let body = cache.read(&store, &v1, 0, 200_000).await.unwrap();
+        let blocks: Vec<Bytes> = body.try_collect().await.unwrap();
+
+        let sizes: Vec<usize> = blocks.iter().map(Bytes::len).collect();
+        assert_eq!(
+            sizes,
+            [
+                SERVE_BLOCK,
+                SERVE_BLOCK,
+                SERVE_BLOCK,
+                200_000 - 3 * SERVE_BLOCK
+            ]
+        );
+        assert_eq!(store.reads.lock().unwrap().len(), 1);
     }
 
     #[actix_web::test]

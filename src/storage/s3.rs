@@ -71,7 +71,7 @@ impl std::fmt::Debug for S3Config {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct S3Storage {
     /// Listings, stats, sidecars and presigned URLs.
     store: Arc<AmazonS3>,
@@ -84,6 +84,16 @@ pub struct S3Storage {
     /// The shared prefix followed by '/', or empty for the whole bucket.
     prefix: String,
     redirect_files: bool,
+}
+
+impl std::fmt::Debug for S3Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The builder holds the secret key: never print it.
+        f.debug_struct("S3Storage")
+            .field("location", &self.location)
+            .field("redirect_files", &self.redirect_files)
+            .finish_non_exhaustive()
+    }
 }
 
 impl S3Storage {

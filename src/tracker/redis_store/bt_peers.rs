@@ -1,10 +1,10 @@
 //! BEP 3 announces in Redis, the bulk of a busy tracker's work, made cheap in three ways:
 //!
-//! - **Batched.** Announces arriving while one batch is at Redis wait for the next, which
-//!   carries them all in one atomic transaction (group commit): Redis's cost per round trip is
-//!   paid once per batch, not per announce, and an idle tracker still sends each announce at
-//!   once. Each thread that announces has its own batch queue and driver task, on its own
-//!   runtime.
+//! - **Batched.** Announces arriving while batches are at Redis (two at most per thread) wait
+//!   for the next, which carries them all in one atomic transaction (group commit): Redis's
+//!   cost per round trip is paid once per batch, not per announce, and an idle tracker still
+//!   sends each announce at once. Each thread that announces has its own batch queue and
+//!   driver task, on its own runtime.
 //! - **Peer lists and counts read at most once a second.** Each instance remembers, per swarm,
 //!   the peer lists and counts it last read ([`PeerList`]) and reuses them for
 //!   [`PEER_LIST_SECS`], applying its own writes meanwhile; other instances' announces show
@@ -44,7 +44,7 @@ use crate::tracker::Limits;
 /// ZCARDs and a read touches only the peers it returns: no cost grows with the swarm.
 ///
 /// An address written before `pd` existed ("ip port <0|1>[s|l]") still says whether that
-/// peer's download was counted.
+/// peer's download was counted, until a plain write replaces it (see CHANGELOG).
 const ANNOUNCE_BATCH: &str = r"
 local ttl, max_peers, max_swarms = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local dl, swarms = KEYS[1], KEYS[2]
@@ -72,17 +72,17 @@ local function announce(ps, pl, pi, pd, id, now, event, addr, left, want, swarm)
     redis.call('HDEL', pi, id)
     redis.call('SREM', pd, id)
   else
+    -- A download counted by an older version is a flag in the address: keep it in pd before
+    -- the address is rewritten.
+    if info and string.match(info, '^%S+ %S+ 1') then redis.call('SADD', pd, id) end
     if not info then
       local members = seeders + leechers
       if members >= max_peers then return {-1} end
       if members == 0 and not redis.call('ZSCORE', swarms, swarm)
          and redis.call('ZCARD', swarms) >= max_swarms then return {-2} end
     end
-    if event == 'completed' then
-      local counted = info and string.match(info, '^%S+ %S+ ([01])') == '1'
-      if redis.call('SADD', pd, id) == 1 and not counted then
-        redis.call('HINCRBY', dl, swarm, 1)
-      end
+    if event == 'completed' and redis.call('SADD', pd, id) == 1 then
+      redis.call('HINCRBY', dl, swarm, 1)
     end
     local into, out = pl, ps
     if left == 0 then into, out = ps, pl end
@@ -214,16 +214,16 @@ impl BtPeers {
         }
     }
 
-    /// How `a` is to be recorded, given what this instance remembers of its swarm.
-    fn write_for(&self, a: &Announce, now: u64) -> Write {
+    /// How `a` is to be recorded, given what this instance remembers of its swarm, and the
+    /// counts remembered for a plain write.
+    fn write_for(&self, a: &Announce, now: u64) -> (Write, ScrapeStats) {
         let lists = self.lists.lock();
         let Some(list) = lists.get(&a.key).filter(|l| l.serves(a.numwant, now)) else {
             // One more than wanted of each kind, in case the asker is among them. An announce
             // that wants no peers still reads one of each when the list is stale: reads are
             // what keep the swarm's keys alive (see the script).
-            return Write::Script {
-                want: a.numwant + 1,
-            };
+            let want = a.numwant + 1;
+            return (Write::Script { want }, ScrapeStats::default());
         };
         let members = list.stats.complete + list.stats.incomplete;
         // Far from the cap, counts a second old cannot be the difference; near it (or in a
@@ -234,14 +234,14 @@ impl BtPeers {
             Some(AnnounceEvent::Completed | AnnounceEvent::Stopped)
         );
         if roomy && !deciding {
-            Write::Plain
+            (Write::Plain, list.stats)
         } else {
-            Write::Script { want: 0 }
+            (Write::Script { want: 0 }, list.stats)
         }
     }
 
     pub async fn announce(&self, a: Announce, now: u64) -> Result<AnnounceOutcome, Refused> {
-        let write = self.write_for(&a, now);
+        let (write, remembered) = self.write_for(&a, now);
         let (reply, answer) = oneshot::channel();
         let job = Job {
             announce: a,
@@ -266,8 +266,19 @@ impl BtPeers {
                     list.record(&a);
                     list.stats
                 }
-                // Forgotten meanwhile (the table was full): the counts are re-read next time.
-                None => ScrapeStats::default(),
+                // Forgotten meanwhile (the table was full): the counts as they were, with this
+                // announce's change; they are re-read next time.
+                None => {
+                    let mut list = PeerList {
+                        read_at: now,
+                        asked: 0,
+                        stats: remembered,
+                        leechers: VecDeque::new(),
+                        seeders: VecDeque::new(),
+                    };
+                    list.count(&a, moved, added);
+                    list.stats
+                }
             },
             Answer::Script(answer) => {
                 let (stats, read) = parse_script_answer(answer)?;
@@ -374,12 +385,29 @@ async fn drive(conn: RedisConn, ttl: u64, limits: Limits, mut waiting: mpsc::Rec
                 if got == 0 {
                     break;
                 }
+                keep_each_peers_order(&mut batch);
                 out.push(send(conn.clone(), batch, ttl, limits));
             }
             Some(()) = out.next() => {}
         }
     }
     while out.next().await.is_some() {}
+}
+
+/// The transaction runs the scripted announces before the plain ones: a peer's plain write
+/// followed in the same batch by a scripted announce of its own (a "stopped" right after a
+/// re-announce) is scripted too, so Redis sees that peer's announces in the order they came.
+fn keep_each_peers_order(batch: &mut [Job]) {
+    let mut scripted_later = std::collections::HashSet::new();
+    for job in batch.iter_mut().rev() {
+        let peer = (job.announce.key, job.announce.peer_id);
+        if job.write == Write::Plain && scripted_later.contains(&peer) {
+            job.write = Write::Script { want: 0 };
+        }
+        if job.write != Write::Plain {
+            scripted_later.insert(peer);
+        }
+    }
 }
 
 /// One batch to Redis and its answers back to the announces waiting for them.
@@ -398,7 +426,13 @@ async fn send(conn: RedisConn, batch: Vec<Job>, ttl: u64, limits: Limits) {
     };
     match answers {
         Ok(answers) => {
-            for (job, answer) in batch.into_iter().zip(answers) {
+            // Scripted answers first: the script ran first in the transaction, and a read it
+            // made replaces a swarm's remembered counts, which the plain writes after it change.
+            let (scripted, plain): (Vec<_>, Vec<_>) = batch
+                .into_iter()
+                .zip(answers)
+                .partition(|(_, answer)| matches!(answer, Answer::Script(_)));
+            for (job, answer) in scripted.into_iter().chain(plain) {
                 let _ = job.reply.send(Ok(answer));
             }
         }
@@ -640,6 +674,33 @@ mod tests {
             event,
             numwant: 2,
         }
+    }
+
+    #[test]
+    fn a_plain_write_before_the_same_peers_scripted_announce_is_scripted_too() {
+        let job = |id: u8, event: Option<AnnounceEvent>, write: Write| Job {
+            announce: peer(id, 10, event),
+            now: 100,
+            write,
+            reply: oneshot::channel().0,
+        };
+        let mut batch = [
+            job(1, None, Write::Plain),
+            job(2, None, Write::Plain),
+            job(1, Some(AnnounceEvent::Stopped), Write::Script { want: 0 }),
+            job(2, None, Write::Plain),
+        ];
+        keep_each_peers_order(&mut batch);
+        let writes: Vec<Write> = batch.iter().map(|j| j.write).collect();
+        assert_eq!(
+            writes,
+            [
+                Write::Script { want: 0 },
+                Write::Plain,
+                Write::Script { want: 0 },
+                Write::Plain
+            ]
+        );
     }
 
     #[test]

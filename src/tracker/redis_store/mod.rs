@@ -11,8 +11,8 @@
 //!   seen; `swarms` sorted set: swarm key → last activity (for counts and the swarm cap).
 //! - `ps:<key>` and `pl:<key>` sorted sets: seeder and leecher peer ids → last announce;
 //!   `pi:<key>` hash: peer id → "ip port"; `pd:<key>` set: peer ids whose download was
-//!   counted; `dl` hash: swarm key → downloads; `bt_swarms` sorted set: key → last read (the
-//!   expiry loop removes swarms silent past the TTL, with their keys).
+//!   counted; `dl` hash: swarm key → downloads; `bt_swarms` sorted set: key → last read or
+//!   key creation (the expiry loop removes swarms silent past the TTL, with their keys).
 //!
 //! A native announce is one round trip (a Lua script checks caps, records and trims). BEP 3
 //! announces, the bulk of a busy tracker's work, are batched: see [`bt_peers`].
@@ -90,9 +90,13 @@ impl RedisConn {
 }
 
 impl RedisConn {
-    /// Notes the registry's sequence as Redis just gave it.
+    /// Notes the registry's sequence as Redis just gave it. Registrations only raise it, so a
+    /// lower one is an answer read before the last one seen (another thread's connection).
     fn saw_registry(&self, seq: u64) {
-        *self.registry.lock().unwrap_or_else(|e| e.into_inner()) = (seq, std::time::Instant::now());
+        let mut seen = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        if seq >= seen.0 {
+            *seen = (seq, std::time::Instant::now());
+        }
     }
 
     /// Whether no torrent was registered since the registry's sequence was `seq`, as far as
@@ -180,6 +184,17 @@ return gone
 
 static REMOVE_SILENT_SWARMS: std::sync::LazyLock<redis::Script> =
     std::sync::LazyLock::new(|| redis::Script::new(REMOVE_SILENT));
+
+/// Drops the download counts (KEYS[2], `dl`) of the swarms named in ARGV, unless an announce
+/// brought a swarm back into the index (KEYS[1], `bt_swarms`) since it was removed.
+const FORGET: &str = r"
+for _, id in ipairs(ARGV) do
+  if not redis.call('ZSCORE', KEYS[1], id) then redis.call('HDEL', KEYS[2], id) end
+end
+";
+
+static FORGET_DOWNLOADS: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(FORGET));
 
 /// Swarms removed per script call: each call holds Redis while it deletes their keys.
 const REMOVE_AT_ONCE: usize = 1000;
@@ -742,7 +757,6 @@ impl SwarmStore for RedisSwarms {
             let mut conn = self.conn.get()?;
             let cutoff = now.saturating_sub(self.ttl + 1);
             let bt_cutoff = cutoff.saturating_sub(bt_peers::PEER_LIST_SECS);
-            let mut pipe = redis::pipe();
             loop {
                 let gone: Vec<String> = REMOVE_SILENT_SWARMS
                     .key(key("bt_swarms"))
@@ -752,25 +766,34 @@ impl SwarmStore for RedisSwarms {
                     .invoke_async(&mut conn)
                     .await
                     .map_err(unavailable)?;
-                for id in &gone {
-                    let kept = hex::decode(id)
-                        .ok()
-                        .and_then(|b| <[u8; 20]>::try_from(b).ok())
-                        .is_some_and(|k| keep(&k));
-                    if !kept {
-                        pipe.cmd("HDEL").arg(key("dl")).arg(id).ignore();
-                    }
+                let dropped: Vec<&String> = gone
+                    .iter()
+                    .filter(|id| {
+                        !hex::decode(id)
+                            .ok()
+                            .and_then(|b| <[u8; 20]>::try_from(b).ok())
+                            .is_some_and(|k| keep(&k))
+                    })
+                    .collect();
+                if !dropped.is_empty() {
+                    let mut forget = FORGET_DOWNLOADS.prepare_invoke();
+                    forget.key(key("bt_swarms")).key(key("dl")).arg(dropped);
+                    forget
+                        .invoke_async::<()>(&mut conn)
+                        .await
+                        .map_err(unavailable)?;
                 }
                 if gone.len() < REMOVE_AT_ONCE {
                     break;
                 }
             }
-            pipe.cmd("ZREMRANGEBYSCORE")
+            redis::cmd("ZREMRANGEBYSCORE")
                 .arg(key("swarms"))
                 .arg("-inf")
                 .arg(cutoff)
-                .ignore();
-            pipe.query_async::<()>(&mut conn).await.map_err(unavailable)
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(unavailable)
         })
     }
 }
