@@ -1,4 +1,4 @@
-//! BEP 3 announces in Redis, the bulk of a busy tracker's work, made cheap in three ways:
+//! BEP 3 announces in Redis, the bulk of a busy tracker's work, made cheap in four ways:
 //!
 //! - **Batched.** Announces arriving while batches are at Redis (two at most per thread) wait
 //!   for the next, which carries them all in one atomic transaction (group commit): Redis's
@@ -10,11 +10,14 @@
 //!   [`PEER_LIST_SECS`], applying its own writes meanwhile; other instances' announces show
 //!   within that second. Expired peers are trimmed on those reads, so counts may include peers
 //!   expired for up to a second.
+//! - **One sorted set per swarm.** A peer is one member (its id and address, see [`member`])
+//!   scored by its last announce, seeders in a range of their own ([`SEEDER_SCORE`]): an
+//!   announce is one ZADD whatever the peer's role was, and a read returns peers ready to hand
+//!   out.
 //! - **Plain writes when nothing needs deciding.** A re-announce or a join to a swarm this
-//!   instance has just read, far from its cap, is three plain commands (move the peer out of
-//!   the other role's set, into its own, record its address) whose answers are the count
-//!   changes. Everything that decides (reads, completions, stops, joins near a cap, swarms not
-//!   read yet) runs in a Lua script with the exact counts.
+//!   instance has just read, far from its cap, is that one ZADD, whose answer (new or not) is
+//!   the change to the counts. Everything that decides (reads, completions, stops, joins near
+//!   a cap, swarms not read yet) runs in a Lua script with the exact counts.
 //!
 //! Every announce is still recorded in Redis before it is answered.
 
@@ -32,51 +35,85 @@ use crate::tracker::bt_swarm::{Announce, AnnounceOutcome};
 use crate::tracker::store::StoreError;
 use crate::tracker::Limits;
 
-/// Announces that decide something. KEYS: dl, bt_swarms, then ps (seeders), pl (leechers), pi
-/// (peer address), pd (peers whose download was counted) per announce. ARGV: ttl, max per
-/// swarm, max swarms, then per announce: peer id, now, event, addr ("ip port"), left, want,
-/// swarm key. Returns one answer per announce: {status, complete, incomplete, downloaded},
-/// status -1 (swarm full) or -2 (swarm table full) refusing it. With `want` > 0 the answer goes
-/// on with the count of leechers read, then id/address pairs of the freshest `want` leechers
-/// and then of the freshest `want` seeders, and that swarm is trimmed of expired peers first.
-/// The swarm index (`bt_swarms`) is trimmed by the expiry loop alone, which also deletes the
-/// keys of the swarms it removes. Seeders and leechers are separate sets, so the counts are two
-/// ZCARDs and a read touches only the peers it returns: no cost grows with the swarm.
-///
-/// An address written before `pd` existed ("ip port <0|1>[s|l]") still says whether that
-/// peer's download was counted, until a plain write replaces it (see CHANGELOG).
+/// Where seeders' scores start: a swarm is one sorted set (`pz:<swarm>`) of its peers, scored
+/// by last announce (Unix s) for leechers and by `SEEDER_SCORE` + last announce for seeders, so
+/// one ZADD records an announce whatever the peer's role was, each role is a score range
+/// (counted with ZCOUNT, read newest first with ZREVRANGEBYSCORE), and expiry is two ranges.
+/// 2^40: far above any Unix time, and every score stays an exact integer in a double.
+pub(super) const SEEDER_SCORE: u64 = 1 << 40;
+
+/// A peer as a swarm's member: its id (20 bytes), port (2, big-endian) and IP address (4 or
+/// 16), so a read returns peers ready to hand out. A peer whose address changes is a second
+/// member until the first expires, as in trackers that know peers by address.
+pub(super) fn member(peer_id: &[u8; 20], addr: SocketAddr) -> Vec<u8> {
+    let mut member = Vec::with_capacity(38);
+    member.extend_from_slice(peer_id);
+    member.extend_from_slice(&addr.port().to_be_bytes());
+    match addr.ip() {
+        IpAddr::V4(ip) => member.extend_from_slice(&ip.octets()),
+        IpAddr::V6(ip) => member.extend_from_slice(&ip.octets()),
+    }
+    member
+}
+
+/// The peer a swarm's member names; `None` for anything else.
+fn parse_member(member: &[u8]) -> Option<PeerAddr> {
+    let peer_id: [u8; 20] = member.get(..20)?.try_into().ok()?;
+    let port = u16::from_be_bytes(member.get(20..22)?.try_into().ok()?);
+    let ip = match member.get(22..)? {
+        ip if ip.len() == 4 => IpAddr::from(<[u8; 4]>::try_from(ip).ok()?),
+        ip if ip.len() == 16 => IpAddr::from(<[u8; 16]>::try_from(ip).ok()?),
+        _ => return None,
+    };
+    Some(PeerAddr {
+        peer_id,
+        addr: SocketAddr::new(ip, port),
+    })
+}
+
+/// Announces that decide something. KEYS: dl, bt_swarms, then pz (peers) and pd (peers whose
+/// download was counted) per announce. ARGV: ttl, max per swarm, max swarms, then per
+/// announce: member (see [`member`]), now, event, left, want, swarm key. Returns one answer per
+/// announce: {status, complete, incomplete, downloaded}, status -1 (swarm full) or -2 (swarm
+/// table full) refusing it. With `want` > 0 the answer goes on with the count of leechers
+/// read, then the freshest `want` leechers and then the freshest `want` seeders (members), and
+/// that swarm is trimmed of expired peers first. The swarm index (`bt_swarms`) is trimmed by
+/// the expiry loop alone, which also deletes the keys of the swarms it removes. Counts are two
+/// ZCOUNTs and a read touches only the peers it returns: no cost grows with the swarm.
 const ANNOUNCE_BATCH: &str = r"
 local ttl, max_peers, max_swarms = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local dl, swarms = KEYS[1], KEYS[2]
+local SEED = 1099511627776
 
-local function announce(ps, pl, pi, pd, id, now, event, addr, left, want, swarm)
-  local sets = {ps, pl}
+local function announce(pz, pd, member, now, event, left, want, swarm)
+  local id = string.sub(member, 1, 20)
   if want > 0 then
     local cutoff = now - ttl - 1
-    for i = 1, 2 do
-      local expired = redis.call('ZRANGEBYSCORE', sets[i], '-inf', cutoff)
-      -- unpack has a limit (about 8000 values): delete in slices.
+    for _, range in ipairs({{'-inf', cutoff}, {SEED, SEED + cutoff}}) do
+      local expired = redis.call('ZRANGEBYSCORE', pz, range[1], range[2])
+      -- unpack has a limit (about 8000 values): forget their downloads in slices.
       for from = 1, #expired, 1000 do
-        local slice = {unpack(expired, from, math.min(from + 999, #expired))}
-        redis.call('HDEL', pi, unpack(slice))
-        redis.call('SREM', pd, unpack(slice))
+        local ids = {}
+        for i = from, math.min(from + 999, #expired) do
+          ids[#ids + 1] = string.sub(expired[i], 1, 20)
+        end
+        redis.call('SREM', pd, unpack(ids))
       end
-      if #expired > 0 then redis.call('ZREMRANGEBYSCORE', sets[i], '-inf', cutoff) end
+      if #expired > 0 then redis.call('ZREMRANGEBYSCORE', pz, range[1], range[2]) end
     end
   end
-  local info = redis.call('HGET', pi, id)
-  local seeders, leechers = redis.call('ZCARD', ps), redis.call('ZCARD', pl)
+  local old = redis.call('ZSCORE', pz, member)
+  local seeders = redis.call('ZCOUNT', pz, SEED, '+inf')
+  local leechers = redis.call('ZCOUNT', pz, '-inf', '(' .. SEED)
+  local members = seeders + leechers
+  if old then
+    if tonumber(old) >= SEED then seeders = seeders - 1 else leechers = leechers - 1 end
+  end
   if event == 'stopped' then
-    seeders = seeders - redis.call('ZREM', ps, id)
-    leechers = leechers - redis.call('ZREM', pl, id)
-    redis.call('HDEL', pi, id)
+    if old then redis.call('ZREM', pz, member) end
     redis.call('SREM', pd, id)
   else
-    -- A download counted by an older version is a flag in the address: keep it in pd before
-    -- the address is rewritten.
-    if info and string.match(info, '^%S+ %S+ 1') then redis.call('SADD', pd, id) end
-    if not info then
-      local members = seeders + leechers
+    if not old then
       if members >= max_peers then return {-1} end
       if members == 0 and not redis.call('ZSCORE', swarms, swarm)
          and redis.call('ZCARD', swarms) >= max_swarms then return {-2} end
@@ -84,53 +121,39 @@ local function announce(ps, pl, pi, pd, id, now, event, addr, left, want, swarm)
     if event == 'completed' and redis.call('SADD', pd, id) == 1 then
       redis.call('HINCRBY', dl, swarm, 1)
     end
-    local into, out = pl, ps
-    if left == 0 then into, out = ps, pl end
-    local before = leechers
-    if left == 0 then before = seeders end
-    local moved = redis.call('ZREM', out, id)
-    local added = redis.call('ZADD', into, now, id)
-    local members = seeders + leechers
     if left == 0 then
-      seeders, leechers = seeders + added, leechers - moved
+      redis.call('ZADD', pz, SEED + now, member)
+      seeders = seeders + 1
     else
-      seeders, leechers = seeders - moved, leechers + added
+      redis.call('ZADD', pz, now, member)
+      leechers = leechers + 1
     end
-    if info ~= addr then redis.call('HSET', pi, id, addr) end
     -- Key lifetimes and swarm activity are refreshed by reads (at least once a second per
-    -- instance and busy swarm, see PeerLists) and whenever this script creates a key. A key
-    -- created by a plain write lives until the next read, or until the expiry loop deletes
+    -- instance and busy swarm, see PeerLists) and whenever this script creates the swarm. A
+    -- key a plain write creates lives until the next read, or until the expiry loop deletes
     -- the swarm's keys.
-    if want > 0 or before == 0 or members == 0 then
+    if want > 0 or members == 0 then
       redis.call('ZADD', swarms, now, swarm)
-      for i = 1, 2 do redis.call('EXPIRE', sets[i], 2 * ttl) end
-      redis.call('EXPIRE', pi, 2 * ttl)
+      redis.call('EXPIRE', pz, 2 * ttl)
       redis.call('EXPIRE', pd, 2 * ttl)
     end
   end
   local answer = {1, seeders, leechers, tonumber(redis.call('HGET', dl, swarm) or '0')}
   if want > 0 then
-    for i = 2, 1, -1 do
-      local ids = redis.call('ZREVRANGE', sets[i], 0, want - 1)
-      if i == 2 then table.insert(answer, #ids) end
-      if #ids > 0 then
-        local infos = redis.call('HMGET', pi, unpack(ids))
-        for j, peer in ipairs(ids) do
-          table.insert(answer, peer)
-          table.insert(answer, infos[j] or '')
-        end
-      end
-    end
+    local l = redis.call('ZREVRANGEBYSCORE', pz, '(' .. SEED, '-inf', 'LIMIT', 0, want)
+    local s = redis.call('ZREVRANGEBYSCORE', pz, '+inf', SEED, 'LIMIT', 0, want)
+    table.insert(answer, #l)
+    for _, peer in ipairs(l) do table.insert(answer, peer) end
+    for _, peer in ipairs(s) do table.insert(answer, peer) end
   end
   return answer
 end
 
 local answers = {}
-for j = 0, (#ARGV - 3) / 7 - 1 do
-  local a, k = 3 + j * 7, 2 + j * 4
-  answers[j + 1] = announce(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], ARGV[a + 1],
-    tonumber(ARGV[a + 2]), ARGV[a + 3], ARGV[a + 4], tonumber(ARGV[a + 5]),
-    tonumber(ARGV[a + 6]), ARGV[a + 7])
+for j = 0, (#ARGV - 3) / 6 - 1 do
+  local a, k = 3 + j * 6, 2 + j * 2
+  answers[j + 1] = announce(KEYS[k + 1], KEYS[k + 2], ARGV[a + 1], tonumber(ARGV[a + 2]),
+    ARGV[a + 3], tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]), ARGV[a + 6])
 end
 return answers
 ";
@@ -176,16 +199,15 @@ pub struct BtPeers {
 enum Write {
     /// Through the script, reading `want` peers of each kind (0: none).
     Script { want: usize },
-    /// Three plain commands; the swarm's counts come from its remembered list.
+    /// One ZADD; the swarm's counts come from its remembered list.
     Plain,
 }
 
 /// What Redis answered for one announce.
 enum Answer {
     Script(redis::Value),
-    /// Whether the peer left the other role's set, and whether it was new to its own.
+    /// Whether the peer (at this address) was new to the swarm.
     Plain {
-        moved: bool,
         added: bool,
     },
 }
@@ -260,9 +282,9 @@ impl BtPeers {
         })??;
         let mut lists = self.lists.lock();
         let stats = match answer {
-            Answer::Plain { moved, added } => match lists.get_mut(&a.key) {
+            Answer::Plain { added } => match lists.get_mut(&a.key) {
                 Some(list) => {
-                    list.count(&a, moved, added);
+                    list.count(&a, added);
                     list.record(&a);
                     list.stats
                 }
@@ -276,7 +298,7 @@ impl BtPeers {
                         leechers: VecDeque::new(),
                         seeders: VecDeque::new(),
                     };
-                    list.count(&a, moved, added);
+                    list.count(&a, added);
                     list.stats
                 }
             },
@@ -363,13 +385,16 @@ fn parse_script_answer(
     let Some(leechers) = answer.get(4).map(int) else {
         return Ok((stats, None));
     };
-    let pairs: Vec<Option<PeerAddr>> = answer[5..]
-        .chunks_exact(2)
-        .map(|pair| parse_peer(&pair[0], &pair[1]))
+    let peers: Vec<Option<PeerAddr>> = answer[5..]
+        .iter()
+        .map(|m| match m {
+            redis::Value::BulkString(m) => parse_member(m),
+            _ => None,
+        })
         .collect();
-    let split = (leechers.max(0) as usize).min(pairs.len());
-    let kind = |pairs: &[Option<PeerAddr>]| pairs.iter().flatten().cloned().collect();
-    Ok((stats, Some((kind(&pairs[..split]), kind(&pairs[split..])))))
+    let split = (leechers.max(0) as usize).min(peers.len());
+    let kind = |peers: &[Option<PeerAddr>]| peers.iter().flatten().cloned().collect();
+    Ok((stats, Some((kind(&peers[..split]), kind(&peers[split..])))))
 }
 
 /// Sends what is waiting as one batch and answers each announce when Redis has; with up to
@@ -447,7 +472,8 @@ async fn send(conn: RedisConn, batch: Vec<Job>, ttl: u64, limits: Limits) {
     }
 }
 
-/// One transaction: the scripted announces in one EVAL, then three commands per plain one.
+/// One transaction: the scripted announces in one EVAL, the registry's sequence, then one
+/// ZADD per plain announce.
 fn batch_pipeline(batch: &[Job], ttl: u64, limits: Limits) -> redis::Pipeline {
     let mut pipe = redis::pipe();
     pipe.atomic();
@@ -459,14 +485,13 @@ fn batch_pipeline(batch: &[Job], ttl: u64, limits: Limits) -> redis::Pipeline {
         let eval = pipe
             .cmd("EVAL")
             .arg(ANNOUNCE_BATCH)
-            .arg(2 + 4 * scripted.len())
+            .arg(2 + 2 * scripted.len())
             .arg(key("dl"))
             .arg(key("bt_swarms"));
         for job in &scripted {
             let swarm = hex::encode(job.announce.key);
-            for kind in ["ps", "pl", "pi", "pd"] {
-                eval.arg(key(&format!("{kind}:{swarm}")));
-            }
+            eval.arg(key(&format!("pz:{swarm}")))
+                .arg(key(&format!("pd:{swarm}")));
         }
         eval.arg(ttl)
             .arg(limits.max_peers_per_swarm)
@@ -483,10 +508,9 @@ fn batch_pipeline(batch: &[Job], ttl: u64, limits: Limits) -> redis::Pipeline {
                 Write::Script { want } => want,
                 Write::Plain => 0,
             };
-            eval.arg(&a.peer_id[..])
+            eval.arg(member(&a.peer_id, a.addr))
                 .arg(job.now)
                 .arg(event)
-                .arg(address(a))
                 .arg(a.left)
                 .arg(want)
                 .arg(hex::encode(a.key));
@@ -496,23 +520,14 @@ fn batch_pipeline(batch: &[Job], ttl: u64, limits: Limits) -> redis::Pipeline {
     pipe.cmd("GET").arg(key("seq"));
     for job in batch.iter().filter(|j| j.write == Write::Plain) {
         let a = &job.announce;
-        let swarm = hex::encode(a.key);
-        let (into, out) = match a.left {
-            0 => ("ps", "pl"),
-            _ => ("pl", "ps"),
+        let score = match a.left {
+            0 => SEEDER_SCORE + job.now,
+            _ => job.now,
         };
-        pipe.cmd("ZREM")
-            .arg(key(&format!("{out}:{swarm}")))
-            .arg(&a.peer_id[..])
-            .cmd("ZADD")
-            .arg(key(&format!("{into}:{swarm}")))
-            .arg(job.now)
-            .arg(&a.peer_id[..])
-            .cmd("HSET")
-            .arg(key(&format!("pi:{swarm}")))
-            .arg(&a.peer_id[..])
-            .arg(address(a))
-            .ignore();
+        pipe.cmd("ZADD")
+            .arg(key(&format!("pz:{}", hex::encode(a.key))))
+            .arg(score)
+            .arg(member(&a.peer_id, a.addr));
     }
     pipe
 }
@@ -528,7 +543,7 @@ fn split_replies(
         .filter(|j| matches!(j.write, Write::Script { .. }))
         .count();
     let plain = batch.len() - scripted;
-    let expected = usize::from(scripted > 0) + 1 + 2 * plain;
+    let expected = usize::from(scripted > 0) + 1 + plain;
     if replies.len() != expected {
         return Err(StoreError::Unavailable(format!(
             "Redis answered {} replies for a batch of {} announces",
@@ -562,17 +577,11 @@ fn split_replies(
         .map(|job| match job.write {
             Write::Script { .. } => Answer::Script(script_answers.next().expect("counted")),
             Write::Plain => Answer::Plain {
-                moved: flag(replies.next()),
                 added: flag(replies.next()),
             },
         })
         .collect();
     Ok((answers, registry))
-}
-
-/// A peer's address as stored in a swarm's `pi` hash: "ip port".
-fn address(a: &Announce) -> String {
-    format!("{} {}", a.addr.ip(), a.addr.port())
 }
 
 /// One swarm's peers and counts as last read, peers freshest first, with this instance's own
@@ -592,16 +601,15 @@ impl PeerList {
         now < self.read_at + PEER_LIST_SECS && numwant < self.asked
     }
 
-    /// Applies a plain write's answer to the counts: whether the peer left the other role's
-    /// set, and whether it was new to its own.
-    fn count(&mut self, a: &Announce, moved: bool, added: bool) {
-        let stats = &mut self.stats;
-        let (into, out) = match a.left {
-            0 => (&mut stats.complete, &mut stats.incomplete),
-            _ => (&mut stats.incomplete, &mut stats.complete),
+    /// Applies a plain write's answer to the counts: whether the peer was new to the swarm.
+    /// A known peer that changed role without saying "completed" moves between the counts at
+    /// the next read (within the second the counts may be old anyway).
+    fn count(&mut self, a: &Announce, added: bool) {
+        let role = match a.left {
+            0 => &mut self.stats.complete,
+            _ => &mut self.stats.incomplete,
         };
-        *into += usize::from(added);
-        *out = out.saturating_sub(usize::from(moved));
+        *role += usize::from(added);
     }
 
     /// Applies an announce this instance recorded to the peer lists.
@@ -648,19 +656,6 @@ impl PeerLists {
     }
 }
 
-/// A peer id and its info "ip port ..." as stored in a swarm's `pi` hash.
-fn parse_peer(peer_id: &redis::Value, info: &redis::Value) -> Option<PeerAddr> {
-    let peer_id: Vec<u8> = redis::from_redis_value(peer_id.clone()).ok()?;
-    let info: String = redis::from_redis_value(info.clone()).ok()?;
-    let mut parts = info.split(' ');
-    let ip = parts.next()?.parse::<IpAddr>().ok()?;
-    let port = parts.next()?.parse().ok()?;
-    Some(PeerAddr {
-        peer_id: peer_id.try_into().ok()?,
-        addr: SocketAddr::new(ip, port),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -674,6 +669,22 @@ mod tests {
             event,
             numwant: 2,
         }
+    }
+
+    #[test]
+    fn a_member_names_its_peer_and_nothing_else_parses() {
+        for addr in ["10.0.0.7:6881", "[2001:db8::1]:51413"] {
+            let peer = PeerAddr {
+                peer_id: *b"-XX0001-abcdefghijkl",
+                addr: addr.parse().unwrap(),
+            };
+            let m = member(&peer.peer_id, peer.addr);
+            assert_eq!(parse_member(&m), Some(peer));
+        }
+        // An address of the layout before (an "ip port" hash value) or a cut member.
+        assert_eq!(parse_member(b"10.0.0.7 6881"), None);
+        let m = member(&[7; 20], "10.0.0.7:6881".parse().unwrap());
+        assert_eq!(parse_member(&m[..25]), None);
     }
 
     #[test]

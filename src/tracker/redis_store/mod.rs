@@ -1,7 +1,7 @@
 //! The tracker's stores in Redis, shared by every tracker instance that names the same server
 //! (`tracker.redis_url`). Expiry lives in Redis data structures, not in one instance's timer:
-//! every swarm is a sorted set of its members scored by their last announce, trimmed by each
-//! announce, and its keys expire by themselves when nobody announces any more.
+//! every swarm is a sorted set of its members scored by their last announce, trimmed when it
+//! is read, and its keys expire by themselves when nobody announces any more.
 //!
 //! Keys (all under `gotorrent:`):
 //! - `torrents` hash: v2 hex → bencoded metainfo; `by_v1` and `by_bt` hashes: v1 hex and
@@ -9,9 +9,9 @@
 //!   `sorted` sorted set: v2 hex, all scored 0, so `ZRANGE BYLEX` pages the registry by hash.
 //! - `s:<key>` sorted set: seeder URL → last announce (Unix s); `sf:<key>` hash: URL → first
 //!   seen; `swarms` sorted set: swarm key → last activity (for counts and the swarm cap).
-//! - `ps:<key>` and `pl:<key>` sorted sets: seeder and leecher peer ids → last announce;
-//!   `pi:<key>` hash: peer id → "ip port"; `pd:<key>` set: peer ids whose download was
-//!   counted; `dl` hash: swarm key → downloads; `bt_swarms` sorted set: key → last read or
+//! - `pz:<key>` sorted set: peers (id, port, IP; binary) → last announce, plus 2^40 for
+//!   seeders; `pd:<key>` set: peer ids whose download was counted; `dl` hash: swarm key →
+//!   downloads; `bt_swarms` sorted set: key → last read or
 //!   key creation (the expiry loop removes swarms silent past the TTL, with their keys).
 //!
 //! A native announce is one round trip (a Lua script checks caps, records and trims). BEP 3
@@ -168,15 +168,16 @@ pub struct RedisTorrents {
 }
 
 /// Removes BitTorrent swarms silent since ARGV[1] from the index KEYS[1] (`bt_swarms`), at
-/// most ARGV[2] of them, and deletes their keys (`<ARGV[3]>ps:<id>` and so on) in the same
+/// most ARGV[2] of them, and deletes their keys (`<ARGV[3]>pz:<id>` and so on) in the same
 /// step, so an announce cannot revive a swarm between the two. Returns the removed ids. The
 /// peer keys are named here, not declared: a batch of announces spans swarms anyway, so the
 /// tracker needs one Redis (or a primary with replicas), not Redis Cluster.
 const REMOVE_SILENT: &str = r"
 local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
 for _, id in ipairs(gone) do
-  redis.call('DEL', ARGV[3] .. 'ps:' .. id, ARGV[3] .. 'pl:' .. id, ARGV[3] .. 'pi:' .. id,
-    ARGV[3] .. 'pd:' .. id)
+  -- ps, pl and pi: the layout before pz.
+  redis.call('DEL', ARGV[3] .. 'pz:' .. id, ARGV[3] .. 'pd:' .. id, ARGV[3] .. 'ps:' .. id,
+    ARGV[3] .. 'pl:' .. id, ARGV[3] .. 'pi:' .. id)
   redis.call('ZREM', KEYS[1], id)
 end
 return gone
@@ -709,16 +710,18 @@ impl SwarmStore for RedisSwarms {
             let mut conn = self.conn.get()?;
             let live = self.live_from(now);
             let mut pipe = redis::pipe();
+            let seeder = bt_peers::SEEDER_SCORE;
             for swarm in &keys {
                 let id = hex::encode(swarm);
+                let peers = key(&format!("pz:{id}"));
                 pipe.cmd("ZCOUNT")
-                    .arg(key(&format!("ps:{id}")))
-                    .arg(live)
+                    .arg(&peers)
+                    .arg(seeder + live)
                     .arg("+inf");
                 pipe.cmd("ZCOUNT")
-                    .arg(key(&format!("pl:{id}")))
+                    .arg(&peers)
                     .arg(live)
-                    .arg("+inf");
+                    .arg(format!("({seeder}"));
                 pipe.cmd("HGET").arg(key("dl")).arg(&id);
             }
             let answers: Vec<Option<u64>> =
