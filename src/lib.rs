@@ -12,6 +12,7 @@ pub mod download;
 pub mod fuzzing;
 pub mod magnet;
 pub mod metainfo;
+pub mod per_thread;
 pub mod reach;
 pub mod seeder;
 pub mod server;

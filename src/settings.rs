@@ -392,6 +392,7 @@ impl Settings {
             secret_access_key,
             session_token: var("AWS_SESSION_TOKEN"),
             redirect_files: s3.redirect_files,
+            cache_bytes: s3.cache_mib << 20,
         }))
     }
 

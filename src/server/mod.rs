@@ -177,9 +177,8 @@ impl Application {
                 settings.piece_length,
                 torrent_urls(&public_url),
             );
-            let cache_mib = raw.storage.s3.cache_mib;
-            if settings.s3.is_some() && cache_mib > 0 {
-                seeder = seeder.with_range_cache(RangeCache::new(cache_mib << 20));
+            if let Some(s3) = settings.s3.as_ref().filter(|s3| s3.cache_bytes > 0) {
+                seeder = seeder.with_range_cache(RangeCache::new(s3.cache_bytes));
             }
             let seeder = Arc::new(seeder);
             actix_web::rt::spawn(follow_public_url(

@@ -10,10 +10,7 @@
 //! Keys under `<prefix>/.gotorrent-http/` are this program's own metadata (the sidecar torrents
 //! written by the seeder's hash cache) and are never shared.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -25,6 +22,7 @@ use object_store::{ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStore
 use url::Url;
 
 use super::{BoxFuture, ByteStream, ObjectMeta, Storage, StorageError};
+use crate::per_thread::PerThread;
 
 /// Upload parts (5 MiB each) buffered at once while they are sent.
 const UPLOAD_PARTS_IN_FLIGHT: usize = 4;
@@ -56,6 +54,8 @@ pub struct S3Config {
     pub session_token: Option<String>,
     /// Answer `GET /files/...` with a redirect to a presigned URL.
     pub redirect_files: bool,
+    /// Memory for ranges served recently (`storage.s3.cache_mib`), in bytes; 0: none.
+    pub cache_bytes: u64,
 }
 
 impl std::fmt::Debug for S3Config {
@@ -67,6 +67,7 @@ impl std::fmt::Debug for S3Config {
             .field("endpoint", &self.endpoint)
             .field("region", &self.region)
             .field("redirect_files", &self.redirect_files)
+            .field("cache_bytes", &self.cache_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -77,8 +78,7 @@ pub struct S3Storage {
     store: Arc<AmazonS3>,
     /// What each thread builds its own reader from (see [`S3Storage::reader`]).
     builder: Arc<AmazonS3Builder>,
-    /// Which storage this is, among the readers a thread holds.
-    id: usize,
+    readers: PerThread<Arc<AmazonS3>>,
     /// `bucket/prefix`, for messages.
     location: String,
     /// The shared prefix followed by '/', or empty for the whole bucket.
@@ -133,11 +133,10 @@ impl S3Storage {
                 location: location.clone(),
                 source: io::Error::other(e),
             })?;
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
         Ok(S3Storage {
             store: Arc::new(store),
             builder: Arc::new(builder),
-            id: NEXT.fetch_add(1, Ordering::Relaxed),
+            readers: PerThread::default(),
             location,
             prefix: match config.prefix.as_str() {
                 "" => String::new(),
@@ -167,23 +166,17 @@ impl S3Storage {
     /// a read from one thread to another (a wake-up and a context switch per block); each
     /// worker's own pool keeps a read on the thread that serves it.
     fn reader(&self) -> Arc<AmazonS3> {
-        thread_local! {
-            static READERS: RefCell<HashMap<usize, Arc<AmazonS3>>> = RefCell::default();
-        }
-        READERS.with(|readers| {
-            let mut readers = readers.borrow_mut();
-            if let Some(reader) = readers.get(&self.id) {
-                return reader.clone();
-            }
-            // The same settings built once already in `new`; should it fail now, the shared
-            // client still works.
-            let reader = match (*self.builder).clone().build() {
-                Ok(store) => Arc::new(store),
-                Err(_) => self.store.clone(),
-            };
-            readers.insert(self.id, reader.clone());
-            reader
-        })
+        self.readers.get(
+            |_| true,
+            || {
+                // The same settings built once already in `new`; should it fail now, the shared
+                // client still works.
+                match (*self.builder).clone().build() {
+                    Ok(store) => Arc::new(store),
+                    Err(_) => self.store.clone(),
+                }
+            },
+        )
     }
 
     fn path(&self, key: &str) -> Result<Path, StorageError> {
@@ -432,6 +425,7 @@ mod tests {
             secret_access_key: "secret".into(),
             session_token: None,
             redirect_files: false,
+            cache_bytes: 0,
         })
         .unwrap()
     }
@@ -483,6 +477,7 @@ mod tests {
             secret_access_key: "wJalrXUtnFEMI".into(),
             session_token: Some("token-value".into()),
             redirect_files: false,
+            cache_bytes: 0,
         };
         let printed = format!("{config:?}");
         assert!(

@@ -21,15 +21,14 @@
 //!
 //! Every announce is still recorded in Redis before it is answered.
 
-use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use tokio::sync::{mpsc, oneshot};
 
 use super::{key, unavailable, RedisConn};
+use crate::per_thread::PerThread;
 use crate::tracker::bep3::{AnnounceEvent, PeerAddr, ScrapeStats};
 use crate::tracker::bt_swarm::{Announce, AnnounceOutcome};
 use crate::tracker::store::StoreError;
@@ -41,6 +40,11 @@ use crate::tracker::Limits;
 /// (counted with ZCOUNT, read newest first with ZREVRANGEBYSCORE), and expiry is two ranges.
 /// 2^40: far above any Unix time, and every score stays an exact integer in a double.
 pub(super) const SEEDER_SCORE: u64 = 1 << 40;
+
+/// The sorted set of a swarm's peers, by the swarm key's hex.
+pub(super) fn peers_key(swarm: &str) -> String {
+    key(&format!("pz:{swarm}"))
+}
 
 /// A peer as a swarm's member: its id (20 bytes), port (2, big-endian) and IP address (4 or
 /// 16), so a read returns peers ready to hand out. A peer whose address changes is a second
@@ -190,8 +194,8 @@ pub struct BtPeers {
     ttl: u64,
     limits: Limits,
     lists: PeerLists,
-    /// Which store this is, among the batch queues a thread holds.
-    id: usize,
+    /// Each thread's batch queue, whose driver runs on that thread's runtime.
+    queues: PerThread<mpsc::Sender<Job>>,
 }
 
 /// How an announce is recorded.
@@ -220,19 +224,14 @@ struct Job {
     reply: oneshot::Sender<Result<Answer, StoreError>>,
 }
 
-thread_local! {
-    static QUEUES: RefCell<HashMap<usize, mpsc::Sender<Job>>> = RefCell::default();
-}
-
 impl BtPeers {
     pub fn new(conn: RedisConn, ttl: u64, limits: Limits) -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
         BtPeers {
             conn,
             ttl,
             limits,
             lists: PeerLists::default(),
-            id: NEXT.fetch_add(1, Ordering::Relaxed),
+            queues: PerThread::default(),
         }
     }
 
@@ -281,58 +280,39 @@ impl BtPeers {
             StoreError::Unavailable("the Redis batch was dropped; try again".into())
         })??;
         let mut lists = self.lists.lock();
-        let stats = match answer {
-            Answer::Plain { added } => match lists.get_mut(&a.key) {
-                Some(list) => {
-                    list.count(&a, added);
-                    list.record(&a);
-                    list.stats
-                }
-                // Forgotten meanwhile (the table was full): the counts as they were, with this
-                // announce's change; they are re-read next time.
-                None => {
-                    let mut list = PeerList {
-                        read_at: now,
-                        asked: 0,
-                        stats: remembered,
-                        leechers: VecDeque::new(),
-                        seeders: VecDeque::new(),
-                    };
-                    list.count(&a, added);
-                    list.stats
-                }
-            },
-            Answer::Script(answer) => {
-                let (stats, read) = parse_script_answer(answer)?;
-                match (write, read) {
-                    (Write::Script { want }, Some((leechers, seeders))) if want > 0 => {
-                        if lists.len() >= MAX_PEER_LISTS {
-                            lists.retain(|_, list| now < list.read_at + PEER_LIST_SECS);
-                            if lists.len() >= MAX_PEER_LISTS {
-                                lists.clear();
-                            }
-                        }
-                        lists.insert(
-                            a.key,
-                            PeerList {
-                                read_at: now,
-                                asked: want,
-                                stats,
-                                leechers,
-                                seeders,
-                            },
-                        );
-                    }
-                    _ => {
-                        if let Some(list) = lists.get_mut(&a.key) {
-                            list.stats = stats;
-                            list.record(&a);
-                        }
-                    }
-                }
-                stats
+        let (stats, read) = match answer {
+            // The counts remembered now (or, if forgotten meanwhile, when the write was
+            // decided), with this announce's change.
+            Answer::Plain { added } => {
+                let counts = lists.get(&a.key).map_or(remembered, |list| list.stats);
+                (counted(counts, &a, added), None)
             }
+            Answer::Script(answer) => parse_script_answer(answer)?,
         };
+        match (write, read) {
+            (Write::Script { want }, Some((leechers, seeders))) if want > 0 => {
+                if lists.len() >= MAX_PEER_LISTS {
+                    lists.retain(|_, list| now < list.read_at + PEER_LIST_SECS);
+                    if lists.len() >= MAX_PEER_LISTS {
+                        lists.clear();
+                    }
+                }
+                let list = PeerList {
+                    read_at: now,
+                    asked: want,
+                    stats,
+                    leechers,
+                    seeders,
+                };
+                lists.insert(a.key, list);
+            }
+            _ => {
+                if let Some(list) = lists.get_mut(&a.key) {
+                    list.stats = stats;
+                    list.record(&a);
+                }
+            }
+        }
         let peers = match lists.get(&a.key) {
             Some(list) if a.numwant > 0 => list.pick(&a),
             _ => Vec::new(),
@@ -343,17 +323,27 @@ impl BtPeers {
     /// This thread's batch queue, with its driver started on this thread's runtime (again, if
     /// that runtime is gone).
     fn queue(&self) -> mpsc::Sender<Job> {
-        QUEUES.with(|queues| {
-            let mut queues = queues.borrow_mut();
-            if let Some(queue) = queues.get(&self.id).filter(|q| !q.is_closed()) {
-                return queue.clone();
-            }
-            let (queue, waiting) = mpsc::channel(MAX_WAITING);
-            tokio::spawn(drive(self.conn.clone(), self.ttl, self.limits, waiting));
-            queues.insert(self.id, queue.clone());
-            queue
-        })
+        self.queues.get(
+            |queue| !queue.is_closed(),
+            || {
+                let (queue, waiting) = mpsc::channel(MAX_WAITING);
+                tokio::spawn(drive(self.conn.clone(), self.ttl, self.limits, waiting));
+                queue
+            },
+        )
     }
+}
+
+/// `counts` after a plain write of `a`, given whether the peer was new to the swarm. A known
+/// peer that changed role without saying "completed" moves between the counts at the next
+/// read (within the second the counts may be old anyway).
+fn counted(mut counts: ScrapeStats, a: &Announce, added: bool) -> ScrapeStats {
+    let role = match a.left {
+        0 => &mut counts.complete,
+        _ => &mut counts.incomplete,
+    };
+    *role += usize::from(added);
+    counts
 }
 
 /// A script answer: the counts, and for a read the leechers and seeders it returned.
@@ -403,15 +393,15 @@ fn parse_script_answer(
 async fn drive(conn: RedisConn, ttl: u64, limits: Limits, mut waiting: mpsc::Receiver<Job>) {
     use futures_util::stream::{FuturesUnordered, StreamExt};
     let mut out = FuturesUnordered::new();
+    let mut batch = Vec::new();
     loop {
-        let mut batch = Vec::with_capacity(MAX_BATCH);
         tokio::select! {
             got = waiting.recv_many(&mut batch, MAX_BATCH), if out.len() < IN_FLIGHT => {
                 if got == 0 {
                     break;
                 }
                 keep_each_peers_order(&mut batch);
-                out.push(send(conn.clone(), batch, ttl, limits));
+                out.push(send(conn.clone(), std::mem::take(&mut batch), ttl, limits));
             }
             Some(()) = out.next() => {}
         }
@@ -488,15 +478,17 @@ fn batch_pipeline(batch: &[Job], ttl: u64, limits: Limits) -> redis::Pipeline {
             .arg(2 + 2 * scripted.len())
             .arg(key("dl"))
             .arg(key("bt_swarms"));
-        for job in &scripted {
-            let swarm = hex::encode(job.announce.key);
-            eval.arg(key(&format!("pz:{swarm}")))
-                .arg(key(&format!("pd:{swarm}")));
+        let swarms: Vec<String> = scripted
+            .iter()
+            .map(|j| hex::encode(j.announce.key))
+            .collect();
+        for swarm in &swarms {
+            eval.arg(peers_key(swarm)).arg(key(&format!("pd:{swarm}")));
         }
         eval.arg(ttl)
             .arg(limits.max_peers_per_swarm)
             .arg(limits.max_swarms);
-        for job in &scripted {
+        for (job, swarm) in scripted.iter().zip(&swarms) {
             let a = &job.announce;
             let event = match a.event {
                 Some(AnnounceEvent::Started) => "started",
@@ -513,7 +505,7 @@ fn batch_pipeline(batch: &[Job], ttl: u64, limits: Limits) -> redis::Pipeline {
                 .arg(event)
                 .arg(a.left)
                 .arg(want)
-                .arg(hex::encode(a.key));
+                .arg(swarm);
         }
     }
     // What vouches for this instance's "not registered" answers (see RedisTorrents::get_bt).
@@ -525,7 +517,7 @@ fn batch_pipeline(batch: &[Job], ttl: u64, limits: Limits) -> redis::Pipeline {
             _ => job.now,
         };
         pipe.cmd("ZADD")
-            .arg(key(&format!("pz:{}", hex::encode(a.key))))
+            .arg(peers_key(&hex::encode(a.key)))
             .arg(score)
             .arg(member(&a.peer_id, a.addr));
     }
@@ -564,13 +556,10 @@ fn split_replies(
             script_answers.len()
         )));
     }
-    let registry = match replies.next() {
-        Some(redis::Value::BulkString(seq)) => std::str::from_utf8(&seq)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0),
-        _ => 0,
-    };
+    let registry = replies
+        .next()
+        .and_then(|seq| redis::from_redis_value::<Option<u64>>(seq).ok().flatten())
+        .unwrap_or(0);
     let flag = |v: Option<redis::Value>| matches!(v, Some(redis::Value::Int(1)));
     let answers = batch
         .iter()
@@ -599,17 +588,6 @@ impl PeerList {
     /// Whether this list can answer an announce wanting `numwant` others at `now`.
     fn serves(&self, numwant: usize, now: u64) -> bool {
         now < self.read_at + PEER_LIST_SECS && numwant < self.asked
-    }
-
-    /// Applies a plain write's answer to the counts: whether the peer was new to the swarm.
-    /// A known peer that changed role without saying "completed" moves between the counts at
-    /// the next read (within the second the counts may be old anyway).
-    fn count(&mut self, a: &Announce, added: bool) {
-        let role = match a.left {
-            0 => &mut self.stats.complete,
-            _ => &mut self.stats.incomplete,
-        };
-        *role += usize::from(added);
     }
 
     /// Applies an announce this instance recorded to the peer lists.

@@ -33,6 +33,7 @@ use super::store::{Keep, StoreError, StoreResult, SwarmStore, TorrentStore};
 use super::swarm::{Event, PeerView};
 use super::{Full, Limits, Registered};
 use crate::metainfo::Metainfo;
+use crate::per_thread::PerThread;
 use crate::types::{InfoHash, InfoHashV2, SeederUrl};
 
 const PREFIX: &str = "gotorrent:";
@@ -56,40 +57,29 @@ fn unavailable(e: redis::RedisError) -> StoreError {
 #[derive(Clone)]
 pub struct RedisConn {
     client: redis::Client,
-    /// Which server this is, among the connections a thread holds.
-    id: usize,
+    /// Each thread's connection.
+    connections: PerThread<ConnectionManager>,
     /// The registry's sequence (`seq`, counting registrations) as last seen, and when.
     registry: Arc<std::sync::Mutex<(u64, std::time::Instant)>>,
-}
-
-thread_local! {
-    static CONNECTIONS: std::cell::RefCell<HashMap<usize, ConnectionManager>> =
-        std::cell::RefCell::default();
 }
 
 impl RedisConn {
     /// This thread's connection.
     fn get(&self) -> Result<ConnectionManager, StoreError> {
-        CONNECTIONS.with(|held| {
-            let mut held = held.borrow_mut();
-            if let Some(conn) = held.get(&self.id) {
-                return Ok(conn.clone());
-            }
-            let config = redis::aio::ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(Duration::from_secs(2)))
-                .set_response_timeout(Some(Duration::from_secs(2)))
-                .set_number_of_retries(1);
-            let conn = self
-                .client
-                .get_connection_manager_lazy(config)
-                .map_err(unavailable)?;
-            held.insert(self.id, conn.clone());
-            Ok(conn)
-        })
+        self.connections.try_get(
+            |_| true,
+            || {
+                let config = redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(Duration::from_secs(2)))
+                    .set_response_timeout(Some(Duration::from_secs(2)))
+                    .set_number_of_retries(1);
+                self.client
+                    .get_connection_manager_lazy(config)
+                    .map_err(unavailable)
+            },
+        )
     }
-}
 
-impl RedisConn {
     /// Notes the registry's sequence as Redis just gave it. Registrations only raise it, so a
     /// lower one is an answer read before the last one seen (another thread's connection).
     fn saw_registry(&self, seq: u64) {
@@ -109,7 +99,6 @@ impl RedisConn {
 
 /// Checks the URL; nothing is sent until the first command.
 pub fn connect(url: &str) -> Result<RedisConn, redis::RedisError> {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     use redis::IntoConnectionInfo;
     // A request/response protocol: without TCP_NODELAY, Nagle's algorithm may hold a command
     // written while the previous one is still unacknowledged.
@@ -118,7 +107,7 @@ pub fn connect(url: &str) -> Result<RedisConn, redis::RedisError> {
         .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
     Ok(RedisConn {
         client: redis::Client::open(info)?,
-        id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        connections: PerThread::default(),
         registry: Arc::new(std::sync::Mutex::new((0, std::time::Instant::now()))),
     })
 }
@@ -713,7 +702,7 @@ impl SwarmStore for RedisSwarms {
             let seeder = bt_peers::SEEDER_SCORE;
             for swarm in &keys {
                 let id = hex::encode(swarm);
-                let peers = key(&format!("pz:{id}"));
+                let peers = bt_peers::peers_key(&id);
                 pipe.cmd("ZCOUNT")
                     .arg(&peers)
                     .arg(seeder + live)
