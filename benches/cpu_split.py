@@ -5,7 +5,8 @@
     cpu_split.py --binary target/release/gotorrent-http s3      # Garage direct vs via an S3 seeder
 
 Each case runs wrk for 8 s (after a warm-up) and divides each process's user + system time
-(from /proc/PID/stat) by the requests served. Uses benches/run.py's helpers; needs the same tools.
+and its minor page faults (from /proc/PID/stat) by the requests served: on a VM that hands
+free memory back to its host, fresh buffers cost faults, and faults cost CPU. Uses benches/run.py's helpers; needs the same tools.
 """
 import argparse
 import os
@@ -17,18 +18,23 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run as bench  # noqa: E402
 
 
-def cpu_ticks(pid):
+def usage(pid):
+    """(CPU ticks, minor page faults) the process has used so far."""
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
+    return int(fields[11]) + int(fields[12]), int(fields[7])
 
 
 def measure(name, script, url, env, pids):
-    """Prints req/s and CPU microseconds per request for each of `pids` (name -> pid)."""
-    before = {p: cpu_ticks(pid) for p, pid in pids.items()}
+    """Prints req/s, CPU microseconds and page faults per request for each of `pids` (name -> pid)."""
+    before = {p: usage(pid) for p, pid in pids.items()}
     result = bench.wrk(script, url, 8, 32, env)
     tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
-    per = {p: (cpu_ticks(pid) - before[p]) * tick_us / result["requests"] for p, pid in pids.items()}
-    print(f"{name:28} {result['rps']:9.0f} req/s   " + "  ".join(f"{p} {us:.1f} us" for p, us in per.items()))
+    n = result["requests"]
+    per = []
+    for p, pid in pids.items():
+        ticks, faults = usage(pid)
+        per.append(f"{p} {(ticks - before[p][0]) * tick_us / n:.1f} us {(faults - before[p][1]) / n:.1f} faults")
+    print(f"{name:28} {result['rps']:9.0f} req/s   " + "  ".join(per))
 
 
 def main():
@@ -67,10 +73,13 @@ def main():
             seeder_pid = procs.procs[-1].pid
             direct = urllib.parse.urlsplit(bench.presigned(f"{seeder}/files/big.bin"))
             common = {"PIECES": str(torrent["piece_count"]), "PIECE_LEN": str(1 << 20), "FILE_LEN": str(256 << 20)}
-            measure("direct from Garage", "pieces.lua", f"{direct.scheme}://{direct.netloc}",
-                    dict(common, MODE="range", TARGET=f"{direct.path}?{direct.query}"), {"garage": garage_pid})
-            measure("via the S3-backed seeder", "pieces.lua", seeder,
-                    dict(common, MODE="chunks", TARGET=f"/chunks/{torrent['info_hash_v2']}"),
+            store = f"{direct.scheme}://{direct.netloc}"
+            direct_load = dict(common, MODE="range", TARGET=f"{direct.path}?{direct.query}")
+            via_load = dict(common, MODE="chunks", TARGET=f"/chunks/{torrent['info_hash_v2']}")
+            bench.wrk("pieces.lua", store, 4, 32, direct_load)
+            bench.wrk("pieces.lua", seeder, 4, 32, via_load)
+            measure("direct from Garage", "pieces.lua", store, direct_load, {"garage": garage_pid})
+            measure("via the S3-backed seeder", "pieces.lua", seeder, via_load,
                     {"garage": garage_pid, "seeder": seeder_pid})
     finally:
         procs.stop_all()
