@@ -6,13 +6,13 @@
 
 Each case runs wrk for 8 s (after a warm-up) and divides each process's user + system time
 and its minor page faults (from /proc/PID/stat) by the requests served: on a VM that hands
-free memory back to its host, fresh buffers cost faults, and faults cost CPU. Uses benches/run.py's helpers; needs the same tools.
+free memory back to its host, fresh buffers cost faults, and faults cost CPU. Uses
+benches/run.py's helpers; needs the same tools.
 """
 import argparse
 import os
 import sys
 import tempfile
-import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run as bench  # noqa: E402
@@ -63,21 +63,15 @@ def main():
             measure("on Redis", "announce.lua", shared, load, {"tracker": shared_pid, "redis": redis_pid})
         else:
             big = os.path.join(work, "big.bin")
-            with open(big, "wb") as f:
-                for _ in range(16):
-                    f.write(os.urandom(16 << 20))
+            bench.write_random(big, 256 << 20)
             s3 = bench.start_garage(procs, work)
             garage_pid = procs.procs[-1].pid
             bench.s3_put(s3, "big.bin", big)
             seeder, torrent = bench.start_s3_seeder(procs, binary, work, s3)
             seeder_pid = procs.procs[-1].pid
-            direct = urllib.parse.urlsplit(bench.presigned(f"{seeder}/files/big.bin"))
-            common = {"PIECES": str(torrent["piece_count"]), "PIECE_LEN": str(1 << 20), "FILE_LEN": str(256 << 20)}
-            store = f"{direct.scheme}://{direct.netloc}"
-            direct_load = dict(common, MODE="range", TARGET=f"{direct.path}?{direct.query}")
-            via_load = dict(common, MODE="chunks", TARGET=f"/chunks/{torrent['info_hash_v2']}")
-            bench.wrk("pieces.lua", store, 4, 32, direct_load)
-            bench.wrk("pieces.lua", seeder, 4, 32, via_load)
+            (store, direct_load), (_, via_load) = loads = bench.s3_loads(seeder, torrent, 256 << 20)
+            for url, load in loads:
+                bench.wrk("pieces.lua", url, 4, 32, load)
             measure("direct from Garage", "pieces.lua", store, direct_load, {"garage": garage_pid})
             measure("via the S3-backed seeder", "pieces.lua", seeder, via_load,
                     {"garage": garage_pid, "seeder": seeder_pid})

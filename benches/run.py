@@ -232,6 +232,15 @@ def range_cache_reads(seeder):
     return reads
 
 
+def s3_loads(seeder, torrent, file_len):
+    """The S3 case's two loads on the same random 1 MiB pieces, as (URL, pieces.lua env) pairs:
+    byte ranges presigned straight from the store, then the S3-backed seeder's /chunks."""
+    direct = urllib.parse.urlsplit(presigned(f"{seeder}/files/big.bin"))
+    common = {"PIECES": str(torrent["piece_count"]), "PIECE_LEN": str(1 << 20), "FILE_LEN": str(file_len)}
+    return [(f"{direct.scheme}://{direct.netloc}", dict(common, MODE="range", TARGET=f"{direct.path}?{direct.query}")),
+            (seeder, dict(common, MODE="chunks", TARGET=f"/chunks/{torrent['info_hash_v2']}"))]
+
+
 def presigned(url):
     """Where a 307 from /files points (a presigned URL of the object store)."""
     class NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -392,18 +401,14 @@ def main():
         s3_put(s3, "big.bin", big)
         s3_seeder, s3_torrent = start_s3_seeder(procs, binary, work, s3)
         s3_seeder_proc = procs.procs[-1]
-        direct = urllib.parse.urlsplit(presigned(f"{s3_seeder}/files/big.bin"))
-        common = {"PIECES": str(s3_torrent["piece_count"]), "PIECE_LEN": str(1 << 20), "FILE_LEN": str(size)}
-        direct_target = dict(common, MODE="range", TARGET=f"{direct.path}?{direct.query}")
-        via_target = dict(common, MODE="chunks", TARGET=f"/chunks/{s3_torrent['info_hash_v2']}")
+        (store, direct_load), (_, via_load) = loads = s3_loads(s3_seeder, s3_torrent, size)
         # Warm-up: both paths once, so neither is measured on a cold store or allocator.
-        wrk("pieces.lua", f"{direct.scheme}://{direct.netloc}", max(1, args.seconds // 2), 32, direct_target)
-        wrk("pieces.lua", s3_seeder, max(1, args.seconds // 2), 32, via_target)
+        for url, load in loads:
+            wrk("pieces.lua", url, max(1, args.seconds // 2), 32, load)
         via_us, from_store = [], []
         for _ in range(args.rounds):
-            from_store.append(wrk("pieces.lua", f"{direct.scheme}://{direct.netloc}", args.seconds, 32,
-                                  direct_target))
-            via_us.append(wrk("pieces.lua", s3_seeder, args.seconds, 32, via_target))
+            from_store.append(wrk("pieces.lua", store, args.seconds, 32, direct_load))
+            via_us.append(wrk("pieces.lua", s3_seeder, args.seconds, 32, via_load))
         record("serve", "S3: /chunks 1 MiB vs direct S3 ranges req/s", [r["rps"] for r in via_us],
                [r["rps"] for r in from_store], "req/s", True,
                {"ours_p99_ms": [r["p99_ms"] for r in via_us], "s3_p99_ms": [r["p99_ms"] for r in from_store],
