@@ -279,6 +279,16 @@ impl TestApp {
             .collect()
     }
 
+    /// The live seeders' URLs once there are `count`: a seeder announces a moment after its
+    /// torrent is listed, so a test that needs it listed waits here.
+    pub async fn wait_for_seeders(&self, info_hash: &str, count: usize) -> Vec<String> {
+        poll(&format!("{count} live seeders of {info_hash}"), || async {
+            self.peer_urls(info_hash).await.len() == count
+        })
+        .await;
+        self.peer_urls(info_hash).await
+    }
+
     /// The body of `GET {url}` (a full URL), whatever the status.
     pub async fn get_bytes(&self, url: &str) -> actix_web::web::Bytes {
         self.client

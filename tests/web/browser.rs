@@ -147,7 +147,7 @@ async fn the_verified_browser_download_takes_every_seeder_and_refetches_a_bad_pi
         .announce(serde_json::json!({"info_hash": v2, "url": liar.url, "event": "started"}))
         .await;
     assert!(announced.status().is_success());
-    assert_eq!(app.peer_urls(&v2).await.len(), 2);
+    assert_eq!(app.wait_for_seeders(&v2, 2).await.len(), 2);
 
     // Act
     let seen = drive(vec!["verified".into(), app.url.clone(), v2.clone()]).await;

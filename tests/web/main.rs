@@ -34,5 +34,6 @@ pub async fn sharing_awkward_names() -> (TestApp, String) {
         .as_str()
         .unwrap()
         .to_owned();
+    app.wait_for_seeders(&v2, 1).await;
     (app, v2)
 }
