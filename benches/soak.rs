@@ -20,8 +20,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-// The test harness's helper for running the real binary.
-#[path = "../tests/support/mod.rs"]
+// The test harness's helper for running the real binary; the rest of the harness is unused here.
+#[path = "../tests/it/support/mod.rs"]
+#[allow(dead_code, unused_imports)]
 mod support;
 
 const FILE_BYTES: usize = 32 * 1024 * 1024;

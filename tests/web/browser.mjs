@@ -1,5 +1,5 @@
 // Drives Debian's chromium (headless, through playwright-core) over the web page, for
-// tests/web/browser.rs. Usage:
+// tests/it/web/browser.rs. Usage:
 //     node browser.mjs pages BASE_URL V2_HASH SCREENSHOT_DIR
 //     node browser.mjs upload BASE_URL FILE
 //     node browser.mjs verified BASE_URL V2_HASH

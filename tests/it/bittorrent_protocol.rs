@@ -1,12 +1,10 @@
 //! The BitTorrent tracker protocol over HTTP (BEP 3, 7, 23, 48), web-seed behaviour and magnets,
 //! spoken with hand-built requests.
 
-mod support;
-
+use crate::support::{content, scrape_stats, TestApp};
 use gotorrent_http::bencode::{self, Value};
 use gotorrent_http::metainfo::create;
 use gotorrent_http::types::PieceLength;
-use support::{content, scrape_stats, TestApp};
 
 fn escape(bytes: &[u8]) -> String {
     percent_encoding::percent_encode(bytes, percent_encoding::NON_ALPHANUMERIC).to_string()
@@ -233,9 +231,9 @@ async fn a_busy_seeder_answers_503_with_retry_after() {
     let held = app.get_file("busy.bin", &[]).await;
     let refused = app.get_file("busy.bin", &[]).await;
     assert_eq!(refused.headers()["retry-after"], "1");
-    support::assert_json_error(refused, 503).await;
+    crate::support::assert_json_error(refused, 503).await;
     drop(held);
-    support::poll("the stream permit to be released", || async {
+    crate::support::poll("the stream permit to be released", || async {
         app.get_file("busy.bin", &[("range", "bytes=0-0")])
             .await
             .status()

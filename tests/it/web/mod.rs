@@ -1,13 +1,10 @@
 //! The web page for people (`/`, `/t/{hash}`, assets) and the CORS headers that let a page on
 //! one server read from the others: over plain HTTP (`page`) and in chromium (`browser`).
 
-#[path = "../support/mod.rs"]
-mod support;
-
 mod browser;
 mod page;
 
-use support::{content, TestApp};
+use crate::support::{content, TestApp};
 
 /// A file name that would run script if it were not escaped.
 pub const HOSTILE: &str = "<img src=x onerror=alert(1)>.bin";

@@ -1,18 +1,16 @@
 //! Faults: kill -9 during a burst of registrations, and the downloader on a bad or full disk.
 
-mod support;
-
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::support::content;
+use crate::support::fake_seeder::{Behaviour, FakeSeeder};
 use gotorrent_http::download::{self, Options, Silent};
 use gotorrent_http::metainfo::create;
 use gotorrent_http::types::PieceLength;
-use support::content;
-use support::fake_seeder::{Behaviour, FakeSeeder};
 
 /// The real binary as a tracker on a free port; returns the child and its URL.
 fn spawn_tracker(state_dir: &Path) -> (Child, String) {
@@ -31,7 +29,7 @@ fn spawn_tracker(state_dir: &Path) -> (Child, String) {
         ("GOTORRENT__TRACKER__RATE_LIMIT_PER_SECOND", "0"),
         ("GOTORRENT__LOG__LEVEL", "warn"),
     ];
-    support::spawn_binary(&args, &env)
+    crate::support::spawn_binary(&args, &env)
 }
 
 #[actix_web::test]
@@ -87,7 +85,7 @@ async fn every_acknowledged_registration_survives_kill_9_mid_burst() {
             }
         }));
     }
-    support::poll("100 acknowledged registrations", || async {
+    crate::support::poll("100 acknowledged registrations", || async {
         acknowledged.lock().unwrap().len() >= 100
     })
     .await;

@@ -1,15 +1,13 @@
 //! Abuse and access control: tokens, allowlist, rate limits, seeder URL checks and verification.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::fake_seeder::{Behaviour, FakeSeeder};
+use crate::support::{assert_json_error, content, raw_request, TestApp};
 use gotorrent_http::metainfo::create;
 use gotorrent_http::settings::PrivateSeeders;
 use gotorrent_http::types::PieceLength;
 use serde_json::json;
-use support::fake_seeder::{Behaviour, FakeSeeder};
-use support::{assert_json_error, content, raw_request, TestApp};
 
 const WRITE: &str = "write-token-0123456789";
 const READ: &str = "read-token-0123456789";
@@ -115,7 +113,7 @@ async fn a_seeder_announces_to_a_token_protected_tracker_with_its_token() {
         .as_str()
         .unwrap()
         .to_owned();
-    support::poll("the seeder to be listed", || async {
+    crate::support::poll("the seeder to be listed", || async {
         tracker.peer_urls(&v2).await.contains(&seeder.url)
     })
     .await;
@@ -586,7 +584,7 @@ async fn a_file_changed_on_disk_is_never_served_under_its_old_torrent() {
     // Serving noticed the change and rescanned at once (the interval is an hour): the new
     // content is shared under its own torrent, and the old one is withdrawn from the swarm
     // (the registry still knows it, with no seeders).
-    support::poll("the new torrent to be shared", || async {
+    crate::support::poll("the new torrent to be shared", || async {
         let listed = app.list_torrents().await;
         listed
             .as_array()
@@ -595,13 +593,13 @@ async fn a_file_changed_on_disk_is_never_served_under_its_old_torrent() {
             .any(|t| t["name"] == "changing.bin" && t["info_hash_v2"] != old.as_str())
     })
     .await;
-    support::poll("the old torrent to be announced as stopped", || async {
+    crate::support::poll("the old torrent to be announced as stopped", || async {
         app.peer_urls(&old).await.is_empty()
     })
     .await;
     assert_json_error(app.get_chunk(&old, "0", None).await, 404).await;
     let fresh = app
-        .get_chunk(&support::percent_encode("changing.bin"), "0", None)
+        .get_chunk(&crate::support::percent_encode("changing.bin"), "0", None)
         .await;
     assert_eq!(fresh.bytes().await.unwrap(), &changed[..16384]);
 }
@@ -717,7 +715,7 @@ async fn slow_readers_cannot_hold_every_stream() {
         socket.write_all(request.as_bytes()).await.unwrap();
         stalled.push(socket);
     }
-    support::poll("both slow streams to hold their permits", || async {
+    crate::support::poll("both slow streams to hold their permits", || async {
         get_as("198.51.100.9")
             .await
             .is_ok_and(|r| r.status() == 503)

@@ -1,12 +1,10 @@
 //! Test harness: the real application on port 0 with temporary data and state dirs, and one
 //! helper per endpoint, so tests read like the README.
-#![allow(dead_code)]
 
 pub mod clients;
 pub mod fake_seeder;
 mod servers;
 
-#[allow(unused_imports)]
 pub use servers::{free_port, kill, Garage, Haproxy, RedisServer};
 
 use std::path::{Path, PathBuf};
@@ -20,7 +18,6 @@ pub struct TestApp {
     pub url: String,
     pub port: u16,
     pub data_dir: PathBuf,
-    pub state_dir: PathBuf,
     pub client: reqwest::Client,
     pub handle: gotorrent_http::server::ServerHandle,
     _dirs: Option<tempfile::TempDir>,
@@ -115,7 +112,6 @@ impl TestApp {
     /// Starts an app from explicit settings (the caller owns the dirs).
     pub async fn start(settings: Validated, seed_files: Vec<PathBuf>) -> TestApp {
         let data_dir = settings.raw.storage.data_dir.clone();
-        let state_dir = settings.raw.storage.state_dir.clone();
         let app = Application::build(settings, seed_files).await.unwrap();
         let port = app.port();
         let handle = app.handle();
@@ -124,7 +120,6 @@ impl TestApp {
             url: format!("http://127.0.0.1:{port}"),
             port,
             data_dir,
-            state_dir,
             client: reqwest::Client::new(),
             handle,
             _dirs: None,

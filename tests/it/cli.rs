@@ -1,11 +1,9 @@
 //! The binary's commands: `create` against the libtorrent oracle, errors, `openapi`.
 
-mod support;
-
 use std::path::Path;
 use std::process::{Command, Output};
 
-use support::content;
+use crate::support::content;
 
 fn gotorrent(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_gotorrent-http"))
@@ -25,7 +23,8 @@ fn python() -> &'static str {
 }
 
 fn libtorrent_hashes(file: &Path, piece_length: u64, extra: &[&str]) -> (String, String) {
-    let oracle = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/libtorrent_oracle.py");
+    let oracle =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/support/libtorrent_oracle.py");
     let out = Command::new(python())
         .arg(oracle)
         .arg(file)

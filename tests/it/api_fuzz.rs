@@ -4,13 +4,11 @@
 //! It runs twice: against the default configuration, and against one with both tracker tokens
 //! set and a tight rate limit (so the 401s and 429s the guard gives must be declared).
 
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 
+use crate::support::{content, TestApp};
 use gotorrent_http::settings::Validated;
-use support::{content, TestApp};
 
 /// Runs schemathesis against a fresh server with `settings` applied; returns its summary.
 async fn schemathesis_against(configure: impl FnOnce(&mut Validated)) -> (TestApp, String) {
@@ -28,9 +26,9 @@ async fn schemathesis_against(configure: impl FnOnce(&mut Validated)) -> (TestAp
     let file = format!(
         "{}/files/{}",
         app.url,
-        support::percent_encode("fuzzed file ü.bin")
+        crate::support::percent_encode("fuzzed file ü.bin")
     );
-    support::poll("the file to be shared", || async {
+    crate::support::poll("the file to be shared", || async {
         app.client
             .head(&file)
             .send()

@@ -2,17 +2,15 @@
 //! download a file and a folder through our web seed (qBittorrent a folder), and two libtorrent sessions meet through our tracker.
 //! .ci/test installs the clients; a missing one fails the test, it is never skipped.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use gotorrent_http::metainfo::Metainfo;
-use support::clients::{
+use crate::support::clients::{
     aria2c_download, libtorrent_webseed_download, python_with_libtorrent, require, run,
 };
-use support::{content, TestApp};
+use crate::support::{content, TestApp};
+use gotorrent_http::metainfo::Metainfo;
 
 const NAME: &str = "shared file ü.bin";
 
@@ -136,7 +134,7 @@ async fn transmission_download(torrent: &Path, out: &Path, done: impl Fn() -> bo
 /// Clients seed forever once done: waits up to 30 s for `done`, then stops `client` either
 /// way; returns whether `done` came true.
 async fn until_done(mut client: std::process::Child, what: &str, done: impl Fn() -> bool) -> bool {
-    let finished = support::poll(what, || async { done() });
+    let finished = crate::support::poll(what, || async { done() });
     let result = tokio::time::timeout(Duration::from_secs(30), finished).await;
     client.kill().unwrap();
     client.wait().unwrap();
@@ -279,7 +277,7 @@ async fn qbittorrent_downloads_a_folder_from_our_web_seed() {
          [Preferences]\nConnection\\UPnP=false\nWebUI\\Address=127.0.0.1\n",
     )
     .unwrap();
-    let (webui, peers) = (support::free_port(), support::free_port());
+    let (webui, peers) = (crate::support::free_port(), crate::support::free_port());
     let child = Command::new(qbittorrent)
         .arg(format!("--profile={}", profile.display()))
         .arg(format!("--webui-port={webui}"))
@@ -316,7 +314,7 @@ async fn two_libtorrent_sessions_meet_through_our_tracker_and_scrape_counts_them
     std::fs::create_dir_all(&leech).unwrap();
 
     let mut cmd = Command::new(python);
-    cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/lt_client.py"))
+    cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/support/lt_client.py"))
         .arg("swarm")
         .arg(&torrent)
         .arg(&app.data_dir)
@@ -333,6 +331,6 @@ async fn two_libtorrent_sessions_meet_through_our_tracker_and_scrape_counts_them
         .unwrap()
         .info_hash_v1
         .0;
-    let (_, _, downloaded) = support::scrape_stats(&app.scrape(&[v1]).await, &v1);
+    let (_, _, downloaded) = crate::support::scrape_stats(&app.scrape(&[v1]).await, &v1);
     assert!(downloaded >= 1, "{log}");
 }

@@ -1,9 +1,7 @@
 //! The seeder role over HTTP: chunks, whole files, ranges, caching headers, path safety.
 
-mod support;
-
+use crate::support::{assert_json_error, content, percent_encode, TestApp};
 use gotorrent_http::types::PieceLength;
-use support::{assert_json_error, content, percent_encode, TestApp};
 
 const PIECE: usize = 64 * 1024;
 
@@ -252,7 +250,7 @@ async fn a_top_level_folder_is_one_torrent_served_by_piece_and_by_path() {
     let shrunk = wait_for_files(&app, folder, &["01 intro.flac", "empty.txt", "new.txt"]).await;
     assert_eq!(shrunk["piece_count"], 3);
     app.write_file(&format!("{folder}/new.txt"), b"changed");
-    support::poll("the changed file's length", || async {
+    crate::support::poll("the changed file's length", || async {
         let listed = app.list_torrents().await;
         listed
             .as_array()
@@ -370,7 +368,7 @@ async fn paths_never_reach_outside_the_data_dir() {
         "%2Ftmp%2Fsecret.txt",
         "file:%2F%2F%2Fetc%2Fpasswd",
     ];
-    let absolute = support::percent_encode(&secret.to_string_lossy());
+    let absolute = crate::support::percent_encode(&secret.to_string_lossy());
     let attempts: Vec<&str> = attempts
         .iter()
         .copied()
@@ -399,7 +397,7 @@ async fn files_added_while_running_are_picked_up_and_hashes_are_cached_across_re
     let (data_dir, state_dir) = (dirs.path().join("data"), dirs.path().join("state"));
     std::fs::create_dir_all(&data_dir).unwrap();
     let settings = |_: ()| {
-        let mut s = support::test_settings(&data_dir, &state_dir, |_| {});
+        let mut s = crate::support::test_settings(&data_dir, &state_dir, |_| {});
         s.rescan_interval = std::time::Duration::from_secs(1);
         s
     };
@@ -425,7 +423,7 @@ async fn seed_files_outside_the_data_dir_are_shared_by_file_name() {
     let extra = dirs.path().join("extra file.bin");
     std::fs::write(&extra, content(777)).unwrap();
     let app = TestApp::start(
-        support::test_settings(&data_dir, &state_dir, |_| {}),
+        crate::support::test_settings(&data_dir, &state_dir, |_| {}),
         vec![extra],
     )
     .await;
@@ -677,6 +675,6 @@ async fn a_folder_its_torrent_would_refuse_is_not_even_hashed() {
             .any(|t| t["name"] == "clash"),
         "{listed}"
     );
-    let hashed = support::metric(&app.url, "gotorrent_hashed_bytes_total").await;
+    let hashed = crate::support::metric(&app.url, "gotorrent_hashed_bytes_total").await;
     assert_eq!(hashed, 4.0);
 }

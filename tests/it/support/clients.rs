@@ -76,12 +76,12 @@ pub async fn aria2c_download(torrent: &Path, out: &Path) {
         .unwrap();
 }
 
-/// libtorrent (tests/support/lt_client.py) downloads `torrent` into `out` from its web seeds
+/// libtorrent (tests/it/support/lt_client.py) downloads `torrent` into `out` from its web seeds
 /// alone, within 100 s; returns its log.
 pub async fn libtorrent_webseed_download(torrent: &Path, out: &Path) -> String {
     std::fs::create_dir_all(out).unwrap();
     let mut cmd = Command::new(python_with_libtorrent());
-    cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/lt_client.py"))
+    cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/support/lt_client.py"))
         .arg("webseed")
         .arg(torrent)
         .arg(out);

@@ -1,6 +1,6 @@
 //! The server-rendered pages over plain HTTP: escaping, links that work, CSP, assets, CORS.
 
-use crate::sharing_awkward_names;
+use super::sharing_awkward_names;
 use crate::support::{content, TestApp};
 
 async fn page(app: &TestApp, path: &str) -> (reqwest::header::HeaderMap, String) {

@@ -1,8 +1,6 @@
 //! Both roles: health, metrics, Swagger UI and the OpenAPI document, JSON errors, deployment files.
 
-mod support;
-
-use support::{assert_json_error, content, TestApp};
+use crate::support::{assert_json_error, content, TestApp};
 
 #[actix_web::test]
 async fn health_reports_both_roles() {
@@ -264,7 +262,7 @@ async fn a_port_in_use_is_refused_not_shared_with_the_server_on_it() {
     let dirs = tempfile::tempdir().unwrap();
     let bind = format!("127.0.0.1:{}", first.port);
     let settings =
-        support::test_settings(&dirs.path().join("data"), &dirs.path().join("state"), |o| {
+        crate::support::test_settings(&dirs.path().join("data"), &dirs.path().join("state"), |o| {
             o.bind = Some(bind.clone());
         });
     std::fs::create_dir_all(dirs.path().join("data")).unwrap();

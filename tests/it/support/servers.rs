@@ -2,7 +2,6 @@
 //! temp dir and killed on drop: Redis, Garage (an S3-compatible object store) and haproxy.
 //! A missing program fails the test with the command that installs it; nothing is skipped.
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -300,10 +299,6 @@ admin_token = "test-admin-token-0123456789"
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect()
     }
-
-    pub fn log(&self) -> PathBuf {
-        self.dir.path().join("garage.log")
-    }
 }
 
 impl Garage {
@@ -322,9 +317,8 @@ impl Drop for Garage {
 /// haproxy balancing HTTP over `backends` (round robin, health-checked with GET /ready, a
 /// failed connection retried on another server).
 pub struct Haproxy {
-    pub url: String,
-    pub port: u16,
-    dir: tempfile::TempDir,
+    /// Holds its configuration and log.
+    _dir: tempfile::TempDir,
     child: Option<Child>,
 }
 
@@ -373,9 +367,7 @@ backend instances
             .expect("haproxy is required (Debian package haproxy; .ci/test installs it)");
         wait_until("haproxy", Duration::from_secs(20), || answers_tcp(port));
         Haproxy {
-            url: format!("http://127.0.0.1:{port}"),
-            port,
-            dir,
+            _dir: dir,
             child: Some(child),
         }
     }

@@ -1,13 +1,11 @@
 //! The tracker role over HTTP: announces, peers, expiry, torrent registration and persistence.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{assert_json_error, content, poll, TestApp};
 use gotorrent_http::metainfo::create;
 use gotorrent_http::types::PieceLength;
 use serde_json::json;
-use support::{assert_json_error, content, poll, TestApp};
 
 fn torrent_bytes(name: &str, len: usize) -> (Vec<u8>, String, String) {
     let meta = create::from_bytes(
@@ -143,7 +141,7 @@ async fn registered_torrents_are_served_by_either_hash_and_survive_a_restart() {
     let dirs = tempfile::tempdir().unwrap();
     let (data_dir, state_dir) = (dirs.path().join("data"), dirs.path().join("state ü"));
     let app = TestApp::start(
-        support::test_settings(&data_dir, &state_dir, |_| {}),
+        crate::support::test_settings(&data_dir, &state_dir, |_| {}),
         vec![],
     )
     .await;
@@ -178,7 +176,7 @@ async fn registered_torrents_are_served_by_either_hash_and_survive_a_restart() {
 
     app.stop().await;
     let restarted = TestApp::start(
-        support::test_settings(&data_dir, &state_dir, |_| {}),
+        crate::support::test_settings(&data_dir, &state_dir, |_| {}),
         vec![],
     )
     .await;
@@ -201,7 +199,7 @@ async fn the_listing_pages_shared_and_registered_torrents_by_hash_each_once() {
         std::fs::write(data_dir.join(name), content(20_000 + name.len())).unwrap();
     }
     let app = TestApp::start(
-        support::test_settings(&data_dir, &state_dir, |_| {}),
+        crate::support::test_settings(&data_dir, &state_dir, |_| {}),
         vec![],
     )
     .await;
@@ -250,8 +248,8 @@ async fn the_listing_pages_shared_and_registered_torrents_by_hash_each_once() {
     // Assert
     assert_eq!(sizes, [3, 3, 1]);
     assert_eq!(listed, expected, "every torrent once, in v2 hash order");
-    support::poll("the torrents gauge", || async {
-        support::metric(&app.url, "gotorrent_torrents").await == 7.0
+    crate::support::poll("the torrents gauge", || async {
+        crate::support::metric(&app.url, "gotorrent_torrents").await == 7.0
     })
     .await;
     for (query, named) in [
@@ -364,7 +362,7 @@ async fn sigterm_makes_the_binary_announce_stopped_and_exit_cleanly() {
         "--state-dir".as_ref(),
         state_dir.as_os_str(),
     ];
-    let (mut child, _) = support::spawn_binary(&args, &[("GOTORRENT__LOG__FORMAT", "text")]);
+    let (mut child, _) = crate::support::spawn_binary(&args, &[("GOTORRENT__LOG__FORMAT", "text")]);
     let v2 = gotorrent_http::metainfo::create::from_bytes(
         "signal ü.bin",
         &content(30_000),

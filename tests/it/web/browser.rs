@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use super::{sharing_awkward_names, AWKWARD, HOSTILE};
 use crate::support::clients::{require, run};
 use crate::support::fake_seeder::{Behaviour, FakeSeeder};
 use crate::support::{content, TestApp};
-use crate::{sharing_awkward_names, AWKWARD, HOSTILE};
 
 /// Runs browser.mjs with `args`; returns what it printed, parsed.
 async fn drive(args: Vec<String>) -> serde_json::Value {

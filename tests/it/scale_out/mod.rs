@@ -2,9 +2,6 @@
 //! (`redis`), seeders read an S3-compatible bucket on Garage (`s3`), and both run behind haproxy
 //! while instances are killed (`balancer`).
 
-#[path = "../support/mod.rs"]
-mod support;
-
 mod balancer;
 mod redis;
 mod s3;

@@ -1,16 +1,14 @@
 //! `download` end to end: real and fake seeders on port 0, faults, resume, and the tracker.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::support::fake_seeder::{Behaviour, FakeSeeder};
+use crate::support::{content, poll, TestApp};
 use gotorrent_http::download::{self, Options, Report, Silent};
 use gotorrent_http::metainfo::create;
 use gotorrent_http::types::PieceLength;
-use support::fake_seeder::{Behaviour, FakeSeeder};
-use support::{content, poll, TestApp};
 use url::Url;
 
 const PIECE: usize = 16 * 1024;
