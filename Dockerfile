@@ -4,10 +4,10 @@
 # owned by root to the service user, then drops to it.
 FROM rust:1-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
-COPY config config
-COPY src src
-RUN cargo build --release --locked
+# The whole tree, less what .dockerignore names: a directory the build needs (templates,
+# benches named in Cargo.toml) cannot be forgotten here again.
+COPY . .
+RUN cargo build --release --locked --bin gotorrent-http
 
 FROM debian:bookworm-slim
 # curl is for the HEALTHCHECK; ca-certificates for announcing to https trackers; setpriv (in

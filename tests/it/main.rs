@@ -11,6 +11,7 @@ mod cli;
 mod download;
 mod faults;
 mod fuzz_corpus;
+mod image;
 mod ops;
 mod real_clients;
 mod scale_out;
