@@ -134,6 +134,10 @@ impl Registry {
 pub struct SqliteTorrents {
     db: Arc<StateDb>,
     registry: RwLock<Registry>,
+    /// Held from the cap check to the index insert, across the disk write between them, so the
+    /// count and the insert are one step: checked under the read lock alone, parallel
+    /// registrations each saw room and the registry outgrew `tracker.max_torrents`.
+    registering: tokio::sync::Mutex<()>,
 }
 
 impl SqliteTorrents {
@@ -153,6 +157,7 @@ impl SqliteTorrents {
         Ok(SqliteTorrents {
             db,
             registry: RwLock::new(registry),
+            registering: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -169,6 +174,7 @@ impl TorrentStore for SqliteTorrents {
         now: u64,
     ) -> StoreResult<'_, (Registered, Arc<Metainfo>)> {
         Box::pin(async move {
+            let _one_at_a_time = self.registering.lock().await;
             if let Some(existing) = self.read().get(&InfoHash::V2(meta.info_hash_v2)) {
                 return Ok((Registered::Existing, existing.clone()));
             }
@@ -184,13 +190,8 @@ impl TorrentStore for SqliteTorrents {
                 .await
                 .map_err(|e| StoreError::Unavailable(e.to_string()))??;
             let mut registry = self.registry.write().unwrap_or_else(|e| e.into_inner());
-            Ok(match registry.insert(meta.clone()) {
-                true => (Registered::Created, meta),
-                false => (
-                    Registered::Existing,
-                    registry.by_v2[&meta.info_hash_v2].clone(),
-                ),
-            })
+            registry.insert(meta.clone());
+            Ok((Registered::Created, meta))
         })
     }
 

@@ -155,19 +155,24 @@ async fn redis_expires_silent_seeders_for_every_instance() {
 }
 
 mod parity {
-    //! The same swarm scenarios against both swarm stores: the memory one every test already
-    //! covers, and Redis. Time is an argument, so both are deterministic.
+    //! The same scenarios against both implementations of each store: the embedded ones every
+    //! test already covers (memory swarms, the SQLite registry) and Redis. Time is an argument,
+    //! so both are deterministic.
 
     use std::net::SocketAddr;
     use std::sync::Arc;
 
+    use gotorrent_http::db::StateDb;
+    use gotorrent_http::metainfo::{create, Metainfo};
     use gotorrent_http::tracker::bep3::AnnounceEvent;
     use gotorrent_http::tracker::bt_swarm::Announce;
-    use gotorrent_http::tracker::redis_store::{connect, RedisSwarms};
-    use gotorrent_http::tracker::store::{MemorySwarms, StoreError, SwarmStore};
+    use gotorrent_http::tracker::redis_store::{connect, RedisSwarms, RedisTorrents};
+    use gotorrent_http::tracker::store::{
+        MemorySwarms, SqliteTorrents, StoreError, SwarmStore, TorrentStore,
+    };
     use gotorrent_http::tracker::swarm::Event;
-    use gotorrent_http::tracker::Limits;
-    use gotorrent_http::types::{InfoHash, InfoHashV2, SeederUrl};
+    use gotorrent_http::tracker::{Limits, Registered};
+    use gotorrent_http::types::{InfoHash, InfoHashV2, PieceLength, SeederUrl};
 
     use crate::support::RedisServer;
 
@@ -298,6 +303,107 @@ mod parity {
             .is_listed(torrent, url(2), 1001 + TTL + 1)
             .await
             .unwrap());
+    }
+
+    fn torrent(n: usize) -> Metainfo {
+        let name = format!("registered {n} é.bin");
+        create::from_bytes(
+            &name,
+            name.as_bytes(),
+            PieceLength::new(16384).unwrap(),
+            vec![],
+            vec![],
+        )
+        .unwrap()
+    }
+
+    async fn registry_scenarios(store: &dyn TorrentStore) {
+        let (a, b) = (torrent(1), torrent(2));
+        let (outcome, stored) = store.insert(a.clone(), 3, 10).await.unwrap();
+        assert_eq!(
+            (outcome, stored.info_hash_v2),
+            (Registered::Created, a.info_hash_v2)
+        );
+        let (outcome, _) = store.insert(a.clone(), 3, 11).await.unwrap();
+        assert_eq!(outcome, Registered::Existing);
+        store.insert(b.clone(), 3, 12).await.unwrap();
+        assert_eq!(store.count().await.unwrap(), 2);
+
+        // Found by every hash a client may use.
+        let truncated: [u8; 20] = a.info_hash_v2.0[..20].try_into().unwrap();
+        for found in [
+            store.get(InfoHash::V2(a.info_hash_v2)).await.unwrap(),
+            store.get(InfoHash::V1(a.info_hash_v1)).await.unwrap(),
+            store.get_bt(a.info_hash_v1.0).await.unwrap(),
+            store.get_bt(truncated).await.unwrap(),
+        ] {
+            assert_eq!(found.unwrap().bytes, a.bytes);
+        }
+        assert!(store.get_bt([7; 20]).await.unwrap().is_none());
+
+        // Listed in registration order, and paged in v2 hash order.
+        let all: Vec<_> = store
+            .all()
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.info_hash_v2)
+            .collect();
+        assert_eq!(all, [a.info_hash_v2, b.info_hash_v2]);
+        let mut sorted = all.clone();
+        sorted.sort();
+        let first = store.page(None, 1).await.unwrap();
+        assert_eq!(first[0].info_hash_v2, sorted[0]);
+        let rest = store.page(Some(sorted[0]), 10).await.unwrap();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].info_hash_v2, sorted[1]);
+
+        // Full at its cap; a known torrent is still answered.
+        store.insert(torrent(3), 3, 13).await.unwrap();
+        let refused = store.insert(torrent(4), 3, 14).await.unwrap_err();
+        assert_eq!(full_key(refused), "tracker.max_torrents");
+        assert_eq!(
+            store.insert(b, 3, 15).await.unwrap().0,
+            Registered::Existing
+        );
+    }
+
+    /// Registrations racing for the last places: exactly the cap is acknowledged and kept.
+    async fn registrations_racing_at_the_cap(store: Arc<dyn TorrentStore>) {
+        const CAP: usize = 10;
+        let racing = (100..140).map(|n| {
+            let store = store.clone();
+            actix_web::rt::spawn(async move { store.insert(torrent(n), CAP, 20).await })
+        });
+        let outcomes = futures_util::future::join_all(racing).await;
+        let created = outcomes
+            .into_iter()
+            .filter(|o| matches!(o.as_ref().unwrap(), Ok((Registered::Created, _))))
+            .count();
+        assert_eq!(created, CAP, "registrations acknowledged past the cap");
+        assert_eq!(store.count().await.unwrap(), CAP);
+        assert_eq!(store.all().await.unwrap().len(), CAP);
+    }
+
+    #[actix_web::test]
+    async fn sqlite_and_redis_registries_agree() {
+        let redis = RedisServer::start();
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = |name: &str| -> Arc<dyn TorrentStore> {
+            let db = Arc::new(StateDb::open(&dir.path().join(name)).unwrap());
+            Arc::new(SqliteTorrents::load(db).unwrap())
+        };
+        let redis_store = |db: u8| -> Arc<dyn TorrentStore> {
+            let url = redis.url.replace("/0", &format!("/{db}"));
+            Arc::new(RedisTorrents::new(connect(&url).unwrap()))
+        };
+        for (store, racing) in [
+            (sqlite("scenarios"), sqlite("race")),
+            (redis_store(1), redis_store(2)),
+        ] {
+            registry_scenarios(&*store).await;
+            registrations_racing_at_the_cap(racing).await;
+        }
     }
 
     #[actix_web::test]
