@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# A folder of many small files (README "Performance", folders): 10,000 files of 4 KiB in 100
-# directories. Times `create` (16 KiB and 1 MiB pieces), then downloads the folder three times
-# each with ours from the web seed (/files), ours from /chunks and aria2c from the web seed,
-# each round into fresh directories (deleting 10,000 files just before creating as many makes
-# ext4's inode allocator, and so every client, several times slower), and checks every tree.
+# A folder of many small files (docs/performance.md, "Folders of many small files"): 10,000
+# files of 4 KiB in 100 directories. Times `create` (16 KiB and 1 MiB pieces), then downloads
+# the folder three times each with ours from the web seed (/files), ours from /chunks and aria2c
+# from the web seed, each round into fresh directories (deleting 10,000 files just before
+# creating as many makes ext4's inode allocator, and so every client, several times slower),
+# and checks every tree.
 # Needs aria2c, curl and /usr/bin/time; builds the release binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The side-by-side benchmark (see README "Performance"). Installs nothing: it names what is
+# The side-by-side benchmark (see docs/performance.md). Installs nothing: it names what is
 # missing. Builds the release binary, then runs benches/run.py with any arguments given
 # (--smoke for a quick run with tiny sizes; --size-mib, --rounds, --seconds to change the load).
 set -euo pipefail

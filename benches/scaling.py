@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""How cost grows with the work (README "Performance", "How cost grows"). Called by
+"""How cost grows with the work (docs/performance.md, "How cost grows"). Called by
 benches/scaling.sh, which checks the tools and builds the release binary.
 
     scaling.py --binary target/release/gotorrent-http [--smoke] [--out FILE]

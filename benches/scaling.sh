@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# How cost grows with the work (see README "Performance"). Installs nothing: it names what is
+# How cost grows with the work (see docs/performance.md). Installs nothing: it names what is
 # missing. Builds the release binary, then runs benches/scaling.py with any arguments given
 # (--smoke for a quick run with tiny sizes). Needs /dev/shm and about 9 GB of free disk.
 set -euo pipefail

@@ -969,7 +969,7 @@ mod tests {
 
     #[test]
     fn the_readme_configuration_table_lists_exactly_the_keys() {
-        let readme = include_str!("../README.md");
+        let readme = include_str!("../docs/configuration.md");
         let documented: std::collections::BTreeSet<String> = readme
             .lines()
             .filter_map(|l| l.strip_prefix("| `"))
@@ -979,7 +979,7 @@ mod tests {
         let known: std::collections::BTreeSet<String> = known_keys().into_iter().collect();
         assert_eq!(
             documented, known,
-            "README.md's Configuration table vs the settings"
+            "docs/configuration.md's table vs the settings"
         );
     }
 
