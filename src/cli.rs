@@ -7,8 +7,8 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::app::Application;
 use crate::metainfo::create;
-use crate::server::Application;
 use crate::settings::{Overrides, Settings};
 use crate::telemetry;
 use crate::types::PieceLength;
@@ -154,6 +154,7 @@ impl ServeArgs {
             no_tracker: self.no_tracker,
             no_seeder: self.no_seeder,
             nat: self.nat,
+            ..Overrides::default()
         }
     }
 }
@@ -173,7 +174,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn serve(args: &ServeArgs, seed_files: Vec<PathBuf>) -> anyhow::Result<()> {
     let settings = Settings::load(args.config.as_deref(), &args.overrides())?;
-    telemetry::init(&settings.raw.log);
+    telemetry::init(&settings.log);
     let app = Application::build(settings, seed_files).await?;
     eprintln!(
         "gotorrent-http listening on port {}; public URL {} (Swagger UI at {}swagger-ui/)",
@@ -246,7 +247,7 @@ async fn download(args: &DownloadArgs) -> anyhow::Result<()> {
     options.tracker = args
         .tracker
         .as_deref()
-        .map(|t| check_http_url(t).map(crate::settings::tracker_base))
+        .map(|t| check_http_url(t).map(crate::types::tracker_base))
         .transpose()
         .with_context(|| {
             format!(
@@ -319,22 +320,17 @@ async fn seed_after_download(
     report: &crate::download::Report,
 ) -> anyhow::Result<()> {
     let home = args.output_dir.join(".gotorrent");
-    let overrides = Overrides {
+    let mut overrides = Overrides {
         bind: args.bind.clone(),
         data_dir: Some(home.join("data")),
         state_dir: Some(home.join("state")),
         public_url: args.public_url.clone(),
         tracker: report.tracker.as_ref().map(|t| t.to_string()),
         no_tracker: report.tracker.is_some(),
-        no_seeder: false,
-        nat: None,
+        ..Overrides::default()
     };
-    let mut settings = Settings::load(None, &overrides)?;
-    settings.raw.log.level = if args.quiet {
-        "error".into()
-    } else {
-        "warn".into()
-    };
+    overrides.set("log.level", if args.quiet { "error" } else { "warn" });
+    let settings = Settings::load(None, &overrides)?;
     let app = Application::build(settings, vec![report.path.clone()]).await?;
     if !args.quiet {
         eprintln!(

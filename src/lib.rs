@@ -2,10 +2,14 @@
 //!
 //! Layers, from the wire inwards: `server` (actix-web handlers, thin) → `seeder` / `tracker`
 //! (state and policy, no HTTP) → `storage` / `db` (files and SQLite). `metainfo`, `bencode` and
-//! `types` are pure protocol code shared by all of them and by the CLI.
+//! `types` are pure protocol code shared by all of them and by the CLI. `settings` validates the
+//! configuration once; `bootstrap` turns it into services and jobs; `app` wires them to the
+//! HTTP layer. docs/architecture.md says where a change goes.
 
 pub mod api_client;
+pub mod app;
 pub mod bencode;
+pub mod bootstrap;
 pub mod cli;
 pub mod db;
 pub mod download;

@@ -77,6 +77,12 @@ impl<T: Clone + 'static> PerThread<T> {
     }
 }
 
+/// How many threads the machine runs at once: the default for one-per-core pools (HTTP workers,
+/// torrent decoders).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

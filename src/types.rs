@@ -63,6 +63,15 @@ pub fn join_url(base: &url::Url, segment: &str) -> url::Url {
     url
 }
 
+/// A tracker's base URL, given its base URL or its /announce URL.
+pub fn tracker_base(mut url: url::Url) -> url::Url {
+    let path = url.path().trim_end_matches('/');
+    let base = path.strip_suffix("/announce").unwrap_or(path).to_owned();
+    url.set_path(&base);
+    url.set_query(None);
+    url
+}
+
 /// Keeps error messages bounded when a client sends something huge.
 pub(crate) fn truncate_for_message(s: &str) -> String {
     const MAX: usize = 100;
@@ -328,6 +337,12 @@ impl fmt::Display for SeederUrl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tracker_announce_url_becomes_its_base() {
+        let url = url::Url::parse("http://t.example:8080/x/announce?a=1").unwrap();
+        assert_eq!(tracker_base(url).as_str(), "http://t.example:8080/x");
+    }
     use proptest::prelude::*;
 
     #[test]

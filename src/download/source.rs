@@ -12,7 +12,7 @@ use url::Url;
 
 use crate::api_client;
 use crate::metainfo::Metainfo;
-use crate::settings::tracker_base;
+use crate::types::tracker_base;
 use crate::types::{join_url, InfoHash};
 
 /// One place pieces can be fetched from.

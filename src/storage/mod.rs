@@ -17,7 +17,9 @@ mod s3;
 
 use std::future::Future;
 use std::io;
+use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use actix_web::web::Bytes;
@@ -27,6 +29,90 @@ use url::Url;
 pub use cache::RangeCache;
 pub use local::{mtime_ns, walk_dir, FoundFile, LocalStorage};
 pub use s3::{S3Config, S3Storage, METADATA_DIR};
+
+/// Where shared files are read from (`storage.backend`): one variant per backend, opened by
+/// [`open`].
+#[derive(Debug, Clone)]
+pub enum StorageConfig {
+    /// A directory on this machine (`storage.data_dir`), the zero-configuration default.
+    Local { data_dir: std::path::PathBuf },
+    /// A bucket on an S3-compatible object store (`storage.s3.*`).
+    ObjectStore(Box<S3Config>),
+}
+
+/// A backend opened by [`open`]: the storage, and what comes with it.
+pub struct Opened {
+    pub storage: Arc<dyn Storage>,
+    /// Ranges served recently, kept in memory (object stores with `storage.s3.cache_mib`).
+    pub range_cache: Option<RangeCache>,
+    /// Where this program may keep metadata beside the shared objects (sidecar torrents), for a
+    /// backend shared by stateless instances.
+    pub metadata: Option<MetadataStore>,
+}
+
+/// An object store and the folder in it that belongs to this program.
+pub struct MetadataStore {
+    pub store: Arc<dyn object_store::ObjectStore>,
+    pub root: object_store::path::Path,
+}
+
+/// Opens the configured backend. `seed_files` (files shared from outside the data dir, by
+/// `seed`) only make sense on this machine's disk.
+pub fn open(config: &StorageConfig, seed_files: &[PathBuf]) -> Result<Opened, OpenError> {
+    match config {
+        StorageConfig::Local { data_dir } => {
+            let storage =
+                LocalStorage::new(data_dir, seed_files).map_err(|source| OpenError::Local {
+                    data_dir: data_dir.clone(),
+                    source,
+                })?;
+            Ok(Opened {
+                storage: Arc::new(storage),
+                range_cache: None,
+                metadata: None,
+            })
+        }
+        StorageConfig::ObjectStore(s3) => {
+            if !seed_files.is_empty() {
+                return Err(OpenError::SeedFilesInBucket {
+                    location: format!("s3://{}/{}", s3.bucket, s3.prefix),
+                });
+            }
+            let storage = S3Storage::new(s3).map_err(|source| OpenError::ObjectStore {
+                config: format!("{s3:?}"),
+                source,
+            })?;
+            let metadata = MetadataStore {
+                store: storage.object_store(),
+                root: storage.metadata_root(),
+            };
+            Ok(Opened {
+                storage: Arc::new(storage),
+                range_cache: (s3.cache_bytes > 0).then(|| RangeCache::new(s3.cache_bytes)),
+                metadata: Some(metadata),
+            })
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("storage.data_dir = {} and the files to seed: {source}", data_dir.display())]
+    Local {
+        data_dir: PathBuf,
+        source: StorageError,
+    },
+    #[error(
+        "files to seed were given, but storage.backend = \"s3\" shares the objects in \
+         {location}: upload the files there instead"
+    )]
+    SeedFilesInBucket { location: String },
+    #[error("storage.s3 = {config}: {source}")]
+    ObjectStore {
+        config: String,
+        source: StorageError,
+    },
+}
 
 /// A stream of body bytes.
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;

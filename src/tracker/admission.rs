@@ -9,7 +9,6 @@
 
 use std::net::IpAddr;
 
-use crate::settings::PrivateSeeders;
 use crate::types::{AddressClass, SeederUrl};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,6 +52,20 @@ pub async fn resolve(url: &SeederUrl) -> Result<Vec<IpAddr>, AdmissionError> {
             Ok(found)
         }
     }
+}
+
+/// Which seeder URLs on loopback or private addresses the tracker lists
+/// (`tracker.private_seeders`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PrivateSeeders {
+    /// A private address only from a client on a private or loopback network, a loopback one
+    /// only from the same machine.
+    SameNetwork,
+    /// Every address (a tracker for one LAN or laptop).
+    Always,
+    /// Public addresses only.
+    Never,
 }
 
 /// Whether a seeder URL whose host resolved to `addresses` may be listed for a client that

@@ -19,9 +19,9 @@ use std::time::Duration;
 
 use crate::download::{fetch, source::Endpoint};
 use crate::metainfo::{Metainfo, MetainfoError};
-use crate::settings::PrivateSeeders;
 use crate::types::{InfoHash, PieceIndex, SeederUrl};
 use admission::AdmissionError;
+pub use admission::PrivateSeeders;
 use bep3::{AnnounceQuery, PeerAddr, ScrapeStats};
 use store::{StoreError, SwarmStore, TorrentStore};
 use swarm::{Event, PeerView};

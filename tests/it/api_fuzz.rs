@@ -8,10 +8,10 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::support::{content, TestApp};
-use gotorrent_http::settings::Validated;
+use gotorrent_http::settings::Overrides;
 
 /// Runs schemathesis against a fresh server with `settings` applied; returns its summary.
-async fn schemathesis_against(configure: impl FnOnce(&mut Validated)) -> (TestApp, String) {
+async fn schemathesis_against(configure: impl FnOnce(&mut Overrides)) -> (TestApp, String) {
     let found = Command::new("schemathesis")
         .arg("--version")
         .output()
@@ -21,7 +21,7 @@ async fn schemathesis_against(configure: impl FnOnce(&mut Validated)) -> (TestAp
         "schemathesis is missing: pip install schemathesis (.ci/test does)"
     );
     let data = content(300_000);
-    let app = TestApp::spawn_with(&[("fuzzed file ü.bin", &data[..])], |_| {}, configure).await;
+    let app = TestApp::spawn_with(&[("fuzzed file ü.bin", &data[..])], configure).await;
     // Shared once its file is served (the listing may need a token).
     let file = format!(
         "{}/files/{}",
@@ -91,10 +91,10 @@ async fn answered(app: &TestApp, status: u16) -> u64 {
 
 #[actix_web::test]
 async fn schemathesis_finds_no_failures_with_default_settings() {
-    let (app, summary) = schemathesis_against(|s| {
+    let (app, summary) = schemathesis_against(|o| {
         // The harness turns the rate limit off for speed; this run keeps the shipped one.
-        s.raw.tracker.rate_limit_per_second = 50;
-        s.raw.tracker.rate_limit_burst = 200;
+        o.set("tracker.rate_limit_per_second", 50);
+        o.set("tracker.rate_limit_burst", 200);
     })
     .await;
     let limited = answered(&app, 429).await;
@@ -105,11 +105,11 @@ async fn schemathesis_finds_no_failures_with_default_settings() {
 async fn schemathesis_finds_no_failures_with_tokens_set_and_a_tight_rate_limit() {
     // The default limit (50/s, burst 200) is rarely reached by one schemathesis run here; this
     // one is, so both refusals the guard gives are checked against the document.
-    let (app, summary) = schemathesis_against(|s| {
-        s.raw.tracker.write_token = Some("write-token-for-the-fuzz-run".into());
-        s.raw.tracker.read_token = Some("read-token-for-the-fuzz-run".into());
-        s.raw.tracker.rate_limit_per_second = 5;
-        s.raw.tracker.rate_limit_burst = 20;
+    let (app, summary) = schemathesis_against(|o| {
+        o.set("tracker.write_token", "write-token-for-the-fuzz-run");
+        o.set("tracker.read_token", "read-token-for-the-fuzz-run");
+        o.set("tracker.rate_limit_per_second", 5);
+        o.set("tracker.rate_limit_burst", 20);
     })
     .await;
     let (refused, limited) = (answered(&app, 401).await, answered(&app, 429).await);

@@ -152,7 +152,10 @@ async fn forwarded_addresses_only_behind_a_trusted_proxy_and_ip_only_when_allowe
     );
 
     // One trusted hop: the address that proxy saw (the rightmost entry), IPv6 in peers6.
-    let proxied = TestApp::spawn_with(&[], |_| {}, |s| s.raw.server.trusted_proxy_hops = 1).await;
+    let proxied = TestApp::spawn_with(&[], |o| {
+        o.set("server.trusted_proxy_hops", 1);
+    })
+    .await;
     announce(&proxied, &hash, 1, 7001, 0, "", &xff).await;
     let seen = announce(&proxied, &hash, 2, 7002, 10, "", &[]).await;
     let v6 = seen.get("peers6").unwrap().as_bytes().unwrap();
@@ -165,7 +168,10 @@ async fn forwarded_addresses_only_behind_a_trusted_proxy_and_ip_only_when_allowe
     );
 
     // ip= honoured only when configured.
-    let trusting = TestApp::spawn_with(&[], |_| {}, |s| s.raw.tracker.accept_ip_param = true).await;
+    let trusting = TestApp::spawn_with(&[], |o| {
+        o.set("tracker.accept_ip_param", true);
+    })
+    .await;
     announce(&trusting, &hash, 1, 7001, 0, "&ip=198.51.100.1", &[]).await;
     let seen = announce(&trusting, &hash, 2, 7002, 10, "", &[]).await;
     assert_eq!(
@@ -177,7 +183,7 @@ async fn forwarded_addresses_only_behind_a_trusted_proxy_and_ip_only_when_allowe
 #[actix_web::test]
 async fn torrents_list_magnets_that_download_can_use() {
     let data = content(70_000);
-    let app = TestApp::spawn_with(&[("magnetic ü.bin", &data[..])], |_| {}, |_| {}).await;
+    let app = TestApp::spawn_with(&[("magnetic ü.bin", &data[..])], |_| {}).await;
     let summary = app.wait_for_torrent("magnetic ü.bin").await;
     let magnet = summary["magnet"].as_str().unwrap();
     assert!(magnet.contains(&format!(
@@ -220,11 +226,9 @@ async fn a_busy_seeder_answers_503_with_retry_after() {
     // Larger than the socket buffers on both sides can absorb (tcp_rmem may reach 32 MiB), so
     // an unread response really holds its stream.
     let data = content(96 * 1024 * 1024);
-    let app = TestApp::spawn_with(
-        &[("busy.bin", &data[..])],
-        |_| {},
-        |s| s.raw.seeder.max_streams = 1,
-    )
+    let app = TestApp::spawn_with(&[("busy.bin", &data[..])], |o| {
+        o.set("seeder.max_streams", 1);
+    })
     .await;
     app.wait_for_torrent("busy.bin").await;
     // Hold the only stream open by not reading the body.

@@ -74,7 +74,7 @@ fn bytes_from(report: &Report, url: &str) -> u64 {
 async fn downloads_from_a_torrent_url_and_detects_a_finished_file() {
     // Arrange: a real server sharing a 3-piece file (1 MiB pieces, short last one).
     let data = content(2 * 1024 * 1024 + 4321);
-    let app = TestApp::spawn_with(&[("movie ü.mkv", &data[..])], |_| {}, |_| {}).await;
+    let app = TestApp::spawn_with(&[("movie ü.mkv", &data[..])], |_| {}).await;
     let v2 = app.wait_for_torrent("movie ü.mkv").await["info_hash_v2"]
         .as_str()
         .unwrap()
@@ -101,7 +101,7 @@ async fn downloads_from_a_torrent_url_and_detects_a_finished_file() {
 #[actix_web::test]
 async fn downloads_by_info_hash_through_the_tracker() {
     let data = content(300_000);
-    let app = TestApp::spawn_with(&[("by hash.bin", &data[..])], |_| {}, |_| {}).await;
+    let app = TestApp::spawn_with(&[("by hash.bin", &data[..])], |_| {}).await;
     let summary = app.wait_for_torrent("by hash.bin").await;
     let out = tempfile::tempdir().unwrap();
     for hash in [
@@ -112,7 +112,7 @@ async fn downloads_by_info_hash_through_the_tracker() {
         let mut options = Options::new(hash, &dir);
         options.tracker = Some(
             Url::parse(&format!("{}/announce", app.url))
-                .map(gotorrent_http::settings::tracker_base)
+                .map(gotorrent_http::types::tracker_base)
                 .unwrap(),
         );
         download::download(&options, &Silent).await.unwrap();
@@ -131,7 +131,7 @@ async fn downloads_by_info_hash_through_the_tracker() {
 async fn three_seeders_share_the_work() {
     // Arrange: A is tracker and seeder; B and C seed the same file and announce to A.
     let data = content(6 * 1024 * 1024);
-    let a = TestApp::spawn_with(&[("big.bin", &data[..])], |_| {}, |_| {}).await;
+    let a = TestApp::spawn_with(&[("big.bin", &data[..])], |_| {}).await;
     let v2 = a.wait_for_torrent("big.bin").await["info_hash_v2"]
         .as_str()
         .unwrap()
@@ -140,14 +140,10 @@ async fn three_seeders_share_the_work() {
     for _ in 0..2 {
         let tracker = a.url.clone();
         others.push(
-            TestApp::spawn_with(
-                &[("big.bin", &data[..])],
-                |o| {
-                    o.no_tracker = true;
-                    o.tracker = Some(tracker);
-                },
-                |_| {},
-            )
+            TestApp::spawn_with(&[("big.bin", &data[..])], |o| {
+                o.no_tracker = true;
+                o.tracker = Some(tracker);
+            })
             .await,
         );
     }
@@ -550,7 +546,7 @@ async fn with_every_seeder_gone_it_exits_non_zero_and_keeps_the_partial_state() 
 #[actix_web::test]
 async fn with_seed_the_downloader_becomes_a_seeder() {
     let data = content(100_000);
-    let tracker = TestApp::spawn_with(&[("pass it on.bin", &data[..])], |_| {}, |_| {}).await;
+    let tracker = TestApp::spawn_with(&[("pass it on.bin", &data[..])], |_| {}).await;
     let v2 = tracker.wait_for_torrent("pass it on.bin").await["info_hash_v2"]
         .as_str()
         .unwrap()
@@ -624,11 +620,15 @@ async fn a_folder_downloads_from_two_seeders_and_resumes_after_kill_9() {
     // 200 kB/s and killed with SIGKILL once some pieces are recorded.
     let files = folder_files();
     let borrowed: Vec<(&str, &[u8])> = files.iter().map(|(p, d)| (p.as_str(), &d[..])).collect();
-    let small_pieces = |s: &mut gotorrent_http::settings::Validated| {
-        s.piece_length = PieceLength::new(PIECE as u64).unwrap()
-    };
-    let a = TestApp::spawn_with(&borrowed, |_| {}, small_pieces).await;
-    let b = TestApp::spawn_with(&borrowed, |o| o.no_tracker = true, small_pieces).await;
+    let a = TestApp::spawn_with(&borrowed, |o| {
+        o.set("seeder.piece_length", PIECE);
+    })
+    .await;
+    let b = TestApp::spawn_with(&borrowed, |o| {
+        o.no_tracker = true;
+        o.set("seeder.piece_length", PIECE);
+    })
+    .await;
     let v2 = a.wait_for_torrent("album ü").await["info_hash_v2"]
         .as_str()
         .unwrap()
@@ -737,7 +737,7 @@ async fn a_symbolic_link_inside_the_partial_folder_is_not_written_through() {
     // Arrange: a .part folder whose sub-directory is a link to a directory elsewhere.
     let files = folder_files();
     let borrowed: Vec<(&str, &[u8])> = files.iter().map(|(p, d)| (p.as_str(), &d[..])).collect();
-    let app = TestApp::spawn_with(&borrowed, |_| {}, |_| {}).await;
+    let app = TestApp::spawn_with(&borrowed, |_| {}).await;
     let v2 = app.wait_for_torrent("album ü").await["info_hash_v2"]
         .as_str()
         .unwrap()
@@ -762,7 +762,7 @@ async fn a_folder_downloads_from_a_web_seed_alone() {
     // Arrange: a torrent made by `create DIR` whose only source is the server's /files/.
     let files = folder_files();
     let borrowed: Vec<(&str, &[u8])> = files.iter().map(|(p, d)| (p.as_str(), &d[..])).collect();
-    let app = TestApp::spawn_with(&borrowed, |_| {}, |_| {}).await;
+    let app = TestApp::spawn_with(&borrowed, |_| {}).await;
     app.wait_for_torrent("album ü").await;
     let out = tempfile::tempdir().unwrap();
     let torrent = out.path().join("web seed only.torrent");

@@ -14,7 +14,7 @@ async fn health_reports_both_roles() {
 #[actix_web::test]
 async fn metrics_count_requests_by_route_and_status_and_bytes_served() {
     let data = content(5000);
-    let app = TestApp::spawn_with(&[("m.bin", &data[..])], |_| {}, |_| {}).await;
+    let app = TestApp::spawn_with(&[("m.bin", &data[..])], |_| {}).await;
     app.wait_for_torrent("m.bin").await;
     app.get_file("m.bin", &[]).await.bytes().await.unwrap();
     app.get_file("nothing", &[]).await;
@@ -113,14 +113,10 @@ async fn unknown_routes_and_methods_get_json_errors() {
 
 #[actix_web::test]
 async fn a_role_that_is_off_has_no_routes() {
-    let app = TestApp::spawn_with(
-        &[],
-        |o| {
-            o.no_tracker = true;
-            o.no_seeder = true;
-        },
-        |_| {},
-    )
+    let app = TestApp::spawn_with(&[], |o| {
+        o.no_tracker = true;
+        o.no_seeder = true;
+    })
     .await;
     let health: serde_json::Value = app.health().await.json().await.unwrap();
     assert_eq!(health["tracker"], false);
@@ -142,7 +138,7 @@ async fn a_port_in_use_is_refused_not_shared_with_the_server_on_it() {
 
     // Act: a second server asks for the same port (each worker's socket can share a port with
     // its siblings; the server must still not share one with anybody else).
-    let second = gotorrent_http::server::Application::build(settings, vec![]).await;
+    let second = gotorrent_http::app::Application::build(settings, vec![]).await;
 
     // Assert
     let error = format!("{:#}", second.err().expect("the port is taken"));
@@ -158,11 +154,9 @@ async fn a_graceful_stop_finishes_the_response_in_flight_then_refuses_connection
     // Arrange: two workers, a file large enough to be in flight, and an idle kept-alive
     // connection (the client's pool keeps the one its health checks used).
     let data = content(16 << 20);
-    let app = TestApp::spawn_with(
-        &[("big file.bin", &data[..])],
-        |_| {},
-        |s| s.raw.server.workers = 2,
-    )
+    let app = TestApp::spawn_with(&[("big file.bin", &data[..])], |o| {
+        o.set("server.workers", 2);
+    })
     .await;
     app.wait_for_torrent("big file.bin").await;
     let response = app.get_file("big%20file.bin", &[]).await;

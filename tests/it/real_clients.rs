@@ -17,7 +17,7 @@ const NAME: &str = "shared file ü.bin";
 /// A server sharing a 3 MiB file (3 pieces of 1 MiB, the last one short).
 async fn shared() -> (TestApp, Vec<u8>) {
     let data = content(3 * 1024 * 1024 - 1000);
-    let app = TestApp::spawn_with(&[(NAME, &data[..])], |_| {}, |_| {}).await;
+    let app = TestApp::spawn_with(&[(NAME, &data[..])], |_| {}).await;
     app.wait_for_torrent(NAME).await;
     (app, data)
 }
@@ -160,7 +160,7 @@ async fn shared_folder() -> (TestApp, String) {
         .map(|(path, len)| (format!("{FOLDER}/{path}"), content(*len)))
         .collect();
     let borrowed: Vec<(&str, &[u8])> = files.iter().map(|(p, d)| (p.as_str(), &d[..])).collect();
-    let app = TestApp::spawn_with(&borrowed, |_| {}, |_| {}).await;
+    let app = TestApp::spawn_with(&borrowed, |_| {}).await;
     let summary = app.wait_for_torrent(FOLDER).await;
     assert_eq!(
         summary["files"].as_array().unwrap().len(),

@@ -5,7 +5,6 @@ use std::time::Duration;
 use crate::support::fake_seeder::{Behaviour, FakeSeeder};
 use crate::support::{assert_json_error, content, raw_request, TestApp};
 use gotorrent_http::metainfo::create;
-use gotorrent_http::settings::PrivateSeeders;
 use gotorrent_http::types::PieceLength;
 use serde_json::json;
 
@@ -18,14 +17,10 @@ fn hash() -> String {
 
 #[actix_web::test]
 async fn tokens_guard_writes_and_reads_when_configured() {
-    let app = TestApp::spawn_with(
-        &[],
-        |_| {},
-        |s| {
-            s.raw.tracker.write_token = Some(WRITE.into());
-            s.raw.tracker.read_token = Some(READ.into());
-        },
-    )
+    let app = TestApp::spawn_with(&[], |o| {
+        o.set("tracker.write_token", WRITE);
+        o.set("tracker.read_token", READ);
+    })
     .await;
     let body = json!({"info_hash": hash(), "url": "http://127.0.0.1:9"});
 
@@ -92,22 +87,18 @@ async fn tokens_guard_writes_and_reads_when_configured() {
 
 #[actix_web::test]
 async fn a_seeder_announces_to_a_token_protected_tracker_with_its_token() {
-    let tracker = TestApp::spawn_with(
-        &[],
-        |o| o.no_seeder = true,
-        |s| s.raw.tracker.write_token = Some(WRITE.into()),
-    )
+    let tracker = TestApp::spawn_with(&[], |o| {
+        o.no_seeder = true;
+        o.set("tracker.write_token", WRITE);
+    })
     .await;
     let data = content(20_000);
     let tracker_url = tracker.url.clone();
-    let seeder = TestApp::spawn_with(
-        &[("private.bin", &data[..])],
-        |o| {
-            o.no_tracker = true;
-            o.tracker = Some(tracker_url);
-        },
-        |s| s.raw.seeder.tracker_token = Some(WRITE.into()),
-    )
+    let seeder = TestApp::spawn_with(&[("private.bin", &data[..])], |o| {
+        o.no_tracker = true;
+        o.tracker = Some(tracker_url);
+        o.set("seeder.tracker_token", WRITE);
+    })
     .await;
     let v2 = seeder.wait_for_torrent("private.bin").await["info_hash_v2"]
         .as_str()
@@ -121,7 +112,10 @@ async fn a_seeder_announces_to_a_token_protected_tracker_with_its_token() {
 
 #[actix_web::test]
 async fn the_allowlist_admits_only_registered_torrents() {
-    let app = TestApp::spawn_with(&[], |_| {}, |s| s.raw.tracker.allowlist = true).await;
+    let app = TestApp::spawn_with(&[], |o| {
+        o.set("tracker.allowlist", true);
+    })
+    .await;
     let meta = create::from_bytes(
         "listed.bin",
         &content(1000),
@@ -253,14 +247,10 @@ async fn assert_refused_like_the_plain_path(
 
 #[actix_web::test]
 async fn every_spelling_that_reaches_a_protected_route_needs_its_token() {
-    let app = TestApp::spawn_with(
-        &[],
-        |_| {},
-        |s| {
-            s.raw.tracker.write_token = Some(WRITE.into());
-            s.raw.tracker.read_token = Some(READ.into());
-        },
-    )
+    let app = TestApp::spawn_with(&[], |o| {
+        o.set("tracker.write_token", WRITE);
+        o.set("tracker.read_token", READ);
+    })
     .await;
     let reached = assert_refused_like_the_plain_path(&app, 401, "token", false).await;
     // The plain paths, and the percent-encoded letters the router decodes, all met the guard.
@@ -272,15 +262,11 @@ async fn every_spelling_that_reaches_a_protected_route_needs_its_token() {
 
 /// An app allowing each client (by X-Forwarded-For, one trusted hop) 1 request/s after a burst.
 async fn rate_limited_app(burst: u32) -> TestApp {
-    TestApp::spawn_with(
-        &[],
-        |_| {},
-        move |s| {
-            s.raw.tracker.rate_limit_per_second = 1;
-            s.raw.tracker.rate_limit_burst = burst;
-            s.raw.server.trusted_proxy_hops = 1;
-        },
-    )
+    TestApp::spawn_with(&[], move |o| {
+        o.set("tracker.rate_limit_per_second", 1);
+        o.set("tracker.rate_limit_burst", burst);
+        o.set("server.trusted_proxy_hops", 1);
+    })
     .await
 }
 
@@ -365,7 +351,10 @@ async fn announce_from(app: &TestApp, client: &str, url: &str) -> reqwest::Respo
 
 #[actix_web::test]
 async fn private_seeders_are_listed_for_clients_on_their_own_network_only() {
-    let app = TestApp::spawn_with(&[], |_| {}, |s| s.raw.server.trusted_proxy_hops = 1).await;
+    let app = TestApp::spawn_with(&[], |o| {
+        o.set("server.trusted_proxy_hops", 1);
+    })
+    .await;
 
     // A laptop or LAN with default settings: this machine may name itself and private hosts.
     for url in [
@@ -434,11 +423,9 @@ async fn private_seeders_are_listed_for_clients_on_their_own_network_only() {
 
 #[actix_web::test]
 async fn the_private_seeder_rule_can_be_forced_either_way() {
-    let never = TestApp::spawn_with(
-        &[],
-        |_| {},
-        |s| s.raw.tracker.private_seeders = PrivateSeeders::Never,
-    )
+    let never = TestApp::spawn_with(&[], |o| {
+        o.set("tracker.private_seeders", "never");
+    })
     .await;
     let refused = never
         .announce(json!({"info_hash": hash(), "url": "http://127.0.0.1:9"}))
@@ -449,14 +436,10 @@ async fn the_private_seeder_rule_can_be_forced_either_way() {
         "{error}"
     );
 
-    let always = TestApp::spawn_with(
-        &[],
-        |_| {},
-        |s| {
-            s.raw.server.trusted_proxy_hops = 1;
-            s.raw.tracker.private_seeders = PrivateSeeders::Always;
-        },
-    )
+    let always = TestApp::spawn_with(&[], |o| {
+        o.set("server.trusted_proxy_hops", 1);
+        o.set("tracker.private_seeders", "always");
+    })
     .await;
     assert_eq!(
         announce_from(&always, "8.8.8.8", "http://10.0.0.1")
@@ -468,7 +451,10 @@ async fn the_private_seeder_rule_can_be_forced_either_way() {
 
 #[actix_web::test]
 async fn new_seeders_can_be_verified_by_one_chunk_before_listing() {
-    let app = TestApp::spawn_with(&[], |_| {}, |s| s.raw.tracker.verify_seeders = true).await;
+    let app = TestApp::spawn_with(&[], |o| {
+        o.set("tracker.verify_seeders", true);
+    })
+    .await;
     let data = content(10 * 16384);
     let meta = register(&app, "checked.bin", &data).await;
     let good = FakeSeeder::start(data.clone(), 16384, Behaviour::Good).await;
@@ -499,7 +485,10 @@ async fn new_seeders_can_be_verified_by_one_chunk_before_listing() {
 
 #[actix_web::test]
 async fn seeder_verification_follows_no_redirect_and_keeps_the_fetch_error_to_itself() {
-    let app = TestApp::spawn_with(&[], |_| {}, |s| s.raw.tracker.verify_seeders = true).await;
+    let app = TestApp::spawn_with(&[], |o| {
+        o.set("tracker.verify_seeders", true);
+    })
+    .await;
     let data = content(4 * 16384);
     let meta = register(&app, "v.bin", &data).await;
     // The real chunks are at `good`; a "seeder" that redirects the tracker there must fail.
@@ -540,11 +529,9 @@ async fn seeder_verification_follows_no_redirect_and_keeps_the_fetch_error_to_it
 
 #[actix_web::test]
 async fn head_checks_the_file_is_still_the_one_hashed() {
-    let app = TestApp::spawn_with(
-        &[("head.bin", &content(3 * 16384)[..])],
-        |_| {},
-        |s| s.rescan_interval = Duration::from_secs(3600),
-    )
+    let app = TestApp::spawn_with(&[("head.bin", &content(3 * 16384)[..])], |o| {
+        o.set("storage.rescan_interval_secs", 3600);
+    })
     .await;
     app.wait_for_torrent("head.bin").await;
     assert_eq!(app.head_file("head.bin").await.status(), 200);
@@ -559,14 +546,10 @@ async fn head_checks_the_file_is_still_the_one_hashed() {
 #[actix_web::test]
 async fn a_file_changed_on_disk_is_never_served_under_its_old_torrent() {
     let original = content(3 * 16384);
-    let app = TestApp::spawn_with(
-        &[("changing.bin", &original[..])],
-        |_| {},
-        |s| {
-            s.piece_length = PieceLength::new(16384).unwrap();
-            s.rescan_interval = Duration::from_secs(3600);
-        },
-    )
+    let app = TestApp::spawn_with(&[("changing.bin", &original[..])], |o| {
+        o.set("seeder.piece_length", 16384);
+        o.set("storage.rescan_interval_secs", 3600);
+    })
     .await;
     let old = app.wait_for_torrent("changing.bin").await["info_hash_v2"]
         .as_str()
@@ -606,7 +589,10 @@ async fn a_file_changed_on_disk_is_never_served_under_its_old_torrent() {
 
 #[actix_web::test]
 async fn oversized_input_gets_a_clear_4xx() {
-    let app = TestApp::spawn_with(&[], |_| {}, |s| s.raw.tracker.max_peers = 5).await;
+    let app = TestApp::spawn_with(&[], |o| {
+        o.set("tracker.max_peers", 5);
+    })
+    .await;
 
     // A header far beyond any real client's.
     let huge = "x".repeat(64 * 1024);
@@ -652,11 +638,10 @@ async fn oversized_input_gets_a_clear_4xx() {
 async fn our_clients_report_the_servers_reason_for_a_refusal() {
     use gotorrent_http::seeder::announcer::TrackerClient;
     use gotorrent_http::types::{InfoHashV2, SeederUrl};
-    let tracker = TestApp::spawn_with(
-        &[],
-        |o| o.no_seeder = true,
-        |s| s.raw.tracker.private_seeders = PrivateSeeders::Never,
-    )
+    let tracker = TestApp::spawn_with(&[], |o| {
+        o.no_seeder = true;
+        o.set("tracker.private_seeders", "never");
+    })
     .await;
     let client = TrackerClient::Remote {
         base: url::Url::parse(&tracker.url).unwrap(),
@@ -686,15 +671,11 @@ async fn slow_readers_cannot_hold_every_stream() {
     // Larger than the socket buffers on both sides can absorb (tcp_rmem may reach 32 MiB), so
     // an unread response really holds its stream.
     let data = content(96 << 20);
-    let app = TestApp::spawn_with(
-        &[("big file.bin", &data[..])],
-        |_| {},
-        |s| {
-            s.raw.seeder.max_streams = 4;
-            s.raw.seeder.max_streams_per_client = 2;
-            s.raw.server.trusted_proxy_hops = 1;
-        },
-    )
+    let app = TestApp::spawn_with(&[("big file.bin", &data[..])], |o| {
+        o.set("seeder.max_streams", 4);
+        o.set("seeder.max_streams_per_client", 2);
+        o.set("server.trusted_proxy_hops", 1);
+    })
     .await;
     app.wait_for_torrent("big file.bin").await;
     // A fresh connection per request, as separate downloaders would open.
@@ -754,14 +735,10 @@ async fn bt_announce(app: &TestApp, torrent: u32, event: &str) -> String {
 
 #[actix_web::test]
 async fn tracker_memory_is_capped_and_a_full_table_says_so() {
-    let app = TestApp::spawn_with(
-        &[],
-        |_| {},
-        |s| {
-            s.raw.tracker.max_swarms = 5;
-            s.raw.tracker.max_torrents = 1;
-        },
-    )
+    let app = TestApp::spawn_with(&[], |o| {
+        o.set("tracker.max_swarms", 5);
+        o.set("tracker.max_torrents", 1);
+    })
     .await;
 
     // Completed events for random info-hashes: each a swarm, up to the cap.

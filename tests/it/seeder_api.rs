@@ -7,8 +7,10 @@ const PIECE: usize = 64 * 1024;
 
 async fn app_sharing(name: &str, bytes: &[u8]) -> (TestApp, serde_json::Value) {
     let piece_length = PieceLength::new(PIECE as u64).unwrap();
-    let app =
-        TestApp::spawn_with(&[(name, bytes)], |_| {}, |s| s.piece_length = piece_length).await;
+    let app = TestApp::spawn_with(&[(name, bytes)], |o| {
+        o.set("seeder.piece_length", piece_length.get());
+    })
+    .await;
     let summary = app.wait_for_torrent(name.rsplit('/').next().unwrap()).await;
     (app, summary)
 }
@@ -142,10 +144,9 @@ async fn a_top_level_folder_is_one_torrent_served_by_piece_and_by_path() {
             (&format!("{folder}/empty.txt"), &[][..]),
             (&format!("{folder}/.hidden"), &b"secret"[..]),
         ],
-        |_| {},
-        |s| {
-            s.piece_length = piece_length;
-            s.rescan_interval = std::time::Duration::from_millis(200);
+        |o| {
+            o.set("seeder.piece_length", piece_length.get());
+            o.set("storage.rescan_interval_secs", 1);
         },
     )
     .await;
@@ -397,9 +398,9 @@ async fn files_added_while_running_are_picked_up_and_hashes_are_cached_across_re
     let (data_dir, state_dir) = (dirs.path().join("data"), dirs.path().join("state"));
     std::fs::create_dir_all(&data_dir).unwrap();
     let settings = |_: ()| {
-        let mut s = crate::support::test_settings(&data_dir, &state_dir, |_| {});
-        s.rescan_interval = std::time::Duration::from_secs(1);
-        s
+        crate::support::test_settings(&data_dir, &state_dir, |o| {
+            o.set("storage.rescan_interval_secs", 1);
+        })
     };
     let app = TestApp::start(settings(()), vec![]).await;
 
@@ -451,14 +452,10 @@ async fn put_file(
 #[actix_web::test]
 async fn an_upload_is_stored_hashed_and_served_back_never_over_a_shared_file() {
     // Arrange
-    let app = TestApp::spawn_with(
-        &[("taken.bin", &b"old"[..])],
-        |_| {},
-        |s| {
-            s.raw.seeder.uploads = true;
-            s.raw.seeder.max_upload_bytes = 1_000_000;
-        },
-    )
+    let app = TestApp::spawn_with(&[("taken.bin", &b"old"[..])], |o| {
+        o.set("seeder.uploads", true);
+        o.set("seeder.max_upload_bytes", 1_000_000);
+    })
     .await;
     app.wait_for_torrent("taken.bin").await;
     let data = content(300_000);
@@ -525,15 +522,11 @@ const UPLOAD_TOKEN: &str = "a write token of some length";
 
 /// A server with uploads on, 1000 bytes at most, guarded by [`UPLOAD_TOKEN`].
 async fn accepting_uploads_of_1000_bytes() -> TestApp {
-    TestApp::spawn_with(
-        &[],
-        |_| {},
-        |s| {
-            s.raw.seeder.uploads = true;
-            s.raw.seeder.max_upload_bytes = 1000;
-            s.raw.tracker.write_token = Some(UPLOAD_TOKEN.into());
-        },
-    )
+    TestApp::spawn_with(&[], |o| {
+        o.set("seeder.uploads", true);
+        o.set("seeder.max_upload_bytes", 1000);
+        o.set("tracker.write_token", UPLOAD_TOKEN);
+    })
     .await
 }
 
@@ -608,11 +601,9 @@ async fn a_large_refused_upload_gets_its_answer_not_a_reset() {
 #[actix_web::test]
 async fn health_shows_what_is_being_hashed_and_how_far() {
     // Arrange: a server, then a 64 MiB file it must hash.
-    let app = TestApp::spawn_with(
-        &[],
-        |_| {},
-        |s| s.rescan_interval = std::time::Duration::from_millis(100),
-    )
+    let app = TestApp::spawn_with(&[], |o| {
+        o.set("storage.rescan_interval_secs", 1);
+    })
     .await;
     app.write_file("big hash ü.bin", &content(64 << 20));
 
@@ -657,7 +648,6 @@ async fn a_folder_its_torrent_would_refuse_is_not_even_hashed() {
             ("clash/readme", &b"lower"[..]),
             ("fine.bin", &b"fine"[..]),
         ],
-        |_| {},
         |_| {},
     )
     .await;

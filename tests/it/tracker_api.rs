@@ -1,7 +1,5 @@
 //! The tracker role over HTTP: announces, peers, expiry, torrent registration and persistence.
 
-use std::time::Duration;
-
 use crate::support::{assert_json_error, content, poll, TestApp};
 use gotorrent_http::metainfo::create;
 use gotorrent_http::types::PieceLength;
@@ -57,11 +55,9 @@ async fn announced_seeders_are_listed_and_stopped_removes_them() {
 
 #[actix_web::test]
 async fn a_silent_seeder_is_dropped_after_twice_the_interval() {
-    let app = TestApp::spawn_with(
-        &[],
-        |_| {},
-        |s| s.announce_interval = Duration::from_secs(1),
-    )
+    let app = TestApp::spawn_with(&[], |o| {
+        o.set("tracker.announce_interval_secs", 1);
+    })
     .await;
     let hash = "cd".repeat(32);
     app.announce(json!({"info_hash": hash, "url": "http://127.0.0.1:9"}))
@@ -265,7 +261,10 @@ async fn the_listing_pages_shared_and_registered_torrents_by_hash_each_once() {
 
 #[actix_web::test]
 async fn unusable_torrents_are_rejected() {
-    let app = TestApp::spawn_with(&[], |_| {}, |s| s.raw.server.max_body_bytes = 4096).await;
+    let app = TestApp::spawn_with(&[], |o| {
+        o.set("server.max_body_bytes", 4096);
+    })
+    .await;
     assert_json_error(app.register_torrent(b"garbage".to_vec()).await, 422).await;
     assert_json_error(
         app.register_torrent(b"d4:infod4:name1:aee".to_vec()).await,
@@ -282,7 +281,7 @@ async fn unusable_torrents_are_rejected() {
 #[actix_web::test]
 async fn a_seeder_registers_and_announces_its_files_to_its_own_tracker() {
     let data = content(200_000);
-    let app = TestApp::spawn_with(&[("shared.bin", &data[..])], |_| {}, |_| {}).await;
+    let app = TestApp::spawn_with(&[("shared.bin", &data[..])], |_| {}).await;
     let summary = app.wait_for_torrent("shared.bin").await;
     let v2 = summary["info_hash_v2"].as_str().unwrap().to_owned();
 
@@ -302,17 +301,13 @@ async fn a_seeder_registers_and_announces_its_files_to_its_own_tracker() {
 
 #[actix_web::test]
 async fn with_the_tracker_role_off_a_seeder_announces_to_another_server() {
-    let tracker = TestApp::spawn_with(&[], |o| o.no_seeder = true, |_| {}).await;
+    let tracker = TestApp::spawn_with(&[], |o| o.no_seeder = true).await;
     let data = content(50_000);
     let tracker_url = format!("{}/announce", tracker.url);
-    let seeder = TestApp::spawn_with(
-        &[("remote.bin", &data[..])],
-        |o| {
-            o.no_tracker = true;
-            o.tracker = Some(tracker_url);
-        },
-        |_| {},
-    )
+    let seeder = TestApp::spawn_with(&[("remote.bin", &data[..])], |o| {
+        o.no_tracker = true;
+        o.tracker = Some(tracker_url);
+    })
     .await;
     let v2 = seeder.wait_for_torrent("remote.bin").await["info_hash_v2"]
         .as_str()
@@ -344,7 +339,7 @@ async fn sigterm_makes_the_binary_announce_stopped_and_exit_cleanly() {
     use std::process::Command;
 
     // Arrange: an in-process tracker, and the real binary seeding one file to it.
-    let tracker = TestApp::spawn_with(&[], |o| o.no_seeder = true, |_| {}).await;
+    let tracker = TestApp::spawn_with(&[], |o| o.no_seeder = true).await;
     let dirs = tempfile::tempdir().unwrap();
     let file = dirs.path().join("signal ü.bin");
     std::fs::write(&file, content(30_000)).unwrap();

@@ -3,17 +3,17 @@
 
 use crate::support::{assert_json_error, content, poll, scrape_stats, RedisServer, TestApp};
 use gotorrent_http::metainfo::create;
+use gotorrent_http::settings::Overrides;
 use gotorrent_http::types::PieceLength;
 use serde_json::json;
 
 /// A tracker-only instance on `redis`.
 async fn tracker_on(redis: &RedisServer) -> TestApp {
     let url = redis.url.clone();
-    TestApp::spawn_with(
-        &[],
-        |o| o.no_seeder = true,
-        move |s| s.raw.tracker.redis_url = Some(url),
-    )
+    TestApp::spawn_with(&[], move |o| {
+        o.no_seeder = true;
+        o.set("tracker.redis_url", url);
+    })
     .await
 }
 
@@ -135,14 +135,15 @@ async fn redis_expires_silent_seeders_for_every_instance() {
     let redis = RedisServer::start();
     let url = redis.url.clone();
     let quick = |url: String| {
-        move |s: &mut gotorrent_http::settings::Validated| {
-            s.raw.tracker.redis_url = Some(url);
+        move |o: &mut Overrides| {
+            o.no_seeder = true;
+            o.set("tracker.redis_url", url);
             // Told to announce every second: silent for more than 2 s is gone.
-            s.announce_interval = std::time::Duration::from_secs(1);
+            o.set("tracker.announce_interval_secs", 1);
         }
     };
-    let a = TestApp::spawn_with(&[], |o| o.no_seeder = true, quick(url.clone())).await;
-    let b = TestApp::spawn_with(&[], |o| o.no_seeder = true, quick(url)).await;
+    let a = TestApp::spawn_with(&[], quick(url.clone())).await;
+    let b = TestApp::spawn_with(&[], quick(url)).await;
     let hash = "cd".repeat(32);
     let seeder = json!({"info_hash": hash, "url": "http://127.0.0.1:9"});
     assert_eq!(a.announce(seeder).await.status(), 200);

@@ -2,9 +2,8 @@
 //! endpoint behaves as with local files, rescans notice new, changed and deleted objects, and a
 //! torrent hashed by one instance is a sidecar object every other instance serves from.
 
-use std::time::Duration;
-
 use crate::support::{content, metric, percent_encode, poll, Garage, TestApp};
+use gotorrent_http::settings::Overrides;
 use serde_json::Value;
 
 const PREFIX: &str = "shared/files";
@@ -23,8 +22,9 @@ fn nested_path() -> String {
         .join("/")
 }
 
-fn fast_rescans(settings: &mut gotorrent_http::settings::Validated) {
-    settings.rescan_interval = Duration::from_millis(300);
+/// Rescans as often as the settings allow, so tests see a changed bucket soon.
+fn fast_rescans(overrides: &mut Overrides) {
+    overrides.set("storage.rescan_interval_secs", 1);
 }
 
 /// The v2 info-hash of the file shared under `name` now (its ETag), or "" when none is. The
@@ -161,8 +161,8 @@ async fn an_object_changed_between_rescans_is_refused_not_served() {
     let key = format!("{PREFIX}/moving.bin");
     garage.put(&key, &content(50_000)).await;
     // Rescans far apart: the change is found by serving, through the store's If-Match.
-    let app = TestApp::spawn_s3(&garage, PREFIX, false, |s| {
-        s.rescan_interval = Duration::from_secs(3600)
+    let app = TestApp::spawn_s3(&garage, PREFIX, false, |o| {
+        o.set("storage.rescan_interval_secs", 3600);
     })
     .await;
     let summary = app.wait_for_torrent("moving.bin").await;
@@ -245,8 +245,8 @@ async fn files_can_redirect_to_a_presigned_url_and_chunks_still_stream() {
     let garage = Garage::start();
     let bytes = content(100_000);
     garage.put(&format!("{PREFIX}/{NAME}"), &bytes).await;
-    let app = TestApp::spawn_s3(&garage, PREFIX, false, |s| {
-        s.s3.as_mut().unwrap().redirect_files = true
+    let app = TestApp::spawn_s3(&garage, PREFIX, false, |o| {
+        o.set("storage.s3.redirect_files", true);
     })
     .await;
     let summary = app.wait_for_torrent(FOLDER).await;
@@ -326,10 +326,10 @@ async fn web_seed_clients_download_from_an_s3_backed_seeder() {
 async fn an_upload_to_an_s3_backed_seeder_lands_in_the_bucket_whole_or_not_at_all() {
     // Arrange: uploads on, at most 8 MiB.
     let garage = Garage::start();
-    let app = TestApp::spawn_s3(&garage, PREFIX, false, |s| {
-        fast_rescans(s);
-        s.raw.seeder.uploads = true;
-        s.raw.seeder.max_upload_bytes = 8 << 20;
+    let app = TestApp::spawn_s3(&garage, PREFIX, false, |o| {
+        fast_rescans(o);
+        o.set("seeder.uploads", true);
+        o.set("seeder.max_upload_bytes", 8 << 20);
     })
     .await;
     let data = content((6 << 20) + 3); // two multipart parts

@@ -10,8 +10,9 @@ pub use servers::{free_port, kill, Garage, Haproxy, RedisServer};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use gotorrent_http::server::Application;
-use gotorrent_http::settings::{Overrides, Settings, Validated};
+use gotorrent_http::app::Application;
+use gotorrent_http::settings::{Overrides, Settings};
+use gotorrent_http::storage::StorageConfig;
 use serde_json::Value;
 
 pub struct TestApp {
@@ -19,16 +20,17 @@ pub struct TestApp {
     pub port: u16,
     pub data_dir: PathBuf,
     pub client: reqwest::Client,
-    pub handle: gotorrent_http::server::ServerHandle,
+    pub handle: gotorrent_http::server::workers::Handle,
     _dirs: Option<tempfile::TempDir>,
 }
 
-/// Settings for a test server: loopback, port 0, one worker, the given dirs.
+/// Settings for a test server: loopback, port 0, one worker, the given dirs, no rate limit,
+/// then `tweak`'s flags and keys, all validated as a user's would be.
 pub fn test_settings(
     data_dir: &Path,
     state_dir: &Path,
     tweak: impl FnOnce(&mut Overrides),
-) -> Validated {
+) -> Settings {
     test_settings_with_env(data_dir, state_dir, tweak, Default::default())
 }
 
@@ -38,32 +40,31 @@ pub fn test_settings_with_env(
     state_dir: &Path,
     tweak: impl FnOnce(&mut Overrides),
     env: std::collections::HashMap<String, String>,
-) -> Validated {
+) -> Settings {
     let mut overrides = Overrides {
         bind: Some("127.0.0.1:0".into()),
         data_dir: Some(data_dir.to_owned()),
         state_dir: Some(state_dir.to_owned()),
         ..Overrides::default()
     };
-    tweak(&mut overrides);
-    let mut settings = Settings::load_with_env(None, &overrides, env).unwrap();
-    settings.raw.server.workers = 1;
+    overrides.set("server.workers", 1);
     // Tests poll quickly: the rate limit's own tests switch it back on.
-    settings.raw.tracker.rate_limit_per_second = 0;
-    settings
+    overrides.set("tracker.rate_limit_per_second", 0);
+    tweak(&mut overrides);
+    Settings::load_with_env(None, &overrides, env).unwrap()
 }
 
 impl TestApp {
     /// A server with both roles over fresh temp dirs.
     pub async fn spawn() -> TestApp {
-        Self::spawn_with(&[], |_| {}, |_| {}).await
+        Self::spawn_with(&[], |_| {}).await
     }
 
-    /// A server whose data dir holds `files` (name, bytes) from the start.
+    /// A server whose data dir holds `files` (name, bytes) from the start, with `tweak`'s flags
+    /// and keys.
     pub async fn spawn_with(
         files: &[(&str, &[u8])],
         tweak: impl FnOnce(&mut Overrides),
-        tweak_settings: impl FnOnce(&mut Validated),
     ) -> TestApp {
         let dirs = tempfile::Builder::new()
             .prefix("gotorrent test ü ")
@@ -77,8 +78,7 @@ impl TestApp {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, bytes).unwrap();
         }
-        let mut settings = test_settings(&data_dir, &state_dir, tweak);
-        tweak_settings(&mut settings);
+        let settings = test_settings(&data_dir, &state_dir, tweak);
         let mut app = Self::start(settings, vec![]).await;
         app._dirs = Some(dirs);
         app
@@ -90,28 +90,30 @@ impl TestApp {
         garage: &Garage,
         prefix: &str,
         read_only: bool,
-        tweak_settings: impl FnOnce(&mut Validated),
+        tweak: impl FnOnce(&mut Overrides),
     ) -> TestApp {
         let dirs = tempfile::Builder::new()
             .prefix("gotorrent s3 test ")
             .tempdir()
             .unwrap();
         let env = garage.env(prefix, read_only).into_iter().collect();
-        let mut settings = test_settings_with_env(
+        let settings = test_settings_with_env(
             &dirs.path().join("unused data dir"),
             &dirs.path().join("state"),
-            |_| {},
+            tweak,
             env,
         );
-        tweak_settings(&mut settings);
         let mut app = Self::start(settings, vec![]).await;
         app._dirs = Some(dirs);
         app
     }
 
     /// Starts an app from explicit settings (the caller owns the dirs).
-    pub async fn start(settings: Validated, seed_files: Vec<PathBuf>) -> TestApp {
-        let data_dir = settings.raw.storage.data_dir.clone();
+    pub async fn start(settings: Settings, seed_files: Vec<PathBuf>) -> TestApp {
+        let data_dir = match &settings.storage.backend {
+            StorageConfig::Local { data_dir } => data_dir.clone(),
+            StorageConfig::ObjectStore(_) => PathBuf::new(),
+        };
         let app = Application::build(settings, seed_files).await.unwrap();
         let port = app.port();
         let handle = app.handle();

@@ -94,7 +94,10 @@ async fn the_pages_work_in_chromium_accessibly_at_phone_and_desktop_sizes() {
 async fn a_file_shared_through_the_page_downloads_back_byte_identical() {
     use sha2::Digest;
     // Arrange: uploads on, and a 5 MiB file with an awkward name on the browser's disk.
-    let app = TestApp::spawn_with(&[], |_| {}, |s| s.raw.seeder.uploads = true).await;
+    let app = TestApp::spawn_with(&[], |o| {
+        o.set("seeder.uploads", true);
+    })
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("shared from the page ü & co.bin");
     let data = content(5 * 1024 * 1024 + 7);
@@ -130,13 +133,9 @@ async fn the_verified_browser_download_takes_every_seeder_and_refetches_a_bad_pi
     // first's tracker, that corrupts the first piece it sends.
     let data = content(32 << 20);
     let name = "big ü & co.bin";
-    let app = TestApp::spawn_with(
-        &[(name, &data[..])],
-        |_| {},
-        |s| {
-            s.raw.tracker.verify_seeders = false;
-        },
-    )
+    let app = TestApp::spawn_with(&[(name, &data[..])], |o| {
+        o.set("tracker.verify_seeders", false);
+    })
     .await;
     let v2 = app.wait_for_torrent(name).await["info_hash_v2"]
         .as_str()

@@ -22,7 +22,6 @@ pub async fn sharing_awkward_names() -> (TestApp, String) {
             ("album/a.txt", &b"a"[..]),
         ],
         |_| {},
-        |_| {},
     )
     .await;
     app.wait_for_torrent(HOSTILE).await;

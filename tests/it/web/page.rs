@@ -318,11 +318,9 @@ async fn pieces_files_peers_and_torrents_answer_other_origins_read_only() {
 
 #[actix_web::test]
 async fn pages_need_the_read_token_when_one_is_set() {
-    let app = TestApp::spawn_with(
-        &[],
-        |_| {},
-        |s| s.raw.tracker.read_token = Some("let me read".into()),
-    )
+    let app = TestApp::spawn_with(&[], |o| {
+        o.set("tracker.read_token", "let me read, please");
+    })
     .await;
     for path in [
         "/",
@@ -339,7 +337,7 @@ async fn pages_need_the_read_token_when_one_is_set() {
     let allowed = app
         .client
         .get(format!("{}/", app.url))
-        .bearer_auth("let me read")
+        .bearer_auth("let me read, please")
         .send()
         .await
         .unwrap();
@@ -352,7 +350,10 @@ async fn the_share_form_appears_only_with_uploads_on_and_asks_for_the_write_toke
     let (_, html) = page(&off, "/").await;
     assert!(!html.contains("id=\"upload\""), "{html}");
 
-    let open = TestApp::spawn_with(&[], |_| {}, |s| s.raw.seeder.uploads = true).await;
+    let open = TestApp::spawn_with(&[], |o| {
+        o.set("seeder.uploads", true);
+    })
+    .await;
     let (_, html) = page(&open, "/").await;
     assert!(
         html.contains("id=\"upload\"") && !html.contains("id=\"token\""),
@@ -360,14 +361,10 @@ async fn the_share_form_appears_only_with_uploads_on_and_asks_for_the_write_toke
     );
     assert!(html.contains("at most 4.0 GiB"), "{html}");
 
-    let guarded = TestApp::spawn_with(
-        &[],
-        |_| {},
-        |s| {
-            s.raw.seeder.uploads = true;
-            s.raw.tracker.write_token = Some("a write token of some length".into());
-        },
-    )
+    let guarded = TestApp::spawn_with(&[], |o| {
+        o.set("seeder.uploads", true);
+        o.set("tracker.write_token", "a write token of some length");
+    })
     .await;
     let (_, html) = page(&guarded, "/").await;
     assert!(
