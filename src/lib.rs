@@ -12,6 +12,7 @@ pub mod bencode;
 pub mod bootstrap;
 pub mod cli;
 pub mod db;
+pub mod directory;
 pub mod download;
 pub mod fuzzing;
 pub mod magnet;

@@ -6,10 +6,12 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::db::DbError;
+use crate::directory::DirectoryError;
 use crate::metainfo::MetainfoError;
 use crate::storage::StorageError;
 use crate::tracker::store::StoreError;
 use crate::tracker::TrackerError;
+use crate::types::InfoHashParseError;
 
 /// The body of every error response.
 #[derive(Debug, Serialize, ToSchema)]
@@ -250,6 +252,21 @@ pub fn ensure_json_body<B: actix_web::body::MessageBody + 'static>(
     Ok(ErrorHandlerResponse::Response(
         actix_web::dev::ServiceResponse::new(req, new).map_into_right_body(),
     ))
+}
+
+impl From<DirectoryError> for ApiError {
+    fn from(e: DirectoryError) -> Self {
+        match e {
+            DirectoryError::NotFound(_) => ApiError::NotFound(e.to_string()),
+            DirectoryError::Tracker(e) => e.into(),
+        }
+    }
+}
+
+impl From<InfoHashParseError> for ApiError {
+    fn from(e: InfoHashParseError) -> Self {
+        ApiError::BadRequest(e.to_string())
+    }
 }
 
 impl From<TrackerError> for ApiError {

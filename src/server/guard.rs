@@ -8,7 +8,7 @@
 //! by its /64, which one subscriber usually holds whole), so one abusive client cannot starve
 //! the rest. Seeder endpoints (/chunks, /files) stay open: web-seed clients cannot send tokens.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
@@ -20,8 +20,8 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use subtle::ConstantTimeEq;
 
+use super::client::{client_ip, client_key};
 use super::error::ApiError;
-use super::routes::bittorrent::client_ip;
 use super::AppState;
 use crate::tracker::bep3;
 
@@ -104,21 +104,6 @@ pub enum Refusal {
     Json,
     /// A bencoded `failure reason` with status 200, which is what BitTorrent clients read.
     Bencode,
-}
-
-/// The key one client is rate-limited under: its IPv4 address, or its IPv6 /64 (a subscriber
-/// gets a whole /64 and could otherwise take a fresh bucket per address).
-pub fn client_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-        },
-    }
 }
 
 /// Middleware for one route: the rate limit and the token `access` needs, refused as `refusal`.
@@ -212,25 +197,3 @@ fn oversized(req: &ServiceRequest) -> Option<ApiError> {
 
 /// Shared by the app state and the periodic cleanup task.
 pub type SharedGuard = Arc<Guard>;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ipv6_clients_share_a_bucket_per_64() {
-        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
-        let b: IpAddr = "2001:db8:1:2:ffff:1:2:3".parse().unwrap();
-        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
-        assert_eq!(client_key(a), client_key(b));
-        assert_ne!(client_key(a), client_key(other));
-        let v4: IpAddr = "192.0.2.7".parse().unwrap();
-        assert_eq!(client_key(v4), v4);
-        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
-        assert_eq!(
-            client_key(mapped),
-            v4,
-            "a v4-mapped address is its IPv4 client"
-        );
-    }
-}

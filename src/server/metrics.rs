@@ -135,7 +135,7 @@ impl Metrics {
     async fn refresh_gauges(&self, state: &AppState) -> Result<(), super::ApiError> {
         let shared = state.seeder.as_ref().map_or(0, |s| s.catalog().len());
         self.shared_files.set(shared as i64);
-        let torrents = super::routes::known_count(state).await?;
+        let torrents = state.directory.count().await?;
         self.torrents.set(torrents as i64);
         let live = match &state.tracker {
             Some(tracker) => tracker.total_live_seeders().await?,

@@ -4,6 +4,7 @@
 //! stream permits (`streams`), metrics, and the listing page's cache. [`bind`] comes first, so
 //! callers (and tests on port 0) learn the real port before anything runs.
 
+mod client;
 mod error;
 mod guard;
 mod metrics;
@@ -11,6 +12,7 @@ pub mod openapi;
 mod pages;
 pub mod range;
 mod routes;
+pub mod schema;
 mod streams;
 pub mod workers;
 
@@ -23,6 +25,7 @@ use anyhow::Context;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::directory::Directory;
 use crate::reach::Reach;
 use crate::seeder::Seeder;
 use crate::settings::{ServerSettings, Settings};
@@ -50,6 +53,8 @@ pub struct AppState {
     pub max_upload: Option<u64>,
     /// What the listing page is served from.
     pub listing: pages::ListingCache,
+    /// Torrents this server knows, shared and registered.
+    pub directory: Directory,
 }
 
 impl AppState {
@@ -102,6 +107,7 @@ pub fn start(
         settings.tracker.announce_interval,
     ));
     let state = web::Data::new(AppState {
+        directory: Directory::new(services.seeder.clone(), services.tracker.clone()),
         seeder: services.seeder,
         tracker: services.tracker,
         metrics: Arc::new(Metrics::new()),

@@ -1,10 +1,12 @@
-//! The OpenAPI document: every endpoint, its parameters, bodies and error bodies.
+//! The OpenAPI document: every endpoint, its parameters, bodies and error bodies. Types that
+//! exist only to be documented live in `schema`, which the routes use too.
 
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{IntoResponses, Modify, OpenApi};
+use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
 use super::routes::{bittorrent, files, ops, torrents, tracker};
+use super::schema::Binary;
 use crate::tracker::swarm::{Event, PeerView};
 
 #[derive(OpenApi)]
@@ -75,36 +77,6 @@ impl Modify for BearerToken {
         );
     }
 }
-
-/// What the guard answers on a route that needs `tracker.read_token`.
-#[derive(IntoResponses)]
-pub enum ReadRefusals {
-    /// tracker.read_token is set and the request lacks it
-    #[response(status = 401, headers(("WWW-Authenticate" = String, description = "Bearer")))]
-    Unauthorized(ErrorBody),
-    /// Over this client's rate limit (tracker.rate_limit_per_second)
-    #[response(status = 429, headers(("Retry-After" = u64, description = "Seconds to wait")))]
-    RateLimited(ErrorBody),
-}
-
-/// What the guard answers on a route that needs `tracker.write_token`.
-#[derive(IntoResponses)]
-pub enum WriteRefusals {
-    /// tracker.write_token is set and the request lacks it
-    #[response(status = 401, headers(("WWW-Authenticate" = String, description = "Bearer")))]
-    Unauthorized(ErrorBody),
-    /// Over this client's rate limit (tracker.rate_limit_per_second)
-    #[response(status = 429, headers(("Retry-After" = u64, description = "Seconds to wait")))]
-    RateLimited(ErrorBody),
-    /// A tracker cap is reached (tracker.max_*); entries expire, so retry later
-    #[response(status = 503, headers(("Retry-After" = u64, description = "Seconds to wait")))]
-    Full(ErrorBody),
-}
-
-/// Raw bytes in a request or response body (a `Vec<u8>` would be documented as an integer array).
-#[derive(utoipa::ToSchema)]
-#[schema(value_type = String, format = Binary)]
-pub struct Binary(pub Vec<u8>);
 
 /// The document as pretty JSON, exactly as `gotorrent-http openapi` prints it.
 pub fn json() -> String {

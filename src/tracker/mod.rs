@@ -362,9 +362,13 @@ impl Tracker {
             .await?)
     }
 
-    pub async fn live_seeders(&self, hash: &InfoHash) -> Result<usize, TrackerError> {
-        let key = self.key_of(hash).await?;
-        Ok(self.swarms.live_seeders(key, unix_now()).await?)
+    /// Live native seeders of each torrent, in order, in one store call.
+    pub async fn live_seeders(&self, hashes: &[InfoHash]) -> Result<Vec<usize>, TrackerError> {
+        let mut keys = Vec::with_capacity(hashes.len());
+        for hash in hashes {
+            keys.push(self.key_of(hash).await?);
+        }
+        Ok(self.swarms.live_seeders(keys, unix_now()).await?)
     }
 
     pub async fn total_live_seeders(&self) -> Result<usize, TrackerError> {

@@ -75,7 +75,8 @@ pub trait SwarmStore: Send + Sync {
     /// Up to `max` live seeders, most recently announced first.
     fn seeders(&self, key: InfoHash, now: u64, max: usize) -> StoreResult<'_, Vec<PeerView>>;
     fn is_listed(&self, key: InfoHash, url: SeederUrl, now: u64) -> StoreResult<'_, bool>;
-    fn live_seeders(&self, key: InfoHash, now: u64) -> StoreResult<'_, usize>;
+    /// Live seeders of each swarm, in the order of `keys`: one call (one round trip) for a page.
+    fn live_seeders(&self, keys: Vec<InfoHash>, now: u64) -> StoreResult<'_, Vec<usize>>;
     fn total_live_seeders(&self, now: u64) -> StoreResult<'_, usize>;
     /// A BEP 3 announce (the key already mapped to its swarm).
     fn bt_announce(&self, announce: Announce, now: u64) -> StoreResult<'_, AnnounceOutcome>;
@@ -284,8 +285,9 @@ impl SwarmStore for MemorySwarms {
         ready(Ok(MemorySwarms::seeders(self).is_listed(&key, &url, now)))
     }
 
-    fn live_seeders(&self, key: InfoHash, now: u64) -> StoreResult<'_, usize> {
-        ready(Ok(MemorySwarms::seeders(self).live_count(&key, now)))
+    fn live_seeders(&self, keys: Vec<InfoHash>, now: u64) -> StoreResult<'_, Vec<usize>> {
+        let swarms = MemorySwarms::seeders(self);
+        ready(Ok(keys.iter().map(|k| swarms.live_count(k, now)).collect()))
     }
 
     fn total_live_seeders(&self, now: u64) -> StoreResult<'_, usize> {

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use crate::seeder::Catalog;
 use crate::server::error::ApiError;
-use crate::server::routes::{known_torrents, live_seeders};
 use crate::server::AppState;
 use crate::types::InfoHash;
 
@@ -135,7 +134,8 @@ async fn build(
     catalog: Option<Arc<Catalog>>,
     registered: usize,
 ) -> Result<Snapshot, ApiError> {
-    let all = known_torrents(state).await?;
+    let all = state.directory.all().await?;
+    let seeders = state.directory.live_seeders(&all).await?;
     // One scrape for the swarms of every torrent (a round trip with Redis).
     let swarms = match &state.tracker {
         Some(tracker) => {
@@ -167,7 +167,7 @@ async fn build(
             length: meta.length,
             files: meta.files.len(),
             pieces: meta.piece_count(),
-            seeders: live_seeders(state, meta).await?,
+            seeders: seeders[i],
             name: meta.name.clone(),
         });
     }

@@ -8,12 +8,11 @@
 //! and no third-party asset, so nothing on the page runs but our own script.
 
 use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
 use super::error::ApiError;
-use super::routes::{find_torrent, torrents};
 use super::AppState;
 use crate::seeder::file_url;
 use crate::types::InfoHash;
@@ -95,20 +94,12 @@ struct Pages {
     next: Option<String>,
 }
 
-/// `GET /`: the listing for browsers; a client asking for JSON alone gets `GET /torrents`.
+/// `GET /`: the listing for browsers (the route table sends a client asking for JSON alone to
+/// `GET /torrents`).
 pub async fn index(
-    req: HttpRequest,
     query: web::Query<ListQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let accept = req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if accept.contains("application/json") && !accept.contains("text/html") {
-        return torrents::list(req, web::Query(torrents::ListQuery::default()), state).await;
-    }
     let query = query.into_inner();
     let q = query.q.unwrap_or_default();
     let (sort_index, sort) = SORT_OPTIONS
@@ -193,7 +184,7 @@ pub async fn torrent(
     info_hash: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let meta = find_torrent(&state, &info_hash).await?;
+    let meta = state.directory.find(&InfoHash::parse(&info_hash)?).await?;
     let public = &state.reach.url();
     let shared_here = state.seeder.as_ref().is_some_and(|s| {
         s.catalog()

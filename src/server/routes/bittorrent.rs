@@ -2,11 +2,10 @@
 //! `GET /scrape` (BEP 48). Errors are bencoded `failure reason` bodies with status 200, which is
 //! what clients read.
 
-use std::net::IpAddr;
-
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::server::openapi::Binary;
+use crate::server::client::ClientIp;
+use crate::server::schema::Binary;
 use crate::server::AppState;
 use crate::tracker::bep3::{self, AnnounceReply};
 
@@ -42,7 +41,11 @@ fn failure(reason: &str) -> HttpResponse {
     description = "The tracker protocol answers every query with status 200: a malformed or refused one gets a bencoded `failure reason`, as BitTorrent clients expect, so all parameters are documented as optional strings.",
     responses((status = 200, description = "Bencoded: interval, min interval, complete, incomplete, peers (and peers6 for IPv6), BEP 24 `external ip` (the client's address as the tracker sees it, 4 or 16 bytes), or `failure reason`", content_type = "application/x-bittorrent", body = Binary))
 )]
-pub async fn announce(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+pub async fn announce(
+    req: HttpRequest,
+    ClientIp(client): ClientIp,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     let tracker = match state.tracker() {
         Ok(tracker) => tracker,
         Err(e) => return failure(&e.to_string()),
@@ -51,7 +54,7 @@ pub async fn announce(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
         Ok(q) => q,
         Err(e) => return failure(&e.to_string()),
     };
-    let Some(client) = client_ip(&req, state.trusted_proxy_hops) else {
+    let Some(client) = client else {
         return failure("cannot tell the client's address");
     };
     let (compact, no_peer_id) = (query.compact, query.no_peer_id);
@@ -93,27 +96,4 @@ pub async fn scrape(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
         Ok(files) => bencoded(bep3::encode_scrape(&files)),
         Err(e) => failure(&e.to_string()),
     }
-}
-
-/// The client's address: the socket's, or with `hops` trusted proxies in front, the address
-/// the outermost trusted proxy saw (counted from the right of X-Forwarded-For, so a client
-/// cannot forge it by sending its own header).
-pub fn client_ip(req: &HttpRequest, hops: usize) -> Option<IpAddr> {
-    let socket = req.peer_addr().map(|a| a.ip());
-    if hops == 0 {
-        return socket;
-    }
-    let forwarded: Vec<&str> = req
-        .headers()
-        .get_all("x-forwarded-for")
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .collect();
-    forwarded
-        .len()
-        .checked_sub(hops)
-        .and_then(|i| forwarded.get(i))
-        .and_then(|s| s.parse().ok())
-        .or(socket)
 }

@@ -9,11 +9,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 
 use crate::seeder::SharedTorrent;
+use crate::server::client::{client_ip, client_key};
 use crate::server::error::{ApiError, ErrorBody};
-use crate::server::guard::client_key;
-use crate::server::openapi::Binary;
 use crate::server::range::{self, RangeOutcome};
-use crate::server::routes::bittorrent::client_ip;
+use crate::server::schema::Binary;
 use crate::server::AppState;
 use crate::storage::ObjectMeta;
 use crate::types::PieceIndex;

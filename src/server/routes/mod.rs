@@ -7,16 +7,11 @@ pub mod ops;
 pub mod torrents;
 pub mod tracker;
 
-use std::collections::HashSet;
-use std::sync::Arc;
-
 use actix_web::{web, HttpRequest};
 
 use super::error::{extractor_error, ApiError};
 use super::guard::{self, Access, Refusal};
 use super::AppState;
-use crate::metainfo::Metainfo;
-use crate::types::InfoHashV2;
 
 pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
     cfg.app_data(
@@ -85,7 +80,17 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
         .service(resource("/health", "GET").route(web::get().to(ops::health)))
         .service(resource("/ready", "GET").route(web::get().to(ops::ready)))
         .service(resource("/metrics", "GET").route(web::get().to(ops::metrics)))
-        .service(resource("/", "GET").route(web::get().to(super::pages::index).wrap(read())))
+        .service(
+            resource("/", "GET")
+                // A client asking for JSON alone gets the listing's data, as `GET /torrents`.
+                .route(
+                    web::get()
+                        .guard(actix_web::guard::fn_guard(accepts_only_json))
+                        .to(torrents::list)
+                        .wrap(read()),
+                )
+                .route(web::get().to(super::pages::index).wrap(read())),
+        )
         .service(
             resource("/torrents/{info_hash}", "GET")
                 .route(web::get().to(torrents::metainfo).wrap(read()))
@@ -141,116 +146,13 @@ pub async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiE
     )))
 }
 
-/// Every torrent this server knows, shared ones first (their copies carry our web seed), then
-/// registered ones, each once.
-pub async fn known_torrents(state: &AppState) -> Result<Vec<Arc<Metainfo>>, ApiError> {
-    let mut seen = HashSet::new();
-    let shared = state
-        .seeder
-        .iter()
-        .flat_map(|s| s.catalog().torrents())
-        .map(|f| f.meta.clone());
-    let registered = match &state.tracker {
-        Some(tracker) => tracker.torrents().await?,
-        None => Vec::new(),
-    };
-    Ok(shared
-        .chain(registered)
-        .filter(|m| seen.insert(m.info_hash_v2))
-        .collect())
-}
-
-/// One page of the torrents this server knows, in v2 info-hash order: up to `limit` after
-/// `after`, shared ones as this seeder has them (their copies carry our web seed) and
-/// registered ones, each once, and whether more follow. Costs the page, not the registry.
-pub async fn torrents_page(
-    state: &AppState,
-    after: Option<InfoHashV2>,
-    limit: usize,
-) -> Result<(Vec<Arc<Metainfo>>, bool), ApiError> {
-    // The union's first `limit + 1` lie within the first `limit + 1` of each source.
-    let shared: Vec<Arc<Metainfo>> = match &state.seeder {
-        Some(seeder) => seeder
-            .catalog()
-            .page(after, limit + 1)
-            .map(|t| t.meta.clone())
-            .collect(),
-        None => Vec::new(),
-    };
-    let registered = match &state.tracker {
-        Some(tracker) => tracker.torrents_page(after, limit + 1).await?,
-        None => Vec::new(),
-    };
-    let mut page = Vec::with_capacity(limit + 1);
-    let (mut a, mut b) = (
-        shared.into_iter().peekable(),
-        registered.into_iter().peekable(),
-    );
-    while page.len() <= limit {
-        let next = match (a.peek(), b.peek()) {
-            (Some(x), Some(y)) if x.info_hash_v2 == y.info_hash_v2 => {
-                b.next();
-                a.next()
-            }
-            (Some(x), Some(y)) if y.info_hash_v2 < x.info_hash_v2 => b.next(),
-            (Some(_), _) => a.next(),
-            (None, _) => b.next(),
-        };
-        match next {
-            Some(meta) => page.push(meta),
-            None => break,
-        }
-    }
-    let more = page.len() > limit;
-    page.truncate(limit);
-    Ok((page, more))
-}
-
-/// How many distinct torrents this server knows: the registry's count, plus shared ones not in
-/// it (one lookup per shared torrent, none per registered one).
-pub async fn known_count(state: &AppState) -> Result<usize, ApiError> {
-    let Some(tracker) = &state.tracker else {
-        return Ok(state
-            .seeder
-            .as_ref()
-            .map_or(0, |s| s.catalog().torrent_count()));
-    };
-    let mut count = tracker.torrent_count().await?;
-    if let Some(seeder) = &state.seeder {
-        let catalog = seeder.catalog();
-        for shared in catalog.page(None, usize::MAX) {
-            let hash = crate::types::InfoHash::V2(shared.meta.info_hash_v2);
-            if tracker.lookup(&hash).await?.is_none() {
-                count += 1;
-            }
-        }
-    }
-    Ok(count)
-}
-
-/// Live native seeders of a torrent known to this server's tracker (0 with the tracker off).
-pub async fn live_seeders(state: &AppState, meta: &Metainfo) -> Result<usize, ApiError> {
-    Ok(match &state.tracker {
-        Some(t) => {
-            t.live_seeders(&crate::types::InfoHash::V2(meta.info_hash_v2))
-                .await?
-        }
-        None => 0,
-    })
-}
-
-/// Finds a torrent by either info-hash, preferring this seeder's copy.
-pub async fn find_torrent(state: &AppState, raw_hash: &str) -> Result<Arc<Metainfo>, ApiError> {
-    let hash =
-        crate::types::InfoHash::parse(raw_hash).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let shared = state
-        .seeder
-        .as_ref()
-        .and_then(|s| s.catalog().by_hash(&hash).map(|f| f.meta.clone()));
-    let found = match (shared, &state.tracker) {
-        (Some(meta), _) => Some(meta),
-        (None, Some(tracker)) => tracker.lookup(&hash).await?,
-        (None, None) => None,
-    };
-    found.ok_or_else(|| ApiError::NotFound(format!("no torrent with info-hash {hash}")))
+/// Whether the request's Accept names JSON and not HTML.
+fn accepts_only_json(ctx: &actix_web::guard::GuardContext) -> bool {
+    let accept = ctx
+        .head()
+        .headers()
+        .get(actix_web::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    accept.contains("application/json") && !accept.contains("text/html")
 }

@@ -1,14 +1,15 @@
 //! Torrent endpoints: the list, one .torrent, its manifest, and registration (tracker role).
 
+use std::sync::Arc;
+
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{find_torrent, torrents_page};
 use crate::metainfo::Metainfo;
 use crate::server::error::{ApiError, ErrorBody};
-use crate::server::openapi::{Binary, ReadRefusals, WriteRefusals};
+use crate::server::schema::{Binary, ReadRefusals, WriteRefusals};
 use crate::server::AppState;
 use crate::tracker::Registered;
 use crate::types::{InfoHash, InfoHashV2};
@@ -66,9 +67,9 @@ pub struct Manifest {
     pub url_list: Vec<String>,
 }
 
-async fn summary(state: &AppState, meta: &Metainfo) -> Result<TorrentSummary, ApiError> {
-    let seeders = super::live_seeders(state, meta).await?;
-    Ok(TorrentSummary {
+/// A torrent's summary, with its live seeders.
+fn summary(meta: &Metainfo, seeders: usize) -> TorrentSummary {
+    TorrentSummary {
         name: meta.name.clone(),
         is_folder: meta.is_folder,
         length: meta.length,
@@ -88,7 +89,16 @@ async fn summary(state: &AppState, meta: &Metainfo) -> Result<TorrentSummary, Ap
                 first_piece: f.first_piece,
             })
             .collect(),
-    })
+    }
+}
+
+/// The summary of one torrent, its live seeders asked of the tracker.
+async fn summary_of(state: &AppState, meta: &Arc<Metainfo>) -> Result<TorrentSummary, ApiError> {
+    let seeders = state
+        .directory
+        .live_seeders(std::slice::from_ref(meta))
+        .await?;
+    Ok(summary(meta, seeders[0]))
 }
 
 /// Torrents listed per page unless `limit` says otherwise, and the most a page may hold.
@@ -151,11 +161,13 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (after, limit) = query.parse()?;
-    let (page, more) = torrents_page(&state, after, limit).await?;
-    let mut summaries = Vec::with_capacity(page.len());
-    for meta in &page {
-        summaries.push(summary(&state, meta).await?);
-    }
+    let (page, more) = state.directory.page(after, limit).await?;
+    let seeders = state.directory.live_seeders(&page).await?;
+    let summaries: Vec<TorrentSummary> = page
+        .iter()
+        .zip(seeders)
+        .map(|(meta, seeders)| summary(meta, seeders))
+        .collect();
     let mut response = HttpResponse::Ok();
     if let (true, Some(last)) = (more, page.last()) {
         // Other pairs stay (a read token given as `?token=`), so the link works as it is.
@@ -191,7 +203,7 @@ pub async fn metainfo(
     info_hash: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let meta = find_torrent(&state, &info_hash).await?;
+    let meta = state.directory.find(&InfoHash::parse(&info_hash)?).await?;
     let filename = format!("{}.torrent", meta.name);
     Ok(HttpResponse::Ok()
         .content_type("application/x-bittorrent")
@@ -217,9 +229,9 @@ pub async fn manifest(
     info_hash: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<web::Json<Manifest>, ApiError> {
-    let meta = find_torrent(&state, &info_hash).await?;
+    let meta = state.directory.find(&InfoHash::parse(&info_hash)?).await?;
     Ok(web::Json(Manifest {
-        summary: summary(&state, &meta).await?,
+        summary: summary_of(&state, &meta).await?,
         piece_hashes: meta.piece_hashes.iter().map(hex::encode).collect(),
         trackers: meta.trackers.clone(),
         url_list: meta.url_list.clone(),
@@ -253,5 +265,5 @@ pub async fn register(
         Registered::Created => StatusCode::CREATED,
         Registered::Existing => StatusCode::OK,
     };
-    Ok(HttpResponse::build(status).json(summary(&state, &meta).await?))
+    Ok(HttpResponse::build(status).json(summary_of(&state, &meta).await?))
 }

@@ -1,12 +1,12 @@
 //! Native tracker endpoints: seeders announce with JSON, downloaders ask who has a torrent.
 
-use actix_web::{web, HttpRequest};
+use actix_web::web;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::server::client::ClientIp;
 use crate::server::error::{ApiError, ErrorBody};
-use crate::server::openapi::{ReadRefusals, WriteRefusals};
-use crate::server::routes::bittorrent::client_ip;
+use crate::server::schema::{ReadRefusals, WriteRefusals};
 use crate::server::AppState;
 use crate::tracker::swarm::{Event, PeerView};
 use crate::tracker::SeederAnnounce;
@@ -75,12 +75,11 @@ fn parse_hash(raw: &str) -> Result<InfoHash, ApiError> {
     )
 )]
 pub async fn announce(
-    req: HttpRequest,
+    ClientIp(client): ClientIp,
     body: web::Json<AnnounceRequest>,
     state: web::Data<AppState>,
 ) -> Result<web::Json<AnnounceResponse>, ApiError> {
     let tracker = state.tracker()?;
-    let client = client_ip(&req, state.trusted_proxy_hops);
     let announce = SeederAnnounce {
         hash: parse_hash(&body.info_hash)?,
         url: SeederUrl::parse(&body.url).map_err(|e| ApiError::BadRequest(e.to_string()))?,

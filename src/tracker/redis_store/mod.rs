@@ -651,16 +651,21 @@ impl SwarmStore for RedisSwarms {
         })
     }
 
-    fn live_seeders(&self, swarm: InfoHash, now: u64) -> StoreResult<'_, usize> {
+    fn live_seeders(&self, swarms: Vec<InfoHash>, now: u64) -> StoreResult<'_, Vec<usize>> {
         Box::pin(async move {
+            if swarms.is_empty() {
+                // An empty pipeline is an error ("empty command"), not zero answers.
+                return Ok(Vec::new());
+            }
             let mut conn = self.conn.get()?;
-            redis::cmd("ZCOUNT")
-                .arg(key(&format!("s:{}", swarm_id(&swarm))))
-                .arg(self.live_from(now))
-                .arg("+inf")
-                .query_async(&mut conn)
-                .await
-                .map_err(unavailable)
+            let mut pipe = redis::pipe();
+            for swarm in &swarms {
+                pipe.cmd("ZCOUNT")
+                    .arg(key(&format!("s:{}", swarm_id(swarm))))
+                    .arg(self.live_from(now))
+                    .arg("+inf");
+            }
+            pipe.query_async(&mut conn).await.map_err(unavailable)
         })
     }
 

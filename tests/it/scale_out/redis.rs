@@ -289,7 +289,16 @@ mod parity {
         );
         assert_eq!((peers[0].first_seen, peers[0].last_announce), (1000, 1002));
         assert!(store.is_listed(torrent, url(2), 1002).await.unwrap());
-        assert_eq!(store.live_seeders(torrent, 1002).await.unwrap(), 2);
+        assert_eq!(store.live_seeders(vec![torrent], 1002).await.unwrap(), [2]);
+        let unknown = InfoHash::V2(InfoHashV2([8; 32]));
+        assert_eq!(
+            store
+                .live_seeders(vec![unknown, torrent], 1002)
+                .await
+                .unwrap(),
+            [0, 2],
+            "one call for many swarms, in order"
+        );
         assert_eq!(store.total_live_seeders(1002).await.unwrap(), 2);
         store
             .announce(torrent, url(1), Some(Event::Stopped), 1003)
@@ -297,8 +306,11 @@ mod parity {
             .unwrap();
         assert_eq!(store.seeders(torrent, 1003, 1).await.unwrap().len(), 1);
         assert_eq!(
-            store.live_seeders(torrent, 1001 + TTL + 1).await.unwrap(),
-            0
+            store
+                .live_seeders(vec![torrent], 1001 + TTL + 1)
+                .await
+                .unwrap(),
+            [0]
         );
         assert!(!store
             .is_listed(torrent, url(2), 1001 + TTL + 1)
