@@ -14,6 +14,7 @@ pub mod cli;
 pub mod db;
 pub mod directory;
 pub mod download;
+pub mod fetch;
 pub mod fuzzing;
 pub mod magnet;
 pub mod metainfo;

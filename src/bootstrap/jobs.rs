@@ -27,13 +27,13 @@ pub fn reach_monitor(
     stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     let (reach, config) = (reach.clone(), config.clone());
-    actix_web::rt::spawn(async move { reach.run(config, local, configured, stop).await })
+    tokio::task::spawn_local(async move { reach.run(config, local, configured, stop).await })
 }
 
 /// Stamps the seeder's torrents with each new public URL.
 pub fn follow_public_url(seeder: &Arc<Seeder>, reach: &Reach, urls: TorrentUrlsFor) {
     let (seeder, mut public_urls) = (seeder.clone(), reach.subscribe());
-    actix_web::rt::spawn(async move {
+    tokio::task::spawn_local(async move {
         while public_urls.changed().await.is_ok() {
             let url = public_urls.borrow_and_update().clone();
             seeder.set_urls(urls.at(&url));
@@ -45,7 +45,7 @@ pub fn follow_public_url(seeder: &Arc<Seeder>, reach: &Reach, urls: TorrentUrlsF
 /// moved; the first scan logs what is shared.
 pub fn rescans(seeder: &Arc<Seeder>, every: Duration, changed: Arc<Notify>) {
     let seeder = seeder.clone();
-    actix_web::rt::spawn(async move {
+    tokio::task::spawn_local(async move {
         let mut first = true;
         loop {
             if seeder.rescan().await {
@@ -80,7 +80,7 @@ fn log_shared(seeder: &Seeder) {
 /// Drops the tracker's expired peers and seeders every `every`.
 pub fn expiry(tracker: &Arc<Tracker>, every: Duration) {
     let tracker = tracker.clone();
-    actix_web::rt::spawn(async move {
+    tokio::task::spawn_local(async move {
         loop {
             tokio::time::sleep(every).await;
             if let Err(e) = tracker.expire().await {
@@ -107,5 +107,5 @@ pub fn announcer(
         catalog_changed,
         shutdown,
     };
-    actix_web::rt::spawn(announcer.run())
+    tokio::task::spawn_local(announcer.run())
 }

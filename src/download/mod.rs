@@ -5,7 +5,6 @@
 //! [`scheduler`] decides what to fetch from whom (pure); [`fetch`] does one request; [`store`]
 //! owns the files; this module runs the loop that ties them together.
 
-pub mod fetch;
 pub mod scheduler;
 pub mod source;
 pub mod store;
@@ -19,10 +18,10 @@ use anyhow::Context;
 use tokio::task::{AbortHandle, JoinSet};
 use url::Url;
 
+use crate::fetch::{self, Endpoint};
 use crate::metainfo::Metainfo;
 use crate::types::PieceIndex;
 use scheduler::{Completion, Policy, Scheduler, SeederId, SeederStatus};
-use source::Endpoint;
 
 /// Piece buffers in flight are capped at this many bytes, so memory stays bounded whatever the
 /// piece length: with large pieces, fewer requests run at once. A piece is verified whole, so

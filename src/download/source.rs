@@ -3,7 +3,6 @@
 //! command line.
 
 use std::collections::HashSet;
-use std::fmt;
 use std::path::Path;
 
 use anyhow::Context;
@@ -11,26 +10,10 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::api_client;
+use crate::fetch::Endpoint;
 use crate::metainfo::Metainfo;
 use crate::types::tracker_base;
 use crate::types::{join_url, InfoHash};
-
-/// One place pieces can be fetched from.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Endpoint {
-    /// A gotorrent-http seeder: `GET {base}/chunks/{info_hash}/{index}`.
-    Native(Url),
-    /// A BEP 19 web seed: Range requests on the file's URL.
-    WebSeed(Url),
-}
-
-impl fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Endpoint::Native(url) | Endpoint::WebSeed(url) => f.write_str(url.as_str()),
-        }
-    }
-}
 
 /// Reads the torrent named by `source`: a path, an http(s) URL, a magnet URI, or an info-hash
 /// (with a tracker).

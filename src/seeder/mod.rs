@@ -10,7 +10,7 @@ pub mod hash_cache;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use actix_web::web::Bytes;
+use bytes::Bytes;
 use url::Url;
 
 use sha2::Digest;

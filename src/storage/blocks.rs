@@ -17,7 +17,7 @@ use std::fs::File;
 use std::io;
 use std::sync::{Arc, Mutex};
 
-use actix_web::web::Bytes;
+use bytes::Bytes;
 use futures_util::stream;
 
 use super::ByteStream;

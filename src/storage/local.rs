@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
-use actix_web::web::Bytes;
+use bytes::Bytes;
 use futures_util::StreamExt;
 use walkdir::WalkDir;
 

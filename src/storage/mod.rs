@@ -22,7 +22,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use actix_web::web::Bytes;
+use bytes::Bytes;
 use futures_util::stream::{Stream, StreamExt};
 use url::Url;
 

@@ -17,7 +17,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::download::{fetch, source::Endpoint};
+use crate::fetch::{self, Endpoint};
 use crate::metainfo::{Metainfo, MetainfoError};
 use crate::types::{InfoHash, PieceIndex, SeederUrl};
 use admission::AdmissionError;
@@ -233,7 +233,7 @@ impl Tracker {
     /// neither stalls them nor holds many decoded copies) and registers it.
     pub async fn register_bytes(
         &self,
-        bytes: actix_web::web::Bytes,
+        bytes: bytes::Bytes,
     ) -> Result<(Registered, Arc<Metainfo>), TrackerError> {
         let meta = {
             let _permit = self

@@ -1,13 +1,33 @@
-//! One HTTP request for one piece, with every answer checked before its bytes are trusted.
+//! Fetching one piece over HTTP, from a gotorrent-http seeder (`/chunks`) or a BEP 19 web seed
+//! (a Range request on the file's URL), with every answer checked before its bytes are trusted.
+//! Used by the downloader and by the tracker, which verifies a new seeder with one piece.
 
+use std::fmt;
 use std::time::Duration;
 
 use reqwest::header::{CONTENT_RANGE, RANGE, RETRY_AFTER};
 use reqwest::StatusCode;
+use url::Url;
 
-use super::source::Endpoint;
 use crate::metainfo::{Metainfo, PieceSpan};
 use crate::types::join_url;
+
+/// One place pieces can be fetched from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// A gotorrent-http seeder: `GET {base}/chunks/{info_hash}/{index}`.
+    Native(Url),
+    /// A BEP 19 web seed: Range requests on the file's URL.
+    WebSeed(Url),
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Native(url) | Endpoint::WebSeed(url) => f.write_str(url.as_str()),
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
