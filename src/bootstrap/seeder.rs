@@ -40,7 +40,8 @@ pub fn seeder(
         hashes,
         settings.seeder.piece_length,
         urls.at(public_url),
-    );
+    )
+    .with_uploads(settings.seeder.max_upload_bytes);
     if let Some(cache) = opened.range_cache {
         seeder = seeder.with_range_cache(cache);
     }

@@ -6,6 +6,7 @@
 pub mod announcer;
 pub mod catalog;
 pub mod hash_cache;
+mod upload;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -20,6 +21,7 @@ use crate::storage::{ByteStream, ObjectMeta, RangeCache, Storage, StorageError, 
 use crate::types::PieceLength;
 pub use catalog::{Catalog, SharedTorrent};
 pub use hash_cache::HashCache;
+pub use upload::UploadError;
 
 /// Where torrents of shared files point: the tracker's /announce and our /files/ web seed.
 #[derive(Debug, Clone)]
@@ -44,6 +46,8 @@ pub struct Seeder {
     rescan_requested: tokio::sync::Notify,
     /// What is being hashed now, and how far along.
     hashing: Arc<Mutex<Option<Hashing>>>,
+    /// The largest upload, when uploads are on (see `upload`).
+    max_upload: Option<u64>,
 }
 
 /// A torrent being hashed: its name, bytes read and bytes in all.
@@ -71,6 +75,7 @@ impl Seeder {
             hashed_bytes: AtomicU64::new(0),
             rescan_requested: tokio::sync::Notify::new(),
             hashing: Arc::default(),
+            max_upload: None,
         }
     }
 

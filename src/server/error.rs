@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use crate::db::DbError;
 use crate::directory::DirectoryError;
 use crate::metainfo::MetainfoError;
+use crate::seeder::UploadError;
 use crate::storage::StorageError;
 use crate::tracker::store::StoreError;
 use crate::tracker::TrackerError;
@@ -252,6 +253,19 @@ pub fn ensure_json_body<B: actix_web::body::MessageBody + 'static>(
     Ok(ErrorHandlerResponse::Response(
         actix_web::dev::ServiceResponse::new(req, new).map_into_right_body(),
     ))
+}
+
+impl From<UploadError> for ApiError {
+    fn from(e: UploadError) -> Self {
+        match e {
+            UploadError::Off => ApiError::Forbidden(e.to_string()),
+            UploadError::BadName(_) | UploadError::Empty | UploadError::Cut(_) => {
+                ApiError::BadRequest(e.to_string())
+            }
+            UploadError::TooLarge { .. } => ApiError::PayloadTooLarge(e.to_string()),
+            UploadError::Storage(e) => e.into(),
+        }
+    }
 }
 
 impl From<DirectoryError> for ApiError {

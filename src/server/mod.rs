@@ -49,8 +49,6 @@ pub struct AppState {
     pub redis: Option<redis_store::RedisConn>,
     /// Where others reach this server: links and QR codes on the web page, and /health.
     pub reach: Arc<Reach>,
-    /// The largest upload, when uploads are on (`seeder.uploads`).
-    pub max_upload: Option<u64>,
     /// What the listing page is served from.
     pub listing: pages::ListingCache,
     /// Torrents this server knows, shared and registered.
@@ -120,7 +118,6 @@ pub fn start(
         guard,
         redis: services.redis,
         reach: services.reach,
-        max_upload: settings.seeder.max_upload_bytes,
         listing: pages::ListingCache::default(),
     });
     let app = move || {

@@ -132,7 +132,8 @@ pub async fn index(
         previous: (page > 1).then(|| link(page - 1)),
         next: (page < count).then(|| link(page + 1)),
     });
-    let upload = state.max_upload.map(|max| UploadForm {
+    let max_upload = state.seeder.as_ref().and_then(|s| s.max_upload());
+    let upload = max_upload.map(|max| UploadForm {
         max: human_bytes(max),
         token: state.guard.write_token.is_some(),
     });

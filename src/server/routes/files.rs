@@ -321,76 +321,15 @@ pub struct Uploaded {
 pub async fn upload(
     req: HttpRequest,
     name: web::Path<String>,
-    mut payload: web::Payload,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let max = state.max_upload.ok_or_else(|| {
-        ApiError::Forbidden("uploads are off on this server (seeder.uploads)".into())
-    })?;
-    let name = name.into_inner();
-    if name.starts_with('.') || crate::metainfo::validate_name(&name).is_err() {
-        return Err(ApiError::BadRequest(format!(
-            "cannot upload as {:?}: a name must be one file name (no '/', '\\', NUL), not start with '.', and be at most 255 bytes",
-            crate::types::truncate_for_message(&name)
-        )));
-    }
-    let too_large = |n: u64| {
-        ApiError::PayloadTooLarge(format!(
-            "the upload is {n} bytes or more; this server takes at most {max} (seeder.max_upload_bytes)"
-        ))
-    };
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if let Some(len) = declared.filter(|len| *len > max) {
-        return Err(too_large(len));
-    }
-    let seeder = state.seeder()?;
-    if seeder.catalog().by_name(&name).is_some() {
-        return Err(crate::storage::StorageError::Exists { key: name }.into());
-    }
-    // The request body is not Send; the store's writer is: blocks cross over a bounded
-    // channel, so a slow disk or bucket slows the client rather than filling memory.
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<web::Bytes>>(8);
-    let body: crate::storage::ByteStream =
-        Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
-        }));
-    let feed = async move {
-        let mut received = 0u64;
-        while let Some(chunk) = payload.next().await {
-            let cut = match chunk {
-                Ok(bytes) => {
-                    received += bytes.len() as u64;
-                    if received > max {
-                        Err(too_large(received))
-                    } else {
-                        if tx.send(Ok(bytes)).await.is_err() {
-                            break; // the store gave up; its error says why
-                        }
-                        continue;
-                    }
-                }
-                Err(e) => Err(ApiError::BadRequest(format!("the upload was cut: {e}"))),
-            };
-            // Tell the store, so it leaves nothing behind.
-            let _ = tx.send(Err(std::io::Error::other("upload refused"))).await;
-            return cut;
-        }
-        if received == 0 {
-            // An empty file has no pieces and is never shared: store nothing.
-            let _ = tx.send(Err(std::io::Error::other("empty upload"))).await;
-            return Err(ApiError::BadRequest(
-                "the upload is empty; an empty file cannot be shared".into(),
-            ));
-        }
-        Ok(received)
-    };
-    let (stored, fed) = futures_util::future::join(seeder.put(&name, body), feed).await;
-    fed?;
-    let stored = stored?;
+    let stored = state.seeder()?.upload(&name, declared, payload).await?;
     Ok(HttpResponse::Created()
         .insert_header((
             header::LOCATION,
