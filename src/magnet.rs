@@ -1,5 +1,6 @@
 //! Magnet URIs (BEP 9, BEP 53 for v2): built for every torrent we list, parsed by `download`.
 
+use data_encoding::BASE32_NOPAD;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::metainfo::Metainfo;
@@ -95,23 +96,11 @@ fn parse_btih(s: &str) -> Option<InfoHashV1> {
     if s.len() != 32 {
         return None;
     }
-    let mut bits: u64 = 0;
-    let mut nbits = 0;
-    let mut out = Vec::with_capacity(20);
-    for c in s.bytes() {
-        let v = match c.to_ascii_uppercase() {
-            b @ b'A'..=b'Z' => b - b'A',
-            b @ b'2'..=b'7' => b - b'2' + 26,
-            _ => return None,
-        };
-        bits = (bits << 5) | u64::from(v);
-        nbits += 5;
-        if nbits >= 8 {
-            nbits -= 8;
-            out.push((bits >> nbits) as u8);
-        }
-    }
-    out.try_into().ok().map(InfoHashV1)
+    // Clients write it in either case; RFC 4648's alphabet is upper case.
+    let bytes = BASE32_NOPAD
+        .decode(s.to_ascii_uppercase().as_bytes())
+        .ok()?;
+    bytes.try_into().ok().map(InfoHashV1)
 }
 
 #[cfg(test)]
@@ -154,7 +143,44 @@ mod tests {
         assert_eq!(parse("magnet:?dn=x"), Err(MagnetError::NoHash));
     }
 
+    #[test]
+    fn base32_btih_is_read_in_any_case_and_nothing_else() {
+        let hex = "c12fe1c06bba254a9dc9f519b335aa7c1367a88a";
+        for b32 in [
+            "YEX6DQDLXISUVHOJ6UM3GNNKPQJWPKEK",
+            "yex6dqdlxisuvhoj6um3gnnkpqjwpkek",
+            "yEx6DqDlXiSuVhOj6Um3GnNkPqJwPkEk",
+        ] {
+            assert_eq!(parse_btih(b32).map(|h| h.to_string()).as_deref(), Some(hex));
+        }
+        for bad in [
+            "YEX6DQDLXISUVHOJ6UM3GNNKPQJWPKE",   // 31 characters
+            "YEX6DQDLXISUVHOJ6UM3GNNKPQJWPKEKA", // 33
+            "YEX6DQDLXISUVHOJ6UM3GNNKPQJWPKE=",  // padding
+            "YEX6DQDLXISUVHOJ6UM3GNNKPQJWPKE1",  // not in the alphabet
+            "YEX6DQDLXISUVHOJ6UM3GNNKPQJWPKE8",
+            "YEX6DQDLXISUVHOJ6UM3GNNKPQJWPK\u{e9}", // 32 bytes, one of them not ASCII
+            "YEX6DQDLXISUVHOJ6UM3GNNK QJWPKEK",
+        ] {
+            assert_eq!(parse_btih(bad), None, "{bad:?}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn any_v1_hash_in_base32_of_any_case_parses_back(
+            hash in any::<[u8; 20]>(),
+            lower in proptest::collection::vec(any::<bool>(), 32),
+        ) {
+            let b32: String = BASE32_NOPAD
+                .encode(&hash)
+                .chars()
+                .zip(lower)
+                .map(|(c, lower)| if lower { c.to_ascii_lowercase() } else { c })
+                .collect();
+            prop_assert_eq!(parse_btih(&b32), Some(InfoHashV1(hash)));
+        }
+
         #[test]
         fn arbitrary_input_never_panics(s in "\\PC{0,200}") {
             let _ = parse(&s);
