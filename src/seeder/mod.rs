@@ -17,7 +17,7 @@ use url::Url;
 use sha2::Digest;
 
 use crate::metainfo::{create, layout, validate_name, Metainfo};
-use crate::storage::{ByteStream, ObjectMeta, RangeCache, Storage, StorageError, StreamReader};
+use crate::storage::{blocking_reader, ByteStream, ObjectMeta, RangeCache, Storage, StorageError};
 use crate::types::PieceLength;
 pub use catalog::{Catalog, SharedTorrent};
 pub use hash_cache::HashCache;
@@ -315,7 +315,7 @@ impl Seeder {
                 let stream = runtime
                     .block_on(storage.read(object, 0, object.size))
                     .map_err(std::io::Error::other)?;
-                Ok(Box::new(StreamReader::new(stream)))
+                Ok(Box::new(blocking_reader(stream)))
             };
             let progress = |done: u64| {
                 if let Some(h) = hashing.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {

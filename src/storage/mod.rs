@@ -23,7 +23,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use futures_util::stream::{Stream, StreamExt};
+use futures_util::stream::Stream;
+use tokio_util::io::SyncIoBridge;
 use url::Url;
 
 pub use cache::RangeCache;
@@ -167,36 +168,13 @@ pub trait Storage: Send + Sync {
 }
 
 /// A blocking [`io::Read`] over a byte stream, for code that hashes with `Read` (on the
-/// blocking pool, where waiting for the next block is allowed).
-pub struct StreamReader {
-    stream: ByteStream,
-    runtime: tokio::runtime::Handle,
-    current: Bytes,
-}
+/// blocking pool, where waiting for the next block is allowed). A block's error is the read's.
+pub type BlockingReader = SyncIoBridge<tokio_util::io::StreamReader<ByteStream, Bytes>>;
 
-impl StreamReader {
-    /// Must be made inside a Tokio runtime, and read outside its async workers.
-    pub fn new(stream: ByteStream) -> Self {
-        StreamReader {
-            stream,
-            runtime: tokio::runtime::Handle::current(),
-            current: Bytes::new(),
-        }
-    }
-}
-
-impl io::Read for StreamReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.current.is_empty() {
-            match self.runtime.block_on(self.stream.next()) {
-                Some(block) => self.current = block?,
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current.split_to(n));
-        Ok(n)
-    }
+/// Reads `stream` blocking. Must be called inside a Tokio runtime, and read outside its async
+/// workers.
+pub fn blocking_reader(stream: ByteStream) -> BlockingReader {
+    SyncIoBridge::new(tokio_util::io::StreamReader::new(stream))
 }
 
 #[cfg(test)]
@@ -210,7 +188,7 @@ mod tests {
             Ok(Bytes::from_static(b"ab")),
             Ok(Bytes::from_static(b"cde")),
         ];
-        let reader = StreamReader::new(Box::pin(stream::iter(blocks)));
+        let reader = blocking_reader(Box::pin(stream::iter(blocks)));
         let text = tokio::task::spawn_blocking(move || {
             let mut reader = reader;
             let mut out = String::new();
@@ -220,5 +198,25 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(text, "abcde");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_streams_error_is_the_readers_after_the_bytes_before_it() {
+        let blocks: Vec<io::Result<Bytes>> = vec![
+            Ok(Bytes::from_static(b"ab")),
+            Err(io::Error::new(io::ErrorKind::UnexpectedEof, "cut short")),
+        ];
+        let reader = blocking_reader(Box::pin(stream::iter(blocks)));
+        let (read, err) = tokio::task::spawn_blocking(move || {
+            let mut reader = reader;
+            let mut out = Vec::new();
+            let err = io::Read::read_to_end(&mut reader, &mut out).unwrap_err();
+            (out, err)
+        })
+        .await
+        .unwrap();
+        assert_eq!(read, b"ab");
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(err.to_string(), "cut short");
     }
 }
