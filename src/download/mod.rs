@@ -2,9 +2,11 @@
 //! its BEP 52 SHA-256 piece hash, writes it into `<name>.part`, records it, and renames the file
 //! into place when every piece is verified. A rerun resumes from the record.
 //!
-//! [`scheduler`] decides what to fetch from whom (pure); [`fetch`] does one request; [`store`]
-//! owns the files; this module runs the loop that ties them together.
+//! [`scheduler`] decides what to fetch from whom (pure); [`crate::fetch`] does one request;
+//! [`store`] owns the files; `pace` holds requests to `--max-rate`; this module runs the loop
+//! that ties them together.
 
+mod pace;
 pub mod scheduler;
 pub mod source;
 pub mod store;
@@ -372,20 +374,19 @@ async fn fetch_all(
     // one at a time, so fetching never waits for it.
     let mut flushing: Option<tokio::task::JoinHandle<Result<(), store::StoreError>>> = None;
 
-    // --max-rate, a token bucket: a request may start once the time its bytes take at the rate
-    // has come, with at most MAX_RATE_BURST of unused time saved up.
-    let mut next_start = Instant::now();
+    // --max-rate: a request may start once the bytes of those before it are paid for at the
+    // rate, with at most MAX_RATE_BURST of unused time saved up.
+    let mut pace = options
+        .max_rate
+        .map(|rate| pace::Pace::new(rate, MAX_RATE_BURST));
 
     let outcome = loop {
-        // Set when the rate, not the seeders, holds the next request back: how long for.
-        let mut paced: Option<Duration> = None;
+        // Set when the rate, not the seeders, holds the next request back.
+        let mut paced = false;
         loop {
-            if options.max_rate.is_some() {
-                let wait = next_start.saturating_duration_since(Instant::now());
-                if !wait.is_zero() && run.sched.remaining() > 0 {
-                    paced = Some(wait);
-                    break;
-                }
+            if pace.as_ref().is_some_and(pace::Pace::owes) && run.sched.remaining() > 0 {
+                paced = true;
+                break;
             }
             let Some((piece, seeder)) = run.sched.assign(run.now()) else {
                 break;
@@ -395,10 +396,8 @@ async fn fetch_all(
                 .piece(PieceIndex(piece as u32))
                 .expect("assigned pieces exist")
                 .len;
-            if let Some(rate) = options.max_rate {
-                let now = Instant::now();
-                next_start = next_start.max(now.checked_sub(MAX_RATE_BURST).unwrap_or(now))
-                    + Duration::from_secs_f64(len as f64 / rate as f64);
+            if let Some(pace) = pace.as_mut() {
+                pace.spend(len);
             }
             let handle = tasks.spawn(fetch_and_store(
                 run.http.clone(),
@@ -415,7 +414,7 @@ async fn fetch_all(
         if run.sched.is_done() && tasks.is_empty() {
             break Ok(());
         }
-        if tasks.is_empty() && paced.is_none() && run.sched.next_wakeup(run.now()).is_none() {
+        if tasks.is_empty() && !paced && run.sched.next_wakeup(run.now()).is_none() {
             // Nothing in flight and nobody to ask: look for new seeders once, then give up.
             let recently = run
                 .last_refresh
@@ -518,7 +517,10 @@ async fn fetch_all(
                     }
                 }
             }
-            _ = tokio::time::sleep(wakeup.min(refresh_in).min(record_in).min(paced.unwrap_or(Duration::MAX))) => {
+            // Paying for the requests already started, so the next may; if another branch
+            // wins first, what was paid stays paid.
+            _ = async { pace.as_mut().expect("paced only with --max-rate").pay().await }, if paced => {}
+            _ = tokio::time::sleep(wakeup.min(refresh_in).min(record_in)) => {
                 if run.last_refresh.is_none_or(|t| t.elapsed() >= options.refresh_interval) {
                     run.refresh_from_tracker().await;
                 }
