@@ -1,6 +1,6 @@
 //! Command-line interface: the argument types (clap) and what each subcommand does.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -414,13 +414,69 @@ fn check_http_url(s: &str) -> anyhow::Result<url::Url> {
     Ok(url)
 }
 
-/// Writes via a temporary file and a rename, so a crash never leaves a truncated .torrent.
+/// Writes via a temporary file in the same directory, synced, then renamed over `path`, and
+/// syncs the directory: a crash leaves the old file or the whole new one, never a truncated one.
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
+    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            dir
+        }
+        None => Path::new("."),
+    };
+    let mut builder = tempfile::Builder::new();
+    builder.suffix(".partial");
+    // As std::fs::write creates files (tempfile's own default is owner-only): the umask decides.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut tmp = builder.tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    // On failure the temporary file is removed as it drops.
+    tmp.persist(path).map_err(|e| e.error)?;
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
     }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".partial");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
+
+    #[test]
+    fn written_atomically_into_new_dirs_over_old_files_with_nothing_left_behind() {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("torrents ü/a b.torrent");
+        write_atomically(&path, b"first").unwrap();
+        write_atomically(&path, b"second").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        assert_eq!(names(path.parent().unwrap()), ["a b.torrent"]);
+
+        // Modes as std::fs::write gives them (the umask's), not a temporary file's 0600.
+        use std::os::unix::fs::PermissionsExt;
+        let plain = root.path().join("plain");
+        std::fs::write(&plain, b"x").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode();
+        assert_eq!(mode(&path), mode(&plain));
+    }
+
+    #[test]
+    fn a_failed_write_leaves_nothing_behind() {
+        let root = tempfile::tempdir().unwrap();
+        let taken = root.path().join("a directory.torrent");
+        std::fs::create_dir(&taken).unwrap();
+        std::fs::write(taken.join("inside"), b"x").unwrap();
+        assert!(write_atomically(&taken, b"data").is_err());
+        assert_eq!(names(root.path()), ["a directory.torrent"]);
+        assert_eq!(names(&taken), ["inside"]);
+    }
 }

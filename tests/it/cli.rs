@@ -248,6 +248,30 @@ fn create_writes_to_torrents_dir_by_default_with_trackers_and_web_seeds() {
 }
 
 #[test]
+fn create_writes_a_bare_output_name_in_the_working_directory_and_leaves_no_temporary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f.bin"), content(1000)).unwrap();
+    std::fs::write(dir.path().join("out.torrent"), b"an older torrent").unwrap();
+    let out = gotorrent(&["create", "f.bin", "-o", "out.torrent"], dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta = gotorrent_http::metainfo::Metainfo::from_bytes(
+        &std::fs::read(dir.path().join("out.torrent")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(meta.name, "f.bin");
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["f.bin", "out.torrent"]);
+}
+
+#[test]
 fn bad_input_exits_non_zero_with_one_line_naming_the_value() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("empty.bin"), b"").unwrap();
