@@ -99,7 +99,10 @@ pub struct CreateArgs {
     /// Tracker URL (a base URL gets /announce appended); repeat for a BEP 12 announce-list.
     #[arg(long = "tracker", value_name = "URL")]
     pub trackers: Vec<String>,
-    /// Web-seed URL (BEP 19 url-list), e.g. http://host:8080/files/; repeatable.
+    /// Web-seed URL (BEP 19 url-list); repeatable. A directory URL ending in '/', e.g.
+    /// http://host:8080/files/, is written for a single file as the file's full URL,
+    /// URL<name> percent-encoded, as the server's own torrents carry it; a folder keeps the
+    /// directory URL, and a URL that names the file (no trailing '/') is written as given.
     #[arg(long = "web-seed", value_name = "URL")]
     pub web_seeds: Vec<String>,
     /// Where to write the .torrent [default: torrents/<name>.torrent].
@@ -199,6 +202,11 @@ fn create_torrent(args: &CreateArgs) -> anyhow::Result<()> {
     for (path, why) in &source.skipped {
         eprintln!("warning: left out {}: {why}", path.display());
     }
+    let web_seeds: Vec<String> = args
+        .web_seeds
+        .iter()
+        .map(|seed| crate::seeder::web_seed_entry(seed, &source.name, source.is_folder))
+        .collect();
     let size = source.total_length();
     let bar = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(size);
@@ -214,11 +222,11 @@ fn create_torrent(args: &CreateArgs) -> anyhow::Result<()> {
     };
     let progress = |done| bar.set_position(done);
     let (name, bytes, hashes) = if args.v1_only {
-        let torrent = source.v1_torrent(piece_length, &trackers, &args.web_seeds, &progress)?;
+        let torrent = source.v1_torrent(piece_length, &trackers, &web_seeds, &progress)?;
         let hashes = format!("info-hash v1: {}", torrent.info_hash_v1);
         (torrent.name, torrent.bytes, hashes)
     } else {
-        let meta = source.torrent(piece_length, &trackers, &args.web_seeds, &progress)?;
+        let meta = source.torrent(piece_length, &trackers, &web_seeds, &progress)?;
         let hashes = format!(
             "info-hash v2: {}\ninfo-hash v1: {}",
             meta.info_hash_v2, meta.info_hash_v1

@@ -480,25 +480,45 @@ const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// `<public url>/files/<segments...>`, each segment percent-encoded.
-fn files_url<'a>(public_url: &Url, segments: impl IntoIterator<Item = &'a str>) -> Url {
-    let mut url = public_url.as_str().trim_end_matches('/').to_owned();
-    url.push_str("/files");
-    for segment in segments {
-        url.push('/');
+/// `dir`, a URL ending in '/', with `segments` below it, each percent-encoded.
+fn below<'a>(dir: &str, segments: impl IntoIterator<Item = &'a str>) -> String {
+    let mut url = dir.to_owned();
+    for (i, segment) in segments.into_iter().enumerate() {
+        if i > 0 {
+            url.push('/');
+        }
         url.extend(percent_encoding::utf8_percent_encode(segment, SEGMENT));
     }
-    Url::parse(&url).expect("a valid base URL with encoded segments is valid")
+    url
+}
+
+/// `<public url>/files/`, the directory the shared files are served in.
+fn files_dir(public_url: &Url) -> String {
+    format!("{}/files/", public_url.as_str().trim_end_matches('/'))
+}
+
+/// `<public url>/files/<segments...>`, each segment percent-encoded.
+fn files_url<'a>(public_url: &Url, segments: impl IntoIterator<Item = &'a str>) -> Url {
+    Url::parse(&below(&files_dir(public_url), segments))
+        .expect("a valid base URL with encoded segments is valid")
 }
 
 /// The BEP 19 url-list entry of a shared torrent: a single file's own URL (BEP 19 allows it, and
 /// some clients use a directory-style entry as it stands), or for a folder the /files/
 /// directory, to which clients append `<name>/<path>`.
 pub fn web_seed_url(public_url: &Url, meta: &Metainfo) -> String {
-    if meta.is_folder {
-        files_url(public_url, [""]).into()
+    web_seed_entry(&files_dir(public_url), &meta.name, meta.is_folder)
+}
+
+/// The url-list entry for web seed `url` of a torrent named `name`, as [`web_seed_url`] makes
+/// them for the server's own torrents: a directory URL (ending in '/') becomes a single file's
+/// own URL, `<url><name>` percent-encoded; a folder keeps the directory, and a URL that already
+/// names the file is kept as given.
+pub fn web_seed_entry(url: &str, name: &str, is_folder: bool) -> String {
+    if is_folder || !url.ends_with('/') {
+        url.to_owned()
     } else {
-        file_url(public_url, &meta.name).into()
+        below(url, name.split('/'))
     }
 }
 
@@ -547,5 +567,18 @@ mod tests {
             web_seed_url(&prefixed, &folder),
             "https://x.example/app/files/"
         );
+    }
+
+    #[test]
+    fn web_seed_entries_name_a_single_file_below_a_directory_url_only() {
+        let dir = "http://127.0.0.1:9/files/";
+        assert_eq!(
+            web_seed_entry(dir, "my file ü #1.bin", false),
+            "http://127.0.0.1:9/files/my%20file%20%C3%BC%20%231.bin"
+        );
+        assert_eq!(web_seed_entry(dir, "album ü", true), dir);
+        let exact = "http://h/elsewhere/renamed.bin";
+        assert_eq!(web_seed_entry(exact, "a.bin", false), exact);
+        assert_eq!(web_seed_entry(exact, "album", true), exact);
     }
 }

@@ -244,7 +244,96 @@ fn create_writes_to_torrents_dir_by_default_with_trackers_and_web_seeds() {
             "http://t2.example/announce"
         ]
     );
-    assert_eq!(meta.url_list, ["http://s.example/files/"]);
+    // A single file's directory web seed is written as the file's own URL (issue "Rewire",
+    // item 10), as the server's torrents carry it.
+    assert_eq!(meta.url_list, ["http://s.example/files/movie.mkv"]);
+}
+
+/// `create SOURCE --web-seed ... -o OUT` in `cwd`, returning the written torrent.
+fn create_with_web_seeds(
+    cwd: &Path,
+    source: &str,
+    seeds: &[&str],
+    out: &str,
+) -> gotorrent_http::metainfo::Metainfo {
+    let mut args = vec!["create", source, "-o", out];
+    for seed in seeds {
+        args.extend(["--web-seed", seed]);
+    }
+    let run = gotorrent(&args, cwd);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    gotorrent_http::metainfo::Metainfo::from_bytes(&std::fs::read(cwd.join(out)).unwrap()).unwrap()
+}
+
+#[test]
+fn create_writes_a_single_files_full_url_for_a_directory_web_seed_and_a_folder_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = "my file ü 名前 #1 (final).bin";
+    std::fs::write(dir.path().join(name), content(70_000)).unwrap();
+    write_tree(
+        &dir.path().join("album ü"),
+        &[("a b.bin", 100), ("disc 2/c.bin", 50)],
+    );
+    let directory = "http://127.0.0.1:9/files/";
+
+    let single = create_with_web_seeds(
+        dir.path(),
+        name,
+        &[directory, "http://127.0.0.1:9/mirror/renamed.bin"],
+        "single.torrent",
+    );
+    assert!(!single.is_folder);
+    assert_eq!(
+        single.url_list,
+        [
+            "http://127.0.0.1:9/files/my%20file%20%C3%BC%20%E5%90%8D%E5%89%8D%20%231%20%28final%29.bin",
+            // A URL that names the file already is written as given.
+            "http://127.0.0.1:9/mirror/renamed.bin",
+        ]
+    );
+
+    let folder = create_with_web_seeds(
+        dir.path(),
+        "album ü",
+        &[directory, "http://127.0.0.1:9/mirror"],
+        "folder.torrent",
+    );
+    assert!(folder.is_folder);
+    assert_eq!(folder.url_list, [directory, "http://127.0.0.1:9/mirror"]);
+}
+
+#[actix_web::test]
+async fn create_writes_the_web_seed_the_servers_own_torrent_carries() {
+    // Arrange: a server sharing a file and a folder with awkward names.
+    let name = "own ü 名前 #1.bin";
+    let data = content(20_000);
+    let files: [(&str, &[u8]); 2] = [(name, &data), ("own album ü/x y.bin", &data)];
+    let app = crate::support::TestApp::spawn_with(&files, |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(name), &data).unwrap();
+    write_tree(&dir.path().join("own album ü"), &[("x y.bin", 20_000)]);
+    let directory = format!("{}/files/", app.url);
+
+    for (source, out) in [(name, "single.torrent"), ("own album ü", "folder.torrent")] {
+        // Act
+        let created = create_with_web_seeds(dir.path(), source, &[&directory], out);
+
+        // Assert
+        let v2 = app.wait_for_torrent(source).await["info_hash_v2"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let response = app.get_torrent(&v2).await;
+        assert_eq!(response.status(), 200);
+        let served =
+            gotorrent_http::metainfo::Metainfo::from_bytes(&response.bytes().await.unwrap())
+                .unwrap();
+        assert_eq!(served.url_list, created.url_list, "{source}");
+    }
 }
 
 #[test]
