@@ -71,6 +71,22 @@ async fn the_listing_filters_and_sorts_without_javascript_and_json_clients_keep_
         .await
         .unwrap();
     assert_eq!(json.as_array().unwrap().len(), 3);
+    let paged = app
+        .client
+        .get(format!("{}/?limit=2", app.url))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        paged.headers()["link"]
+            .to_str()
+            .unwrap()
+            .contains("rel=\"next\""),
+        "GET / for JSON pages as GET /torrents does"
+    );
+    let paged: serde_json::Value = paged.json().await.unwrap();
+    assert_eq!(paged.as_array().unwrap().len(), 2);
 }
 
 #[actix_web::test]
