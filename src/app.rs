@@ -9,11 +9,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
 use url::Url;
 
 use crate::bootstrap::{self, jobs, TorrentUrlsFor};
 use crate::db::StateDb;
 use crate::reach::Reach;
+use crate::seeder::announcer::TrackerClient;
+use crate::seeder::Seeder;
 use crate::server::{self, workers, Services};
 use crate::settings::Settings;
 use crate::types::SeederUrl;
@@ -24,11 +27,47 @@ pub struct Application {
     server: workers::Server,
     /// Tells the announcer to say "stopped".
     shutdown: watch::Sender<bool>,
-    announcer: Option<tokio::task::JoinHandle<()>>,
+    announcer: Option<JoinHandle<()>>,
     /// Keeps the port mapping; removes it once `stop_reach` turns true, after the announcer
     /// has said "stopped".
-    reach_monitor: tokio::task::JoinHandle<()>,
+    reach_monitor: JoinHandle<()>,
     stop_reach: watch::Sender<bool>,
+}
+
+/// The seeder's jobs: stamping torrents with each new public URL, rescans, and announces when
+/// there is a tracker to announce to (the announcer's handle, to await its "stopped").
+fn seeder_jobs(
+    settings: &Settings,
+    seeder: &Arc<Seeder>,
+    client: Option<TrackerClient>,
+    reach: &Arc<Reach>,
+    urls: TorrentUrlsFor,
+    stopping: watch::Receiver<bool>,
+) -> anyhow::Result<Option<JoinHandle<()>>> {
+    jobs::follow_public_url(seeder, reach, urls);
+    let catalog_changed = Arc::new(Notify::new());
+    jobs::rescans(
+        seeder,
+        settings.storage.rescan_interval,
+        catalog_changed.clone(),
+    );
+    let Some(client) = client else {
+        tracing::warn!(
+            "no tracker: the tracker role is off and seeder.tracker is unset, so nothing is \
+             announced"
+        );
+        return Ok(None);
+    };
+    SeederUrl::parse(reach.url().as_str())
+        .context("server.public_url is not usable as a seeder URL")?;
+    Ok(Some(jobs::announcer(
+        seeder,
+        client,
+        reach,
+        settings.tracker.announce_interval,
+        catalog_changed,
+        stopping,
+    )))
 }
 
 impl Application {
@@ -64,35 +103,9 @@ impl Application {
             jobs::expiry(&tracker.tracker, settings.tracker.announce_interval);
         }
         let (shutdown, stopping) = watch::channel(false);
-        let announcer = match (&seeder, client) {
-            (Some(seeder), client) => {
-                jobs::follow_public_url(seeder, &reach, urls);
-                let catalog_changed = Arc::new(Notify::new());
-                jobs::rescans(
-                    seeder,
-                    settings.storage.rescan_interval,
-                    catalog_changed.clone(),
-                );
-                match client {
-                    Some(client) => {
-                        SeederUrl::parse(public_url.as_str())
-                            .context("server.public_url is not usable as a seeder URL")?;
-                        Some(jobs::announcer(
-                            seeder,
-                            client,
-                            &reach,
-                            settings.tracker.announce_interval,
-                            catalog_changed,
-                            stopping,
-                        ))
-                    }
-                    None => {
-                        tracing::warn!("no tracker: the tracker role is off and seeder.tracker is unset, so nothing is announced");
-                        None
-                    }
-                }
-            }
-            (None, _) => None,
+        let announcer = match &seeder {
+            Some(seeder) => seeder_jobs(&settings, seeder, client, &reach, urls, stopping)?,
+            None => None,
         };
         // Last: the seeder follows every URL the mapping moves to.
         let (stop_reach, reach_stopping) = watch::channel(false);
