@@ -14,12 +14,30 @@ use url::Url;
 
 use crate::bootstrap::{self, jobs, TorrentUrlsFor};
 use crate::db::StateDb;
+use crate::metainfo::Metainfo;
 use crate::reach::Reach;
 use crate::seeder::announcer::TrackerClient;
 use crate::seeder::Seeder;
 use crate::server::{self, workers, Services};
 use crate::settings::Settings;
 use crate::types::SeederUrl;
+
+/// What `seed` shares besides the storage's own files: files and folders from elsewhere, and
+/// torrents to serve some of them under (matched by name, checked against their bytes).
+#[derive(Debug, Default)]
+pub struct Seeds {
+    pub files: Vec<PathBuf>,
+    pub torrents: Vec<Metainfo>,
+}
+
+impl From<Vec<PathBuf>> for Seeds {
+    fn from(files: Vec<PathBuf>) -> Self {
+        Seeds {
+            files,
+            torrents: Vec::new(),
+        }
+    }
+}
 
 pub struct Application {
     port: u16,
@@ -74,7 +92,7 @@ impl Application {
     /// Binds, opens the state, and starts the server and its background jobs (rescans,
     /// announces, peer expiry, port mapping); [`Application::run_until_stopped`] waits for the
     /// stop.
-    pub async fn build(settings: Settings, seed_files: Vec<PathBuf>) -> anyhow::Result<Self> {
+    pub async fn build(settings: Settings, seeds: Seeds) -> anyhow::Result<Self> {
         for warning in &settings.warnings {
             tracing::warn!("{warning}");
         }
@@ -86,7 +104,7 @@ impl Application {
         let own_tracker = tracker.as_ref().map(|t| &t.tracker);
         let client = bootstrap::tracker_client(&settings, own_tracker);
         let urls = TorrentUrlsFor::new(&settings);
-        let seeder = bootstrap::seeder(&settings, &seed_files, &db, &urls, &public_url)?;
+        let seeder = bootstrap::seeder(&settings, seeds, &db, &urls, &public_url)?;
 
         let server = server::start(
             listeners,

@@ -7,8 +7,8 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::app::Application;
-use crate::metainfo::create;
+use crate::app::{Application, Seeds};
+use crate::metainfo::{create, Metainfo};
 use crate::settings::{Overrides, Settings};
 use crate::telemetry;
 use crate::types::PieceLength;
@@ -36,6 +36,11 @@ pub enum Command {
         /// torrent).
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// A .torrent describing one of them (matched by its name): that file or folder is
+        /// served under this torrent, its piece length and info-hashes, once its bytes are
+        /// checked against it; repeatable.
+        #[arg(long = "torrent", value_name = "FILE")]
+        torrents: Vec<PathBuf>,
         #[command(flatten)]
         serve: ServeArgs,
     },
@@ -165,8 +170,18 @@ impl ServeArgs {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Create(args) => create_torrent(&args),
-        Command::Serve(args) => serve(&args, Vec::new()).await,
-        Command::Seed { files, serve: args } => serve(&args, files).await,
+        Command::Serve(args) => serve(&args, Seeds::default()).await,
+        Command::Seed {
+            files,
+            torrents,
+            serve: args,
+        } => {
+            let torrents = torrents
+                .iter()
+                .map(|path| read_torrent(path))
+                .collect::<anyhow::Result<_>>()?;
+            serve(&args, Seeds { files, torrents }).await
+        }
         Command::Download(args) => download(&args).await,
         Command::Openapi => {
             println!("{}", crate::server::openapi::json());
@@ -175,10 +190,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(args: &ServeArgs, seed_files: Vec<PathBuf>) -> anyhow::Result<()> {
+/// A .torrent file, parsed and checked.
+fn read_torrent(path: &Path) -> anyhow::Result<crate::metainfo::Metainfo> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("--torrent {}: cannot read it", path.display()))?;
+    crate::metainfo::Metainfo::from_bytes(&bytes)
+        .with_context(|| format!("--torrent {}: not a usable torrent", path.display()))
+}
+
+async fn serve(args: &ServeArgs, seeds: Seeds) -> anyhow::Result<()> {
     let settings = Settings::load(args.config.as_deref(), &args.overrides())?;
     telemetry::init(&settings.log);
-    let app = Application::build(settings, seed_files).await?;
+    let app = Application::build(settings, seeds).await?;
     eprintln!(
         "gotorrent-http listening on port {}; public URL {} (Swagger UI at {}swagger-ui/)",
         app.port(),
@@ -339,7 +362,13 @@ async fn seed_after_download(
     };
     overrides.set("log.level", if args.quiet { "error" } else { "warn" });
     let settings = Settings::load(None, &overrides)?;
-    let app = Application::build(settings, vec![report.path.clone()]).await?;
+    // Served under the torrent it was downloaded as (its piece length, its info-hashes), not one
+    // hashed anew with this server's default piece length.
+    let seeds = Seeds {
+        files: vec![report.path.clone()],
+        torrents: vec![Metainfo::clone(&report.meta)],
+    };
+    let app = Application::build(settings, seeds).await?;
     if !args.quiet {
         eprintln!(
             "seeding {} at {} (Ctrl-C to stop)",

@@ -1,10 +1,10 @@
 //! The seeder role: its storage backend, its hash cache, and the URLs its torrents carry.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use url::Url;
 
+use crate::app::Seeds;
 use crate::db::StateDb;
 use crate::seeder::hash_cache::{HashCache, SidecarCache, StateDbCache};
 use crate::seeder::{Seeder, TorrentUrls};
@@ -12,23 +12,23 @@ use crate::settings::Settings;
 use crate::storage;
 use crate::types::join_url;
 
-/// The seeder, when its role is on (`seeder.enabled`), over the configured storage, stamped
-/// with the URLs of `public_url`.
+/// The seeder, when its role is on (`seeder.enabled`), over the configured storage and `seeds`,
+/// stamped with the URLs of `public_url`.
 pub fn seeder(
     settings: &Settings,
-    seed_files: &[PathBuf],
+    seeds: Seeds,
     db: &Arc<StateDb>,
     urls: &TorrentUrlsFor,
     public_url: &Url,
 ) -> anyhow::Result<Option<Arc<Seeder>>> {
     if !settings.seeder.enabled {
         anyhow::ensure!(
-            seed_files.is_empty(),
+            seeds.files.is_empty() && seeds.torrents.is_empty(),
             "files to seed were given, but the seeder role is off (--no-seeder)"
         );
         return Ok(None);
     }
-    let opened = storage::open(&settings.storage.backend, seed_files)?;
+    let opened = storage::open(&settings.storage.backend, &seeds.files)?;
     let in_db = StateDbCache(db.clone());
     // A backend shared by stateless instances keeps hashes beside the objects, for all of them.
     let hashes: Arc<dyn HashCache> = match opened.metadata {
@@ -41,7 +41,8 @@ pub fn seeder(
         settings.seeder.piece_length,
         urls.at(public_url),
     )
-    .with_uploads(settings.seeder.max_upload_bytes);
+    .with_uploads(settings.seeder.max_upload_bytes)
+    .with_torrents(seeds.torrents);
     if let Some(cache) = opened.range_cache {
         seeder = seeder.with_range_cache(cache);
     }

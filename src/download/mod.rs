@@ -154,6 +154,8 @@ pub struct Report {
     pub seeders: Vec<SeederReport>,
     /// The tracker used, if any (for `--seed`).
     pub tracker: Option<Url>,
+    /// The torrent downloaded (`--seed` serves the file under it).
+    pub meta: Arc<Metainfo>,
 }
 
 enum Outcome {
@@ -257,6 +259,7 @@ pub async fn download(options: &Options, progress: &dyn Progress) -> anyhow::Res
                 elapsed: started.elapsed(),
                 seeders: Vec::new(),
                 tracker,
+                meta,
             });
         }
         store::Opened::Partial {
@@ -332,6 +335,7 @@ pub async fn download(options: &Options, progress: &dyn Progress) -> anyhow::Res
         elapsed: started.elapsed(),
         seeders,
         tracker: run.tracker.clone(),
+        meta,
     })
 }
 

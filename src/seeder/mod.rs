@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod hash_cache;
 mod upload;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -48,6 +49,9 @@ pub struct Seeder {
     hashing: Arc<Mutex<Option<Hashing>>>,
     /// The largest upload, when uploads are on (see `upload`).
     max_upload: Option<u64>,
+    /// Torrents given for shared files, by name: such a file is served under its torrent (its
+    /// piece length and info-hashes) once its bytes are checked against it.
+    given: HashMap<String, Arc<Metainfo>>,
 }
 
 /// A torrent being hashed: its name, bytes read and bytes in all.
@@ -76,12 +80,24 @@ impl Seeder {
             rescan_requested: tokio::sync::Notify::new(),
             hashing: Arc::default(),
             max_upload: None,
+            given: HashMap::new(),
         }
     }
 
     /// Serves repeated ranges from `cache` instead of the store.
     pub fn with_range_cache(mut self, cache: RangeCache) -> Self {
         self.ranges = Some(cache);
+        self
+    }
+
+    /// Serves the file or folder each torrent names (by its name) under that torrent rather than
+    /// one hashed with the configured piece length, once its bytes match it; one that does not
+    /// match is not shared.
+    pub fn with_torrents(mut self, torrents: Vec<Metainfo>) -> Self {
+        self.given = torrents
+            .into_iter()
+            .map(|meta| (meta.name.clone(), Arc::new(meta)))
+            .collect();
         self
     }
 
@@ -237,7 +253,8 @@ impl Seeder {
     }
 
     /// The group's torrent: unchanged from the previous catalog, else from the hash cache, else
-    /// by hashing it.
+    /// by hashing it; for a group a torrent was given for, that torrent, once hashing with its
+    /// piece length gave the same pieces.
     async fn load_or_hash(
         &self,
         group: Group,
@@ -252,20 +269,38 @@ impl Seeder {
         {
             return Ok(unchanged.clone());
         }
-        let piece_length = self.piece_length.get();
+        let given = self.given.get(&group.name);
+        let piece_length = given.map_or(self.piece_length, |g| g.piece_length);
         let key = group.cache_key();
-        let cached = match self.hashes.load(&key, piece_length).await {
+        let cached = match self.hashes.load(&key, piece_length.get()).await {
             Ok(cached) => cached.and_then(|bytes| Metainfo::from_bytes(&bytes).ok()),
             Err(e) => {
                 tracing::warn!(name = %group.name, error = %format!("{e:#}"), "cannot read the hash cache; hashing");
                 None
             }
         };
-        // A cache entry must describe these objects: the same files, lengths and piece length.
-        let cached = cached.filter(|m| m.piece_length.get() == piece_length && group.describes(m));
+        // A cache entry must describe these objects: the same files, lengths and piece length,
+        // and be the given torrent when there is one.
+        let cached = cached.filter(|m| {
+            m.piece_length == piece_length
+                && group.describes(m)
+                && given.is_none_or(|g| g.info_hash_v2 == m.info_hash_v2)
+        });
         let hashed = match cached {
             Some(meta) => meta,
-            None => self.hash(&group, &objects, &key).await?,
+            None => {
+                let hashed = self.hash(&group, &objects, piece_length).await?;
+                let meta = match given {
+                    None => hashed,
+                    Some(given) if same_content(&hashed, given) => Metainfo::clone(given),
+                    Some(given) => anyhow::bail!(
+                        "its bytes are not those of the torrent {} it is to be served under",
+                        given.info_hash_v2
+                    ),
+                };
+                self.remember(&group.name, &key, &meta).await;
+                meta
+            }
         };
         // Stamped with the URLs as the catalog is swapped in.
         Ok(Arc::new(SharedTorrent {
@@ -275,16 +310,16 @@ impl Seeder {
         }))
     }
 
-    /// Reads the group's objects once, in order, hashing on the blocking pool, and caches the
-    /// torrent under `key`.
+    /// Reads the group's objects once, in order, hashing with `piece_length` on the blocking pool.
     async fn hash(
         &self,
         group: &Group,
         objects: &[ObjectMeta],
-        key: &ObjectMeta,
+        piece_length: PieceLength,
     ) -> anyhow::Result<Metainfo> {
+        let size: u64 = objects.iter().map(|o| o.size).sum();
         let name = group.name.clone();
-        tracing::info!(%name, files = group.members.len(), bytes = key.size, "hashing");
+        tracing::info!(%name, files = group.members.len(), bytes = size, "hashing");
         let started = std::time::Instant::now();
         let entries: Vec<create::Entry> = group
             .members
@@ -297,13 +332,12 @@ impl Seeder {
             })
             .collect();
         let objects = objects.to_vec();
-        let (storage, piece_length, is_folder) =
-            (self.storage.clone(), self.piece_length, group.is_folder);
+        let (storage, is_folder) = (self.storage.clone(), group.is_folder);
         let hashing = self.hashing.clone();
         *hashing.lock().unwrap_or_else(|e| e.into_inner()) = Some(Hashing {
             name: name.clone(),
             done: 0,
-            total: key.size,
+            total: size,
         });
         let meta = tokio::task::spawn_blocking(move || {
             let runtime = tokio::runtime::Handle::current();
@@ -339,20 +373,33 @@ impl Seeder {
         let meta = meta??;
         self.hashed_bytes.fetch_add(meta.length, Ordering::Relaxed);
         tracing::info!(name = %group.name, seconds = started.elapsed().as_secs_f64(), info_hash = %meta.info_hash_v2, "hashed");
-        if let Err(e) = self
-            .hashes
-            .store(
-                key,
-                self.piece_length.get(),
-                Bytes::copy_from_slice(&meta.bytes),
-            )
-            .await
-        {
-            // Serving does not need the cache: the next start hashes again.
-            tracing::warn!(name = %group.name, error = %format!("{e:#}"), "cannot remember the hash");
-        }
         Ok(meta)
     }
+
+    /// Caches `meta` as the group's torrent under `key`, at its piece length.
+    async fn remember(&self, name: &str, key: &ObjectMeta, meta: &Metainfo) {
+        let bytes = Bytes::copy_from_slice(&meta.bytes);
+        let stored = self.hashes.store(key, meta.piece_length.get(), bytes).await;
+        if let Err(e) = stored {
+            // Serving does not need the cache: the next start hashes again.
+            tracing::warn!(%name, error = %format!("{e:#}"), "cannot remember the hash");
+        }
+    }
+}
+
+/// Whether `hashed`, made from the bytes, has exactly the content `given` describes: the same
+/// files and lengths, piece length and piece hashes (SHA-256 and SHA-1). What else the torrents
+/// hold (a file attribute, a key another tool adds) may differ; the given one is served.
+fn same_content(hashed: &Metainfo, given: &Metainfo) -> bool {
+    hashed.piece_length == given.piece_length
+        && hashed.piece_hashes == given.piece_hashes
+        && hashed.v1_pieces == given.v1_pieces
+        && hashed.files.len() == given.files.len()
+        && hashed
+            .files
+            .iter()
+            .zip(&given.files)
+            .all(|(a, b)| a.path == b.path && a.length == b.length)
 }
 
 /// One torrent's worth of listed objects, before hashing.

@@ -448,3 +448,112 @@ fn the_committed_openapi_document_matches_the_generated_one() {
         "openapi/openapi.json is stale: run `cargo run -- openapi > openapi/openapi.json`"
     );
 }
+
+/// Kills the server when the test ends, however it ends.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[actix_web::test]
+async fn seed_with_a_torrent_serves_the_file_under_that_torrent_once_its_bytes_match() {
+    use gotorrent_http::metainfo::Metainfo;
+    use std::os::unix::fs::PermissionsExt;
+    // Arrange: an executable file whose torrent (32 KiB pieces, BEP 47 `x` attribute) differs
+    // from what the server would hash (1 MiB pieces, no attribute), and a torrent whose file
+    // changed since it was made.
+    let dir = tempfile::tempdir().unwrap();
+    let data = content(100_000);
+    let script = dir.path().join("run me ü.sh");
+    std::fs::write(&script, &data).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let changed = dir.path().join("changed.bin");
+    std::fs::write(&changed, content(50_000)).unwrap();
+    for (file, torrent) in [(&script, "script.torrent"), (&changed, "changed.torrent")] {
+        let out = gotorrent(
+            &[
+                "create",
+                file.to_str().unwrap(),
+                "--piece-length",
+                "32768",
+                "-o",
+                torrent,
+            ],
+            dir.path(),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    std::fs::write(&changed, vec![7u8; 50_000]).unwrap();
+    let torrent =
+        |name: &str| Metainfo::from_bytes(&std::fs::read(dir.path().join(name)).unwrap()).unwrap();
+    let (script_torrent, changed_torrent) = (torrent("script.torrent"), torrent("changed.torrent"));
+
+    // Act
+    let (data_dir, state_dir) = (dir.path().join("data"), dir.path().join("state"));
+    let (script_t, changed_t) = (
+        dir.path().join("script.torrent"),
+        dir.path().join("changed.torrent"),
+    );
+    let args: Vec<&std::ffi::OsStr> = vec![
+        "seed".as_ref(),
+        script.as_os_str(),
+        changed.as_os_str(),
+        "--torrent".as_ref(),
+        script_t.as_os_str(),
+        "--torrent".as_ref(),
+        changed_t.as_os_str(),
+        "--bind".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--data-dir".as_ref(),
+        data_dir.as_os_str(),
+        "--state-dir".as_ref(),
+        state_dir.as_os_str(),
+    ];
+    let (child, url) = crate::support::spawn_binary(&args, &[]);
+    let _server = Running(child);
+
+    // Assert: the script is served under its own torrent, the changed file under none.
+    let v2 = script_torrent.info_hash_v2.to_string();
+    crate::support::poll("the script to be served under its torrent", || async {
+        reqwest::get(format!("{url}/torrents/{v2}"))
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    let served = reqwest::get(format!("{url}/torrents/{v2}"))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let served = Metainfo::from_bytes(&served).unwrap();
+    assert_eq!(served.info_hash_v1, script_torrent.info_hash_v1);
+    assert_eq!(served.piece_length.get(), 32768);
+    let piece = reqwest::get(format!("{url}/chunks/{v2}/1"))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(piece, &data[32768..65536]);
+    let refused = reqwest::get(format!("{url}/torrents/{}", changed_torrent.info_hash_v2))
+        .await
+        .unwrap();
+    assert_eq!(
+        refused.status(),
+        404,
+        "bytes that do not match are not served under it"
+    );
+    let not_shared = reqwest::get(format!("{url}/files/changed.bin"))
+        .await
+        .unwrap();
+    assert_eq!(not_shared.status(), 404);
+}

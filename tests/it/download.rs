@@ -591,6 +591,71 @@ async fn with_seed_the_downloader_becomes_a_seeder() {
     assert_eq!(served, &data[..]);
 }
 
+#[actix_web::test]
+async fn with_seed_the_downloader_serves_the_torrent_it_downloaded_whatever_its_piece_length() {
+    // Arrange: a torrent of 16 KiB pieces, where a new server hashes with 1 MiB by default.
+    let data = content(100_000);
+    let tracker = TestApp::spawn_with(&[("small pieces ü.bin", &data[..])], |o| {
+        o.set("seeder.piece_length", 16384);
+    })
+    .await;
+    let v2 = tracker.wait_for_torrent("small pieces ü.bin").await["info_hash_v2"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = tempfile::tempdir().unwrap();
+
+    // Act
+    let child = gotorrent()
+        .args([
+            "download",
+            &v2,
+            "--tracker",
+            &tracker.url,
+            "--seed",
+            "--bind",
+            "127.0.0.1:0",
+            "--quiet",
+            "-o",
+        ])
+        .arg(out.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _downloader = Running(child);
+
+    // Assert: it announces the torrent it downloaded, and serves its pieces.
+    poll(
+        "the downloader to seed the torrent it downloaded",
+        || async { tracker.peer_urls(&v2).await.len() == 2 },
+    )
+    .await;
+    let new_seeder = tracker
+        .peer_urls(&v2)
+        .await
+        .into_iter()
+        .find(|u| *u != tracker.url)
+        .unwrap();
+    let piece = reqwest::get(format!("{new_seeder}/chunks/{v2}/3"))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(piece, &data[3 * 16384..4 * 16384]);
+}
+
+/// Kills a child process when the test ends, however it ends.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A folder of many small files, a nested multi-piece file and an empty one.
 fn folder_files() -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<(String, Vec<u8>)> = (0..60)

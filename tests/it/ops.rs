@@ -138,7 +138,7 @@ async fn a_port_in_use_is_refused_not_shared_with_the_server_on_it() {
 
     // Act: a second server asks for the same port (each worker's socket can share a port with
     // its siblings; the server must still not share one with anybody else).
-    let second = gotorrent_http::app::Application::build(settings, vec![]).await;
+    let second = gotorrent_http::app::Application::build(settings, Default::default()).await;
 
     // Assert
     let error = format!("{:#}", second.err().expect("the port is taken"));

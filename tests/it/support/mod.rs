@@ -114,7 +114,9 @@ impl TestApp {
             StorageConfig::Local { data_dir } => data_dir.clone(),
             StorageConfig::ObjectStore(_) => PathBuf::new(),
         };
-        let app = Application::build(settings, seed_files).await.unwrap();
+        let app = Application::build(settings, seed_files.into())
+            .await
+            .unwrap();
         let port = app.port();
         let handle = app.handle();
         actix_web::rt::spawn(app.run_until_stopped());
