@@ -61,7 +61,7 @@ fn seeder_jobs(
     reach: &Arc<Reach>,
     urls: TorrentUrlsFor,
     stopping: watch::Receiver<bool>,
-) -> anyhow::Result<Option<JoinHandle<()>>> {
+) -> Option<JoinHandle<()>> {
     jobs::follow_public_url(seeder, reach, urls);
     let catalog_changed = Arc::new(Notify::new());
     jobs::rescans(
@@ -74,18 +74,16 @@ fn seeder_jobs(
             "no tracker: the tracker role is off and seeder.tracker is unset, so nothing is \
              announced"
         );
-        return Ok(None);
+        return None;
     };
-    SeederUrl::parse(reach.url().as_str())
-        .context("server.public_url is not usable as a seeder URL")?;
-    Ok(Some(jobs::announcer(
+    Some(jobs::announcer(
         seeder,
         client,
         reach,
         settings.tracker.announce_interval,
         catalog_changed,
         stopping,
-    )))
+    ))
 }
 
 impl Application {
@@ -99,6 +97,12 @@ impl Application {
         let (local, listeners) = server::bind(&settings.server)?;
         let reach = bootstrap::reach(&settings, local);
         let public_url = reach.url();
+        let announcing = settings.tracker.enabled || settings.seeder.tracker.is_some();
+        if settings.seeder.enabled && announcing {
+            // Announced as the seeder's URL, so it must be one (no credentials, query or fragment).
+            SeederUrl::parse(public_url.as_str())
+                .context("server.public_url is not usable as a seeder URL")?;
+        }
         let db = Arc::new(StateDb::open(&settings.storage.state_dir)?);
         let tracker = bootstrap::tracker(&settings.tracker, &db)?;
         let own_tracker = tracker.as_ref().map(|t| &t.tracker);
@@ -122,7 +126,7 @@ impl Application {
         }
         let (shutdown, stopping) = watch::channel(false);
         let announcer = match &seeder {
-            Some(seeder) => seeder_jobs(&settings, seeder, client, &reach, urls, stopping)?,
+            Some(seeder) => seeder_jobs(&settings, seeder, client, &reach, urls, stopping),
             None => None,
         };
         // Last: the seeder follows every URL the mapping moves to.

@@ -351,7 +351,7 @@ async fn seed_after_download(
     report: &crate::download::Report,
 ) -> anyhow::Result<()> {
     let home = args.output_dir.join(".gotorrent");
-    let mut overrides = Overrides {
+    let overrides = Overrides {
         bind: args.bind.clone(),
         data_dir: Some(home.join("data")),
         state_dir: Some(home.join("state")),
@@ -360,7 +360,6 @@ async fn seed_after_download(
         no_tracker: report.tracker.is_some(),
         ..Overrides::default()
     };
-    overrides.set("log.level", if args.quiet { "error" } else { "warn" });
     let settings = Settings::load(None, &overrides)?;
     // Served under the torrent it was downloaded as (its piece length, its info-hashes), not one
     // hashed anew with this server's default piece length.

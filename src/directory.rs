@@ -140,10 +140,7 @@ impl Directory {
     ) -> Result<Vec<usize>, TrackerError> {
         match &self.tracker {
             Some(tracker) => {
-                let hashes: Vec<InfoHash> = torrents
-                    .iter()
-                    .map(|m| InfoHash::V2(m.info_hash_v2))
-                    .collect();
+                let hashes: Vec<InfoHashV2> = torrents.iter().map(|m| m.info_hash_v2).collect();
                 tracker.live_seeders(&hashes).await
             }
             None => Ok(vec![0; torrents.len()]),

@@ -1,6 +1,6 @@
 //! The background jobs of a running server, one function each: they keep the seeder's catalog,
-//! the tracker's swarms, the announces and the port mapping current. Each returns at once and
-//! runs on the current runtime.
+//! the tracker's swarms, the announces and the port mapping current. Each returns at once; the
+//! job runs as a local task of the server's runtime (actix's, whose local set runs it).
 
 use std::net::SocketAddr;
 use std::sync::Arc;

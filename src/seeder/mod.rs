@@ -156,8 +156,9 @@ impl Seeder {
         result
     }
 
-    /// Stores a new object (an upload) and asks for a rescan, which hashes and shares it.
-    pub async fn put(
+    /// Stores a new object (an upload, after `upload`'s checks) and asks for a rescan, which
+    /// hashes and shares it.
+    async fn put(
         &self,
         key: &str,
         body: crate::storage::ByteStream,

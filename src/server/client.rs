@@ -11,7 +11,7 @@ use actix_web::{web, FromRequest, HttpRequest};
 use super::AppState;
 
 /// The client's address as [`client_ip`] tells it with the server's `server.trusted_proxy_hops`;
-/// `None` when it cannot be told (no socket address, as in some tests).
+/// `None` when it cannot be told (no socket address).
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub Option<IpAddr>);
 
@@ -22,7 +22,8 @@ impl FromRequest for ClientIp {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let hops = req
             .app_data::<web::Data<AppState>>()
-            .map_or(0, |state| state.trusted_proxy_hops);
+            .expect("the app carries its state")
+            .trusted_proxy_hops;
         ready(Ok(ClientIp(client_ip(req, hops))))
     }
 }

@@ -44,10 +44,10 @@ impl Guard {
             let burst = NonZeroU32::new(burst).unwrap_or(rate);
             RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
         });
-        let set = |t: Option<String>| t.filter(|t| !t.is_empty());
+        // Settings refuse tokens under 16 characters, so a token is never empty here.
         Guard {
-            write_token: set(write_token),
-            read_token: set(read_token),
+            write_token,
+            read_token,
             limiter,
             trusted_proxy_hops,
         }

@@ -33,7 +33,6 @@ use crate::tracker::redis_store;
 use crate::tracker::Tracker;
 pub use error::{ApiError, ErrorBody};
 pub use metrics::Metrics;
-pub use workers::Handle as ServerHandle;
 
 /// Shared by every handler. A role that is switched off is `None`, and its routes are not mounted.
 pub struct AppState {
@@ -100,10 +99,7 @@ pub fn start(
         settings.tracker.rate_limit_burst,
         settings.server.trusted_proxy_hops,
     ));
-    actix_web::rt::spawn(forget_idle_clients(
-        guard.clone(),
-        settings.tracker.announce_interval,
-    ));
+    let forget_every = settings.tracker.announce_interval;
     let state = web::Data::new(AppState {
         directory: Directory::new(services.seeder.clone(), services.tracker.clone()),
         seeder: services.seeder,
@@ -115,7 +111,7 @@ pub fn start(
             settings.seeder.max_streams,
             settings.seeder.max_streams_per_client,
         ),
-        guard,
+        guard: guard.clone(),
         redis: services.redis,
         reach: services.reach,
         listing: pages::ListingCache::default(),
@@ -137,11 +133,9 @@ pub fn start(
             )
             .default_service(web::to(routes::not_found))
     };
-    Ok(workers::Server::start(
-        listeners,
-        app,
-        workers::Config::default(),
-    )?)
+    let server = workers::Server::start(listeners, app, workers::Config::default())?;
+    actix_web::rt::spawn(forget_idle_clients(guard, forget_every));
+    Ok(server)
 }
 
 /// The rate limiter forgets clients idle for `every`, so its table holds recent clients only.

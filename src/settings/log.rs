@@ -2,8 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// `[log]`: nothing to validate beyond its types; `level` is an EnvFilter directive, checked
-/// where the subscriber is installed.
+use super::SettingsError;
+
+/// `[log]`, as written and as validated: `level` is checked to be an EnvFilter directive.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct LogSettings {
     pub format: LogFormat,
@@ -17,4 +18,17 @@ pub enum LogFormat {
     Auto,
     Text,
     Json,
+}
+
+impl LogSettings {
+    pub(super) fn validate(self) -> Result<LogSettings, SettingsError> {
+        tracing_subscriber::EnvFilter::try_new(&self.level).map_err(|e| {
+            SettingsError::invalid(
+                "log.level",
+                &self.level,
+                format!("not a tracing filter ({e}); e.g. info, or warn,gotorrent_http=debug"),
+            )
+        })?;
+        Ok(self)
+    }
 }

@@ -4,11 +4,12 @@
 //! `GOTORRENT__SECTION__KEY` environment variables, the PaaS variables `PORT` and
 //! `RAILWAY_PUBLIC_DOMAIN`, then command-line flags and [`Overrides::set`].
 //!
-//! Each section has a file of its own holding two types: the section as written (strings and
-//! numbers, private to this module) and the section validated (addresses, URLs, durations, enums
-//! for backends), which is all the rest of the program sees. Invariants: a key no section has is
-//! an error naming it and the nearest real key; an invalid value is an error naming its key and
-//! the value; a deprecated key still works, with a warning in [`Settings::warnings`].
+//! Each section has a file of its own: the section as written (strings and numbers, private to
+//! this module) and its `validate`, which gives what the rest of the program sees (addresses,
+//! URLs, durations, enums for backends); `[nat]` and `[ddns]` make one [`ReachConfig`], and
+//! `[log]` is the same written and validated. Invariants: a key no section has is an error
+//! naming it and the nearest real key; an invalid value is an error naming its key and the
+//! value; a deprecated key still works, with a warning in [`Settings::warnings`].
 
 mod ddns;
 mod log;
@@ -111,6 +112,16 @@ pub enum SettingsError {
     },
 }
 
+impl SettingsError {
+    fn invalid(key: &'static str, value: &str, message: impl Into<String>) -> Self {
+        SettingsError::Invalid {
+            key,
+            value: value.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
 impl Settings {
     /// Loads every layer from the process environment.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Settings, SettingsError> {
@@ -159,7 +170,8 @@ impl Settings {
         let file: SettingsFile =
             serde_ignored::deserialize(config, |path| unknown.push(path.to_string()))?;
         if let Some(key) = unknown.into_iter().next() {
-            return Err(unknown_key(key, &env_names));
+            let set_by_name = overrides.keys.iter().any(|(k, _)| *k == key);
+            return Err(unknown_key(key, &env_names, set_by_name));
         }
         // Only `ddns.secret_env` names the variable holding the secret.
         let ddns_secret = env
@@ -175,10 +187,7 @@ impl Overrides {
     fn flags(&self) -> impl Iterator<Item = (String, String)> {
         let path = |p: &Option<PathBuf>| p.as_deref().map(|p| p.to_string_lossy().into_owned());
         let off = |set: bool| set.then(|| "false".to_owned());
-        let nat = self.nat.map(|nat| {
-            let value = serde_json::to_value(nat).expect("an enum serialises");
-            value.as_str().unwrap_or_default().to_owned()
-        });
+        let nat = self.nat.map(|nat| nat.as_str().to_owned());
         [
             ("server.bind", self.bind.clone()),
             ("server.public_url", self.public_url.clone()),
@@ -201,21 +210,21 @@ impl SettingsFile {
         ddns_secret: Option<String>,
     ) -> Result<Settings, SettingsError> {
         let mut warnings = Vec::new();
+        let storage = self.storage.validate(aws)?;
         let server = self.server.validate()?;
         let seeder = self.seeder.validate()?;
         let tracker = self.tracker.validate(&mut warnings)?;
-        let storage = self.storage.validate(aws)?;
-        let ddns = self.ddns.validate(ddns_secret)?;
-        let reach = self
+        let mut reach = self
             .nat
-            .validate(server.bind, server.public_url.is_some(), ddns)?;
+            .validate(server.bind, server.public_url.is_some())?;
+        reach.ddns = self.ddns.validate(ddns_secret)?;
         Ok(Settings {
             server,
             storage,
             seeder,
             tracker,
             reach,
-            log: self.log,
+            log: self.log.validate()?,
             warnings,
         })
     }
@@ -252,15 +261,16 @@ fn leaf_keys(path: &str, value: &serde_json::Value, out: &mut Vec<String>) {
 }
 
 /// The error for a key no setting has, naming where it came from and the closest real key.
-fn unknown_key(key: String, env_names: &[String]) -> SettingsError {
+fn unknown_key(key: String, env_names: &[String], set_by_name: bool) -> SettingsError {
     let variable = format!("GOTORRENT__{}", key.replace('.', "__")).to_ascii_uppercase();
-    let origin = env_names
+    let origin = match env_names
         .iter()
         .find(|name| name.to_ascii_uppercase().starts_with(&variable))
-        .map_or_else(
-            || "in the config file".to_owned(),
-            |name| format!("from {name}"),
-        );
+    {
+        Some(name) => format!("from {name}"),
+        None if set_by_name => "set by name".to_owned(),
+        None => "in the config file".to_owned(),
+    };
     let suggestion = known_keys()
         .into_iter()
         .map(|k| (strsim::damerau_levenshtein(&k, &key), k))
@@ -275,14 +285,13 @@ fn unknown_key(key: String, env_names: &[String]) -> SettingsError {
 }
 
 fn parse_http_url(key: &'static str, value: &str) -> Result<Url, SettingsError> {
-    let invalid = |message: &str| SettingsError::Invalid {
-        key,
-        value: value.to_owned(),
-        message: message.to_owned(),
-    };
-    let url = Url::parse(value).map_err(|e| invalid(&e.to_string()))?;
+    let url = Url::parse(value).map_err(|e| SettingsError::invalid(key, value, e.to_string()))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(invalid("expected an http:// or https:// URL with a host"));
+        return Err(SettingsError::invalid(
+            key,
+            value,
+            "expected an http:// or https:// URL with a host",
+        ));
     }
     Ok(url)
 }
@@ -290,29 +299,27 @@ fn parse_http_url(key: &'static str, value: &str) -> Result<Url, SettingsError> 
 /// A count that must be at least 1.
 fn at_least_one(key: &'static str, value: usize) -> Result<usize, SettingsError> {
     match value {
-        0 => Err(SettingsError::Invalid {
-            key,
-            value: "0".into(),
-            message: "must be at least 1".into(),
-        }),
+        0 => Err(SettingsError::invalid(key, "0", "must be at least 1")),
         n => Ok(n),
     }
 }
 
 /// A number of seconds that must be at least 1.
 fn positive_secs(key: &'static str, secs: u64) -> Result<Duration, SettingsError> {
-    at_least_one(key, usize::try_from(secs).unwrap_or(usize::MAX))?;
-    Ok(Duration::from_secs(secs))
+    match secs {
+        0 => Err(SettingsError::invalid(key, "0", "must be at least 1")),
+        n => Ok(Duration::from_secs(n)),
+    }
 }
 
 /// A bearer token: at least 16 characters when set.
 fn check_token(key: &'static str, token: Option<String>) -> Result<Option<String>, SettingsError> {
     if token.as_deref().is_some_and(|t| t.len() < 16) {
-        return Err(SettingsError::Invalid {
+        return Err(SettingsError::invalid(
             key,
-            value: "(hidden)".into(),
-            message: "a token must be at least 16 characters".into(),
-        });
+            "(hidden)",
+            "a token must be at least 16 characters",
+        ));
     }
     Ok(token)
 }

@@ -1,5 +1,5 @@
-//! The `[nat]` section: port mapping on the home router. With `[ddns]` it makes the
-//! [`ReachConfig`].
+//! The `[nat]` section: port mapping on the home router. It makes the [`ReachConfig`], whose
+//! DNS name `[ddns]` fills in.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::SettingsError;
-use crate::reach::{DdnsConfig, Protocol, ReachConfig};
+use crate::reach::{Protocol, ReachConfig};
 
 /// `[nat]` as written in a file or the environment.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -29,6 +29,17 @@ pub enum NatMapping {
     Off,
 }
 
+impl NatMapping {
+    /// The name in settings and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NatMapping::Auto => "auto",
+            NatMapping::On => "on",
+            NatMapping::Off => "off",
+        }
+    }
+}
+
 impl std::str::FromStr for NatMapping {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -42,18 +53,15 @@ impl std::str::FromStr for NatMapping {
 }
 
 impl NatSection {
-    /// Port mapping on ("auto" resolved against the bind address and public URL), with the DNS
-    /// name to keep current.
+    /// Port mapping on ("auto" resolved against the bind address and public URL); no DNS name
+    /// yet.
     pub(super) fn validate(
         self,
         bind: SocketAddr,
         public_url_set: bool,
-        ddns: Option<DdnsConfig>,
     ) -> Result<ReachConfig, SettingsError> {
-        let invalid = |key: &'static str, value: String, message: String| SettingsError::Invalid {
-            key,
-            value,
-            message,
+        let invalid = |key: &'static str, value: String, message: String| {
+            SettingsError::invalid(key, &value, message)
         };
         let mapping = match self.mapping {
             NatMapping::On => true,
@@ -107,7 +115,7 @@ impl NatSection {
             gateway,
             lease,
             check_interval,
-            ddns,
+            ddns: None,
         })
     }
 }

@@ -88,11 +88,7 @@ impl S3Section {
     /// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`.
     fn validate(self, aws: &HashMap<&str, String>) -> Result<S3Config, SettingsError> {
         let var = |name: &str| aws.get(name).cloned();
-        let invalid = |key: &'static str, value: &str, message: &str| SettingsError::Invalid {
-            key,
-            value: value.to_owned(),
-            message: message.to_owned(),
-        };
+        let invalid = SettingsError::invalid;
         let bucket = self.bucket.filter(|b| !b.is_empty()).ok_or_else(|| {
             invalid(
                 "storage.s3.bucket",

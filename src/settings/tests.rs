@@ -223,7 +223,7 @@ fn every_key_is_documented_in_the_compiled_in_defaults() {
 }
 
 #[test]
-fn the_readme_configuration_table_lists_exactly_the_keys() {
+fn the_configuration_docs_table_lists_exactly_the_keys() {
     let readme = include_str!("../../docs/configuration.md");
     let documented: std::collections::BTreeSet<String> = readme
         .lines()
@@ -341,19 +341,30 @@ fn the_deprecated_allow_private_seeders_still_works_with_a_warning_naming_the_ne
             s.warnings
         );
     }
-    let err = load(
+    for new in ["never", "same-network"] {
+        let err = load(
+            &[
+                ("GOTORRENT__TRACKER__ALLOW_PRIVATE_SEEDERS", "true"),
+                ("GOTORRENT__TRACKER__PRIVATE_SEEDERS", new),
+            ],
+            Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("tracker.allow_private_seeders") && err.contains("contradicts"),
+            "{err}"
+        );
+    }
+    let agreeing = load(
         &[
             ("GOTORRENT__TRACKER__ALLOW_PRIVATE_SEEDERS", "true"),
-            ("GOTORRENT__TRACKER__PRIVATE_SEEDERS", "never"),
+            ("GOTORRENT__TRACKER__PRIVATE_SEEDERS", "always"),
         ],
         Overrides::default(),
     )
-    .unwrap_err()
-    .to_string();
-    assert!(
-        err.contains("tracker.allow_private_seeders") && err.contains("contradicts"),
-        "{err}"
-    );
+    .unwrap();
+    assert_eq!(agreeing.tracker.private_seeders, PrivateSeeders::Always);
 }
 
 #[test]

@@ -18,7 +18,8 @@ pub(super) struct TrackerSection {
     write_token: Option<String>,
     read_token: Option<String>,
     allowlist: bool,
-    private_seeders: PrivateSeeders,
+    /// Unset: "same-network" (an option, so that setting it can be told from the default).
+    private_seeders: Option<PrivateSeeders>,
     /// Deprecated for `private_seeders`: still read for a release, never written.
     #[serde(default, skip_serializing)]
     allow_private_seeders: Option<bool>,
@@ -124,13 +125,13 @@ impl TrackerSection {
     /// every address ("always"), `false` public ones only ("never").
     fn private_seeders(&self, warnings: &mut Vec<String>) -> Result<PrivateSeeders, SettingsError> {
         let Some(allow) = self.allow_private_seeders else {
-            return Ok(self.private_seeders);
+            return Ok(self.private_seeders.unwrap_or(PrivateSeeders::SameNetwork));
         };
         let (meant, name) = match allow {
             true => (PrivateSeeders::Always, "always"),
             false => (PrivateSeeders::Never, "never"),
         };
-        if self.private_seeders != PrivateSeeders::SameNetwork && self.private_seeders != meant {
+        if self.private_seeders.is_some_and(|set| set != meant) {
             return Err(SettingsError::Invalid {
                 key: "tracker.allow_private_seeders",
                 value: allow.to_string(),

@@ -98,7 +98,7 @@ pub fn open(config: &StorageConfig, seed_files: &[PathBuf]) -> Result<Opened, Op
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    #[error("storage.data_dir = {} and the files to seed: {source}", data_dir.display())]
+    #[error("storage.data_dir = {} and the files to seed", data_dir.display())]
     Local {
         data_dir: PathBuf,
         source: StorageError,
@@ -108,7 +108,7 @@ pub enum OpenError {
          {location}: upload the files there instead"
     )]
     SeedFilesInBucket { location: String },
-    #[error("storage.s3 = {config}: {source}")]
+    #[error("storage.s3 = {config}")]
     ObjectStore {
         config: String,
         source: StorageError,

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use crate::fetch::{self, Endpoint};
 use crate::metainfo::{Metainfo, MetainfoError};
-use crate::types::{InfoHash, PieceIndex, SeederUrl};
+use crate::types::{InfoHash, InfoHashV2, PieceIndex, SeederUrl};
 use admission::AdmissionError;
 pub use admission::PrivateSeeders;
 use bep3::{AnnounceQuery, PeerAddr, ScrapeStats};
@@ -362,12 +362,10 @@ impl Tracker {
             .await?)
     }
 
-    /// Live native seeders of each torrent, in order, in one store call.
-    pub async fn live_seeders(&self, hashes: &[InfoHash]) -> Result<Vec<usize>, TrackerError> {
-        let mut keys = Vec::with_capacity(hashes.len());
-        for hash in hashes {
-            keys.push(self.key_of(hash).await?);
-        }
+    /// Live native seeders of each torrent, by v2 hash (a swarm's key), in order, in one store
+    /// call.
+    pub async fn live_seeders(&self, hashes: &[InfoHashV2]) -> Result<Vec<usize>, TrackerError> {
+        let keys = hashes.iter().map(|h| InfoHash::V2(*h)).collect();
         Ok(self.swarms.live_seeders(keys, unix_now()).await?)
     }
 

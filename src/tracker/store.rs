@@ -101,9 +101,10 @@ struct Registry {
 }
 
 impl Registry {
-    fn insert(&mut self, meta: Arc<Metainfo>) -> bool {
+    /// Adds `meta` unless its v2 hash is there already.
+    fn insert(&mut self, meta: Arc<Metainfo>) {
         if self.by_v2.contains_key(&meta.info_hash_v2) {
-            return false;
+            return;
         }
         self.v1_to_v2.insert(meta.info_hash_v1, meta.info_hash_v2);
         let truncated: [u8; 20] = meta.info_hash_v2.0[..20].try_into().expect("32 > 20");
@@ -111,7 +112,6 @@ impl Registry {
         self.order.push(meta.info_hash_v2);
         self.sorted.insert(meta.info_hash_v2);
         self.by_v2.insert(meta.info_hash_v2, meta);
-        true
     }
 
     fn get(&self, hash: &InfoHash) -> Option<&Arc<Metainfo>> {
@@ -134,11 +134,13 @@ impl Registry {
 /// The embedded registry: SQLite for durability, an index in memory for lookups.
 pub struct SqliteTorrents {
     db: Arc<StateDb>,
-    registry: RwLock<Registry>,
+    registry: Arc<RwLock<Registry>>,
     /// Held from the cap check to the index insert, across the disk write between them, so the
-    /// count and the insert are one step: checked under the read lock alone, parallel
-    /// registrations each saw room and the registry outgrew `tracker.max_torrents`.
-    registering: tokio::sync::Mutex<()>,
+    /// count and the insert are one step (checked under the read lock alone, parallel
+    /// registrations each saw room and the registry outgrew `tracker.max_torrents`). All three
+    /// run in one blocking task, which finishes even when the request that started it is
+    /// dropped: a row is never on disk without its index entry.
+    registering: Arc<Mutex<()>>,
 }
 
 impl SqliteTorrents {
@@ -148,17 +150,15 @@ impl SqliteTorrents {
         let mut registry = Registry::default();
         for bytes in db.registered_torrents()? {
             match Metainfo::from_bytes(&bytes) {
-                Ok(meta) => {
-                    registry.insert(Arc::new(meta));
-                }
+                Ok(meta) => registry.insert(Arc::new(meta)),
                 Err(e) => tracing::warn!(error = %e, "skipping an unreadable registered torrent"),
             }
         }
         tracing::info!(torrents = registry.order.len(), "torrent registry loaded");
         Ok(SqliteTorrents {
             db,
-            registry: RwLock::new(registry),
-            registering: tokio::sync::Mutex::new(()),
+            registry: Arc::new(RwLock::new(registry)),
+            registering: Arc::default(),
         })
     }
 
@@ -174,25 +174,36 @@ impl TorrentStore for SqliteTorrents {
         limit: usize,
         now: u64,
     ) -> StoreResult<'_, (Registered, Arc<Metainfo>)> {
+        let hash = InfoHash::V2(meta.info_hash_v2);
+        if let Some(existing) = self.read().get(&hash) {
+            return ready(Ok((Registered::Existing, existing.clone())));
+        }
+        let (db, registry, registering) = (
+            self.db.clone(),
+            self.registry.clone(),
+            self.registering.clone(),
+        );
         Box::pin(async move {
-            let _one_at_a_time = self.registering.lock().await;
-            if let Some(existing) = self.read().get(&InfoHash::V2(meta.info_hash_v2)) {
-                return Ok((Registered::Existing, existing.clone()));
-            }
-            if self.read().by_v2.len() >= limit {
-                return Err(
-                    Full::new("the torrent registry", "tracker.max_torrents", limit).into(),
-                );
-            }
-            // Durable first: a registration is acknowledged only once it is on disk.
-            let meta = Arc::new(meta);
-            let (db, saved) = (self.db.clone(), meta.clone());
-            tokio::task::spawn_blocking(move || db.register_torrent(&saved, now as i64))
-                .await
-                .map_err(|e| StoreError::Unavailable(e.to_string()))??;
-            let mut registry = self.registry.write().unwrap_or_else(|e| e.into_inner());
-            registry.insert(meta.clone());
-            Ok((Registered::Created, meta))
+            tokio::task::spawn_blocking(move || {
+                let _one_at_a_time = registering.lock().unwrap_or_else(|e| e.into_inner());
+                let read = || registry.read().unwrap_or_else(|e| e.into_inner());
+                if let Some(existing) = read().get(&hash) {
+                    return Ok((Registered::Existing, existing.clone()));
+                }
+                if read().by_v2.len() >= limit {
+                    return Err(
+                        Full::new("the torrent registry", "tracker.max_torrents", limit).into(),
+                    );
+                }
+                // Durable first: a registration is acknowledged only once it is on disk.
+                let meta = Arc::new(meta);
+                db.register_torrent(&meta, now as i64)?;
+                let mut index = registry.write().unwrap_or_else(|e| e.into_inner());
+                index.insert(meta.clone());
+                Ok((Registered::Created, meta))
+            })
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
         })
     }
 

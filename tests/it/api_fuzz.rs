@@ -10,7 +10,7 @@ use std::process::Command;
 use crate::support::{content, TestApp};
 use gotorrent_http::settings::Overrides;
 
-/// Runs schemathesis against a fresh server with `settings` applied; returns its summary.
+/// Runs schemathesis against a fresh server with `configure`'s settings; returns its summary.
 async fn schemathesis_against(configure: impl FnOnce(&mut Overrides)) -> (TestApp, String) {
     let found = Command::new("schemathesis")
         .arg("--version")

@@ -167,7 +167,7 @@ async fn build(
             length: meta.length,
             files: meta.files.len(),
             pieces: meta.piece_count(),
-            seeders: seeders[i],
+            seeders: seeders.get(i).copied().unwrap_or(0),
             name: meta.name.clone(),
         });
     }

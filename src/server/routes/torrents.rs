@@ -98,7 +98,7 @@ async fn summary_of(state: &AppState, meta: &Arc<Metainfo>) -> Result<TorrentSum
         .directory
         .live_seeders(std::slice::from_ref(meta))
         .await?;
-    Ok(summary(meta, seeders[0]))
+    Ok(summary(meta, seeders.first().copied().unwrap_or(0)))
 }
 
 /// Torrents listed per page unless `limit` says otherwise, and the most a page may hold.

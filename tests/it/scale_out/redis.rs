@@ -299,6 +299,7 @@ mod parity {
             [0, 2],
             "one call for many swarms, in order"
         );
+        assert!(store.live_seeders(vec![], 1002).await.unwrap().is_empty());
         assert_eq!(store.total_live_seeders(1002).await.unwrap(), 2);
         store
             .announce(torrent, url(1), Some(Event::Stopped), 1003)
