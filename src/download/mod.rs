@@ -477,7 +477,7 @@ async fn fetch_all(
                                 }
                             }
                             unrecorded.push(piece as u32);
-                            progress.advanced(len, run.sched.busy_seeders());
+                            progress.advanced(len, run.sched.seeders_in_use(seeder));
                             if run.meta.is_folder && files_done.verified(&run.meta, piece as u32) {
                                 progress.files(files_done.done, run.meta.files.len());
                             }

@@ -191,9 +191,15 @@ impl Scheduler {
             .count()
     }
 
-    /// Seeders with a request in flight.
-    pub fn busy_seeders(&self) -> usize {
-        self.seeders.iter().filter(|s| s.in_flight > 0).count()
+    /// Seeders in use: those with a request in flight, and `delivered`, which just completed
+    /// one. Between its last request and its next, the seeder that delivers has none in flight;
+    /// counting requests alone showed "0 seeders" while one seeder served every piece.
+    pub fn seeders_in_use(&self, delivered: SeederId) -> usize {
+        self.seeders
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| s.in_flight > 0 || *i == delivered.0)
+            .count()
     }
 
     /// When the next seeder leaves its backoff, if any is waiting.
@@ -468,6 +474,26 @@ mod tests {
         s.completed(0, a, 100, Duration::from_millis(1));
         assert_eq!(s.assign(T0), Some((2, a)));
         assert_eq!(s.remaining(), 2);
+    }
+
+    #[test]
+    fn the_seeder_that_just_delivered_counts_as_in_use() {
+        let mut s = sched(2, 1);
+        let a = s.add_seeder();
+        let b = s.add_seeder();
+        let (piece, seeder) = s.assign(T0).unwrap();
+        assert_eq!(seeder, a);
+        s.completed(piece, a, 10, Duration::from_millis(1));
+        assert_eq!(
+            s.seeders_in_use(a),
+            1,
+            "a has nothing in flight, yet serves"
+        );
+        s.assign(T0).unwrap();
+        assert_eq!(
+            s.seeders_in_use(a),
+            1 + usize::from(s.seeder(b).in_flight > 0)
+        );
     }
 
     #[test]

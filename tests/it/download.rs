@@ -669,6 +669,42 @@ fn folder_files() -> Vec<(String, Vec<u8>)> {
     files
 }
 
+/// Records the seeders in use each time a download advances.
+#[derive(Default)]
+struct SeedersSeen(std::sync::Mutex<Vec<usize>>);
+
+impl download::Progress for SeedersSeen {
+    fn advanced(&self, _bytes: u64, seeders_in_use: usize) {
+        self.0.lock().unwrap().push(seeders_in_use);
+    }
+}
+
+#[actix_web::test]
+async fn progress_counts_the_seeder_serving_a_one_connection_download() {
+    // Arrange: one seeder, one request at a time, so it has none in flight as each piece lands.
+    let data = content(6 * 16384);
+    let app = TestApp::spawn_with(&[("one at a time.bin", &data[..])], |o| {
+        o.set("seeder.piece_length", 16384);
+    })
+    .await;
+    let v2 = app.wait_for_torrent("one at a time.bin").await["info_hash_v2"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = tempfile::tempdir().unwrap();
+    let mut options = Options::new(format!("{}/torrents/{v2}", app.url), out.path());
+    options.connections = 1;
+    let seen = SeedersSeen::default();
+
+    // Act
+    download::download(&options, &seen).await.unwrap();
+
+    // Assert
+    let seen = seen.0.into_inner().unwrap();
+    assert_eq!(seen.len(), 6, "one report per piece");
+    assert!(seen.iter().all(|n| *n == 1), "{seen:?}");
+}
+
 /// Records what a download reports about files.
 #[derive(Default)]
 struct FilesSeen(std::sync::Mutex<Vec<(usize, usize)>>);
