@@ -105,8 +105,7 @@ impl Application {
         }
         let db = Arc::new(StateDb::open(&settings.storage.state_dir)?);
         let tracker = bootstrap::tracker(&settings.tracker, &db)?;
-        let own_tracker = tracker.as_ref().map(|t| &t.tracker);
-        let client = bootstrap::tracker_client(&settings, own_tracker);
+        let client = bootstrap::tracker_client(&settings, tracker.as_ref());
         let urls = TorrentUrlsFor::new(&settings);
         let seeder = bootstrap::seeder(&settings, seeds, &db, &urls, &public_url)?;
 
@@ -114,15 +113,14 @@ impl Application {
             listeners,
             Services {
                 seeder: seeder.clone(),
-                tracker: own_tracker.cloned(),
+                tracker: tracker.clone(),
                 reach: reach.clone(),
-                redis: tracker.as_ref().and_then(|t| t.redis.clone()),
             },
             &settings,
         )?;
 
         if let Some(tracker) = &tracker {
-            jobs::expiry(&tracker.tracker, settings.tracker.announce_interval);
+            jobs::expiry(tracker, settings.tracker.announce_interval);
         }
         let (shutdown, stopping) = watch::channel(false);
         let announcer = match &seeder {

@@ -11,4 +11,4 @@ mod tracker;
 
 pub use reach::reach;
 pub use seeder::{seeder, TorrentUrlsFor};
-pub use tracker::{tracker, tracker_client, TrackerParts};
+pub use tracker::{tracker, tracker_client};

@@ -8,21 +8,15 @@ use anyhow::Context;
 use crate::db::StateDb;
 use crate::seeder::announcer::TrackerClient;
 use crate::settings::{Settings, TrackerSettings, TrackerStoreConfig};
-use crate::tracker::redis_store::{self, RedisConn};
+use crate::tracker::redis_store;
 use crate::tracker::store::{MemorySwarms, SqliteTorrents, SwarmStore, TorrentStore};
 use crate::tracker::{Policy, Tracker};
-
-/// The tracker, and the Redis connection its readiness depends on when it has one.
-pub struct TrackerParts {
-    pub tracker: Arc<Tracker>,
-    pub redis: Option<RedisConn>,
-}
 
 /// The tracker, when its role is on (`tracker.enabled`).
 pub fn tracker(
     settings: &TrackerSettings,
     db: &Arc<StateDb>,
-) -> anyhow::Result<Option<TrackerParts>> {
+) -> anyhow::Result<Option<Arc<Tracker>>> {
     if !settings.enabled {
         return Ok(None);
     }
@@ -40,31 +34,21 @@ pub fn tracker(
     };
     // A peer silent for two intervals is gone.
     let ttl = 2 * settings.announce_interval.as_secs();
-    let (torrents, swarms, redis): (Arc<dyn TorrentStore>, Arc<dyn SwarmStore>, _) =
-        match &settings.store {
-            TrackerStoreConfig::Embedded => (
-                Arc::new(SqliteTorrents::load(db.clone())?),
-                Arc::new(MemorySwarms::new(ttl, settings.limits)),
-                None,
-            ),
-            TrackerStoreConfig::Redis { url } => {
-                let conn = redis_store::connect(url.as_str())
-                    .with_context(|| format!("tracker.redis_url = {url}"))?;
-                (
-                    Arc::new(redis_store::RedisTorrents::new(conn.clone())),
-                    Arc::new(redis_store::RedisSwarms::new(
-                        conn.clone(),
-                        ttl,
-                        settings.limits,
-                    )),
-                    Some(conn),
-                )
-            }
-        };
-    Ok(Some(TrackerParts {
-        tracker: Arc::new(Tracker::new(torrents, swarms, policy)?),
-        redis,
-    }))
+    let (torrents, swarms): (Arc<dyn TorrentStore>, Arc<dyn SwarmStore>) = match &settings.store {
+        TrackerStoreConfig::Embedded => (
+            Arc::new(SqliteTorrents::load(db.clone())?),
+            Arc::new(MemorySwarms::new(ttl, settings.limits)),
+        ),
+        TrackerStoreConfig::Redis { url } => {
+            let conn = redis_store::connect(url.as_str())
+                .with_context(|| format!("tracker.redis_url = {url}"))?;
+            (
+                Arc::new(redis_store::RedisTorrents::new(conn.clone())),
+                Arc::new(redis_store::RedisSwarms::new(conn, ttl, settings.limits)),
+            )
+        }
+    };
+    Ok(Some(Arc::new(Tracker::new(torrents, swarms, policy)?)))
 }
 
 /// Where the seeder announces: the tracker `seeder.tracker` names, else this server's own.

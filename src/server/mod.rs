@@ -29,7 +29,6 @@ use crate::directory::Directory;
 use crate::reach::Reach;
 use crate::seeder::Seeder;
 use crate::settings::{ServerSettings, Settings};
-use crate::tracker::redis_store;
 use crate::tracker::Tracker;
 pub use error::{ApiError, ErrorBody};
 pub use metrics::Metrics;
@@ -44,8 +43,6 @@ pub struct AppState {
     /// Permits for file and chunk bodies streaming at once, in all and per client.
     pub streams: streams::Streams,
     pub guard: guard::SharedGuard,
-    /// The shared tracker store, when there is one: readiness depends on it.
-    pub redis: Option<redis_store::RedisConn>,
     /// Where others reach this server: links and QR codes on the web page, and /health.
     pub reach: Arc<Reach>,
     /// What the listing page is served from.
@@ -75,8 +72,6 @@ pub struct Services {
     pub seeder: Option<Arc<Seeder>>,
     pub tracker: Option<Arc<Tracker>>,
     pub reach: Arc<Reach>,
-    /// The tracker's shared store, when it has one: readiness depends on it.
-    pub redis: Option<redis_store::RedisConn>,
 }
 
 /// Binds `server.bind` with one listener per worker; returns the address bound (the real port
@@ -112,7 +107,6 @@ pub fn start(
             settings.seeder.max_streams_per_client,
         ),
         guard: guard.clone(),
-        redis: services.redis,
         reach: services.reach,
         listing: pages::ListingCache::default(),
     });

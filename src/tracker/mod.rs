@@ -369,6 +369,19 @@ impl Tracker {
         Ok(self.swarms.live_seeders(keys, unix_now()).await?)
     }
 
+    /// Each service the tracker's state lives in (Redis, when configured) and whether it
+    /// answers: "ok", or why not. Empty with the embedded stores.
+    pub async fn dependencies(&self) -> std::collections::BTreeMap<&'static str, String> {
+        let mut answers = std::collections::BTreeMap::new();
+        if let Some((name, answer)) = self.swarms.dependency() {
+            let answer = answer
+                .await
+                .map_or_else(|e| e.to_string(), |()| "ok".into());
+            answers.insert(name, answer);
+        }
+        answers
+    }
+
     pub async fn total_live_seeders(&self) -> Result<usize, TrackerError> {
         Ok(self.swarms.total_live_seeders(unix_now()).await?)
     }

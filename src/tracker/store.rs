@@ -87,6 +87,11 @@ pub trait SwarmStore: Send + Sync {
     /// Drops expired entries, and BitTorrent swarms left without peers unless their key is in
     /// `keep` (registered torrents, whose download counts matter).
     fn expire(&self, now: u64, keep: Keep) -> StoreResult<'_, ()>;
+    /// The service this store keeps its state in, by name, and whether it answers now (for
+    /// readiness); `None` for a store in this process.
+    fn dependency(&self) -> Option<(&'static str, StoreResult<'_, ()>)> {
+        None
+    }
 }
 
 /// The registry's index: every torrent by v2 hash, v1 hash and truncated v2 hash.

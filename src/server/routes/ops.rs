@@ -54,14 +54,10 @@ pub struct Readiness {
     )
 )]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    let mut dependencies = std::collections::BTreeMap::new();
-    if let Some(redis) = &state.redis {
-        let answer = crate::tracker::redis_store::ping(redis).await;
-        dependencies.insert(
-            "redis",
-            answer.map_or_else(|e| e.to_string(), |()| "ok".into()),
-        );
-    }
+    let dependencies = match &state.tracker {
+        Some(tracker) => tracker.dependencies().await,
+        None => Default::default(),
+    };
     let all_ok = dependencies.values().all(|v| v == "ok");
     let body = Readiness {
         status: if all_ok { "ready" } else { "unavailable" },

@@ -562,6 +562,10 @@ fn swarm_id(key: &InfoHash) -> String {
 }
 
 impl SwarmStore for RedisSwarms {
+    fn dependency(&self) -> Option<(&'static str, StoreResult<'_, ()>)> {
+        Some(("redis", Box::pin(ping(&self.conn))))
+    }
+
     fn announce(
         &self,
         swarm: InfoHash,
