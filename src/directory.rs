@@ -98,7 +98,7 @@ impl Directory {
     }
 
     /// How many distinct torrents this server knows: the registry's count, plus shared ones not
-    /// in it (one lookup per shared torrent, none per registered one).
+    /// in it (one store call for all the shared ones).
     pub async fn count(&self) -> Result<usize, TrackerError> {
         let Some(tracker) = &self.tracker else {
             return Ok(self
@@ -108,12 +108,13 @@ impl Directory {
         };
         let mut count = tracker.torrent_count().await?;
         if let Some(seeder) = &self.seeder {
-            for shared in seeder.catalog().page(None, usize::MAX) {
-                let hash = InfoHash::V2(shared.meta.info_hash_v2);
-                if tracker.lookup(&hash).await?.is_none() {
-                    count += 1;
-                }
-            }
+            let shared: Vec<InfoHashV2> = seeder
+                .catalog()
+                .page(None, usize::MAX)
+                .map(|t| t.meta.info_hash_v2)
+                .collect();
+            let registered = tracker.registered(shared).await?;
+            count += registered.iter().filter(|known| !**known).count();
         }
         Ok(count)
     }

@@ -280,6 +280,11 @@ impl Tracker {
         Ok(self.torrents.count().await?)
     }
 
+    /// Whether each torrent is registered, by v2 hash, in order, in one store call.
+    pub async fn registered(&self, hashes: Vec<InfoHashV2>) -> Result<Vec<bool>, TrackerError> {
+        Ok(self.torrents.contains(hashes).await?)
+    }
+
     /// The swarm key: a registered torrent's v1 hash maps to its v2 hash, so both name one swarm.
     fn swarm_key(hash: &InfoHash, registered: Option<&Arc<Metainfo>>) -> InfoHash {
         registered.map_or(*hash, |meta| InfoHash::V2(meta.info_hash_v2))

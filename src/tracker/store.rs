@@ -60,6 +60,8 @@ pub trait TorrentStore: Send + Sync {
     fn page(&self, after: Option<InfoHashV2>, limit: usize) -> StoreResult<'_, Vec<Arc<Metainfo>>>;
     /// How many torrents are registered.
     fn count(&self) -> StoreResult<'_, usize>;
+    /// Whether each v2 hash is registered, in order: one call (one round trip) for many.
+    fn contains(&self, hashes: Vec<InfoHashV2>) -> StoreResult<'_, Vec<bool>>;
 }
 
 /// Swarms with expiry: an entry silent for longer than the store's TTL is gone.
@@ -247,6 +249,15 @@ impl TorrentStore for SqliteTorrents {
 
     fn count(&self) -> StoreResult<'_, usize> {
         Box::pin(std::future::ready(Ok(self.read().by_v2.len())))
+    }
+
+    fn contains(&self, hashes: Vec<InfoHashV2>) -> StoreResult<'_, Vec<bool>> {
+        let registry = self.read();
+        let found = hashes
+            .iter()
+            .map(|h| registry.by_v2.contains_key(h))
+            .collect();
+        Box::pin(std::future::ready(Ok(found)))
     }
 }
 

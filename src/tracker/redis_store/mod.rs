@@ -480,6 +480,23 @@ impl TorrentStore for RedisTorrents {
                 .map_err(unavailable)
         })
     }
+
+    fn contains(&self, hashes: Vec<InfoHashV2>) -> StoreResult<'_, Vec<bool>> {
+        Box::pin(async move {
+            if hashes.is_empty() {
+                // An empty pipeline is an error ("empty command"), not zero answers.
+                return Ok(Vec::new());
+            }
+            let mut conn = self.conn.get()?;
+            let mut pipe = redis::pipe();
+            for hash in &hashes {
+                pipe.cmd("HEXISTS")
+                    .arg(key("torrents"))
+                    .arg(hash.to_string());
+            }
+            pipe.query_async(&mut conn).await.map_err(unavailable)
+        })
+    }
 }
 
 /// Swarms in Redis.

@@ -354,6 +354,16 @@ mod parity {
             assert_eq!(found.unwrap().bytes, a.bytes);
         }
         assert!(store.get_bt([7; 20]).await.unwrap().is_none());
+        let unknown = InfoHashV2([7; 32]);
+        assert_eq!(
+            store
+                .contains(vec![a.info_hash_v2, unknown, b.info_hash_v2])
+                .await
+                .unwrap(),
+            [true, false, true],
+            "one call for many, in order"
+        );
+        assert!(store.contains(vec![]).await.unwrap().is_empty());
 
         // Listed in registration order, and paged in v2 hash order.
         let all: Vec<_> = store
