@@ -97,15 +97,14 @@ impl Application {
         let (local, listeners) = server::bind(&settings.server)?;
         let reach = bootstrap::reach(&settings, local);
         let public_url = reach.url();
-        let announcing = settings.tracker.enabled || settings.seeder.tracker.is_some();
-        if settings.seeder.enabled && announcing {
+        let db = Arc::new(StateDb::open(&settings.storage.state_dir)?);
+        let tracker = bootstrap::tracker(&settings.tracker, &db)?;
+        let client = bootstrap::tracker_client(&settings, tracker.as_ref());
+        if settings.seeder.enabled && client.is_some() {
             // Announced as the seeder's URL, so it must be one (no credentials, query or fragment).
             SeederUrl::parse(public_url.as_str())
                 .context("server.public_url is not usable as a seeder URL")?;
         }
-        let db = Arc::new(StateDb::open(&settings.storage.state_dir)?);
-        let tracker = bootstrap::tracker(&settings.tracker, &db)?;
-        let client = bootstrap::tracker_client(&settings, tracker.as_ref());
         let urls = TorrentUrlsFor::new(&settings);
         let seeder = bootstrap::seeder(&settings, seeds, &db, &urls, &public_url)?;
 

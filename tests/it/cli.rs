@@ -449,16 +449,6 @@ fn the_committed_openapi_document_matches_the_generated_one() {
     );
 }
 
-/// Kills the server when the test ends, however it ends.
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[actix_web::test]
 async fn seed_with_a_torrent_serves_the_file_under_that_torrent_once_its_bytes_match() {
     use gotorrent_http::metainfo::Metainfo;
@@ -518,7 +508,7 @@ async fn seed_with_a_torrent_serves_the_file_under_that_torrent_once_its_bytes_m
         state_dir.as_os_str(),
     ];
     let (child, url) = crate::support::spawn_binary(&args, &[]);
-    let _server = Running(child);
+    let _server = crate::support::Running(child);
 
     // Assert: the script is served under its own torrent, the changed file under none.
     let v2 = script_torrent.info_hash_v2.to_string();

@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::support::fake_seeder::{Behaviour, FakeSeeder};
-use crate::support::{content, poll, TestApp};
+use crate::support::{content, poll, Running, TestApp};
 use gotorrent_http::download::{self, Options, Report, Silent};
 use gotorrent_http::metainfo::create;
 use gotorrent_http::types::PieceLength;
@@ -543,6 +543,45 @@ async fn with_every_seeder_gone_it_exits_non_zero_and_keeps_the_partial_state() 
     assert!(!fx.out_dir().join("file ü.bin").exists());
 }
 
+/// `download <v2> --seed` against `tracker`, once the tracker lists it as a second seeder:
+/// the running downloader and the URL it seeds at.
+async fn downloader_seeding(tracker: &TestApp, v2: &str, out: &Path) -> (Running, String) {
+    let child = gotorrent()
+        .args([
+            "download",
+            v2,
+            "--tracker",
+            &tracker.url,
+            "--seed",
+            "--bind",
+            "127.0.0.1:0",
+            "--quiet",
+            "-o",
+        ])
+        .arg(out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let running = Running(child);
+    poll("the downloader to announce itself as a seeder", || async {
+        tracker.peer_urls(v2).await.len() == 2
+    })
+    .await;
+    let seeder = tracker
+        .peer_urls(v2)
+        .await
+        .into_iter()
+        .find(|u| *u != tracker.url)
+        .unwrap();
+    (running, seeder)
+}
+
+async fn get_chunk(seeder: &str, v2: &str, index: u32) -> Vec<u8> {
+    let response = reqwest::get(format!("{seeder}/chunks/{v2}/{index}"));
+    response.await.unwrap().bytes().await.unwrap().to_vec()
+}
+
 #[actix_web::test]
 async fn with_seed_the_downloader_becomes_a_seeder() {
     let data = content(100_000);
@@ -552,42 +591,8 @@ async fn with_seed_the_downloader_becomes_a_seeder() {
         .unwrap()
         .to_owned();
     let out = tempfile::tempdir().unwrap();
-    let mut child = gotorrent()
-        .args([
-            "download",
-            &v2,
-            "--tracker",
-            &tracker.url,
-            "--seed",
-            "--bind",
-            "127.0.0.1:0",
-            "--quiet",
-            "-o",
-        ])
-        .arg(out.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-
-    poll("the new seeder to announce itself", || async {
-        tracker.peer_urls(&v2).await.len() == 2
-    })
-    .await;
-    let new_seeder = tracker
-        .peer_urls(&v2)
-        .await
-        .into_iter()
-        .find(|u| *u != tracker.url)
-        .unwrap();
-    let served = reqwest::get(format!("{new_seeder}/chunks/{v2}/0"))
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let (_downloader, new_seeder) = downloader_seeding(&tracker, &v2, out.path()).await;
+    let served = get_chunk(&new_seeder, &v2, 0).await;
     assert_eq!(served, &data[..]);
 }
 
@@ -605,55 +610,12 @@ async fn with_seed_the_downloader_serves_the_torrent_it_downloaded_whatever_its_
         .to_owned();
     let out = tempfile::tempdir().unwrap();
 
-    // Act
-    let child = gotorrent()
-        .args([
-            "download",
-            &v2,
-            "--tracker",
-            &tracker.url,
-            "--seed",
-            "--bind",
-            "127.0.0.1:0",
-            "--quiet",
-            "-o",
-        ])
-        .arg(out.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _downloader = Running(child);
+    // Act: it announces the torrent it downloaded (before, another info-hash, never listed).
+    let (_downloader, new_seeder) = downloader_seeding(&tracker, &v2, out.path()).await;
 
-    // Assert: it announces the torrent it downloaded, and serves its pieces.
-    poll(
-        "the downloader to seed the torrent it downloaded",
-        || async { tracker.peer_urls(&v2).await.len() == 2 },
-    )
-    .await;
-    let new_seeder = tracker
-        .peer_urls(&v2)
-        .await
-        .into_iter()
-        .find(|u| *u != tracker.url)
-        .unwrap();
-    let piece = reqwest::get(format!("{new_seeder}/chunks/{v2}/3"))
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    // Assert: and serves its pieces.
+    let piece = get_chunk(&new_seeder, &v2, 3).await;
     assert_eq!(piece, &data[3 * 16384..4 * 16384]);
-}
-
-/// Kills a child process when the test ends, however it ends.
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// A folder of many small files, a nested multi-piece file and an empty one.

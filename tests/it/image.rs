@@ -372,16 +372,6 @@ fn the_entrypoint_hands_a_root_owned_volume_to_the_service_user_and_drops_root()
     }
 }
 
-/// Kills the server when the test ends, however it ends.
-struct Container(std::process::Child);
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn the_image_serves_as_the_service_user_on_port_from_the_binary_alone() {
     use std::os::unix::fs::PermissionsExt;
@@ -417,7 +407,7 @@ fn the_image_serves_as_the_service_user_on_port_from_the_binary_alone() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let server = Container(server);
+    let server = crate::support::Running(server);
 
     // Assert: it answers /health on PORT, as the service user, with state in the volume.
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -5,7 +5,7 @@ pub mod clients;
 pub mod fake_seeder;
 mod servers;
 
-pub use servers::{free_port, kill, Garage, Haproxy, RedisServer};
+pub use servers::{free_port, kill, Garage, Haproxy, RedisServer, Running};
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

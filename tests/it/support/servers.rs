@@ -29,6 +29,16 @@ fn wait_until(what: &str, within: Duration, mut ready: impl FnMut() -> bool) {
     }
 }
 
+/// A child process killed (and waited for) when the test ends, however it ends.
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// kill -9 of a child, if it is running, and waits for it.
 pub fn kill(child: &mut Option<Child>) {
     if let Some(mut child) = child.take() {
